@@ -1,0 +1,120 @@
+"""The ASGI application: POS API, OpenAPI docs, problem+json for every error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from kopilka import __version__
+from kopilka.api import problems
+from kopilka.api.pos import routes as pos
+from kopilka.services import ledger_jobs
+from kopilka.services.errors import ServiceError
+from kopilka.services.runtime import Runtime
+
+log = logging.getLogger("kopilka")
+
+
+async def _sweep(rt: Runtime, every_s: float) -> None:
+    """Release expired holds without anyone calling (each server process runs one)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await ledger_jobs.expire_holds(rt, limit=1000)
+        except Exception:  # keep sweeping; the error is logged
+            log.exception("hold sweeper failed")
+
+
+def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep(rt, sweep_every_s)) if sweep_every_s > 0 else None
+        yield
+        if task:
+            task.cancel()
+        await rt.close()
+
+    app = FastAPI(
+        title="Kopilka processing center",
+        version=__version__,
+        description="Loyalty processing center. POS API contract: see docs/pos-integration.md.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.include_router(pos.router)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> Response:
+        return problems.from_service_error(exc)
+
+    @app.exception_handler(ValidationError)
+    async def _validation(_: Request, exc: ValidationError) -> Response:
+        return problems.from_validation_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_: Request, exc: RequestValidationError) -> Response:
+        errs = [
+            {
+                "field": problems.field_path(
+                    [p for p in e["loc"] if p not in ("query", "path", "body")]
+                ),
+                "code": problems.FIELD_CODES.get(e["type"], "bad_value"),
+                "detail": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        first = errs[0]
+        return problems.problem(
+            422,
+            "validation_failed",
+            f"{first['field']}: {first['detail']}",
+            field=first["field"],
+            errors=errs,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problems.problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", exc_info=exc)
+        return problems.problem(
+            500, "internal_error", "the server failed; nothing was written; retry the call"
+        )
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in pos.SCHEMAS:
+            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps.update(js.pop("$defs", {}))
+            comps[model.__name__] = js
+        schema["components"]["securitySchemes"] = {
+            "terminalKey": {"type": "http", "scheme": "bearer"}
+        }
+        schema["security"] = [{"terminalKey": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

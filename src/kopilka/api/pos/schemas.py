@@ -1,0 +1,106 @@
+"""Request bodies of the POS API, validated strictly at the edge.
+
+Strict models (``true`` is not a number) that forbid unknown fields; decimals are
+accepted as JSON numbers or strings and parsed straight to ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Price = Annotated[
+    Decimal, Field(ge=0, le=Decimal("100000000"), decimal_places=2, allow_inf_nan=False)
+]
+Qty = Annotated[Decimal, Field(gt=0, le=Decimal("100000"), decimal_places=3, allow_inf_nan=False)]
+Points = Annotated[
+    Decimal, Field(ge=0, le=Decimal("1000000000"), decimal_places=2, allow_inf_nan=False)
+]
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s/?#%]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class LineIn(Strict):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[str, Field(max_length=300)] = ""
+    category: Annotated[str, Field(max_length=100)] | None = None
+    quantity: Qty
+    price: Price
+    amount: Price | None = Field(
+        default=None, description="quantity x price as the POS computed it; checked"
+    )
+    discount: Price | None = Field(
+        default=None, description="the POS's own discount on the line, in roubles"
+    )
+
+
+class GiftCardIn(Strict):
+    number: str
+    pin: str | None = None
+    amount: Price
+
+
+class PurchaseIn(Strict):
+    """Calculate, or calculate-and-confirm: the same body."""
+
+    receipt_id: Ident
+    identifier: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    occurred_at: AwareDatetime | None = None
+    cashier_id: Annotated[str, Field(max_length=64)] | None = None
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=1000)]
+    redeem_points: Points | Literal["max"] | None = None
+    total: Price | None = Field(
+        default=None, description="the receipt total after the POS's discounts; checked"
+    )
+    coupons: Annotated[list[str], Field(max_length=0)] = Field(
+        default_factory=list, description="coupons come in a later version: must be empty"
+    )
+    gift_cards: Annotated[list[GiftCardIn], Field(max_length=0)] = Field(
+        default_factory=list, description="gift cards come in a later version: must be empty"
+    )
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    receipts: Annotated[list[object], Field(min_length=1, max_length=1000)]
+
+
+class ConfirmIn(Strict):
+    """Optional body of confirm/cancel; everything was sent with calculate."""
+
+    occurred_at: AwareDatetime | None = None
+
+
+class RefundLineIn(Strict):
+    index: Annotated[int, Field(ge=0, le=10000)]
+    quantity: Qty | None = None
+
+
+class RefundIn(Strict):
+    refund_id: Ident
+    lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=1000)] | None = None
+
+
+class CustomerIn(Strict):
+    phone: Annotated[str, Field(min_length=5, max_length=32)]
+    first_name: Annotated[str, Field(max_length=100)] = ""
+    last_name: Annotated[str, Field(max_length=100)] = ""
+    middle_name: Annotated[str, Field(max_length=100)] = ""
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = (
+        None
+    )
+    birthday: date | None = None
+    gender: Literal["m", "f"] | None = None
+    card_number: Annotated[str, Field(pattern=r"^\d{13}$")] | None = None
+    consent_sms: bool = False
+    consent_email: bool = False
+
+
+class PhoneCodeIn(Strict):
+    code: Annotated[str, Field(pattern=r"^\d{6}$")]

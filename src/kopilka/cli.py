@@ -1,0 +1,217 @@
+"""``kopilka``: the operator's command line.
+
+Every command takes the database from ``--db URL`` or ``KOPILKA_DATABASE_URL``
+(``sqlite:///path.db`` or ``postgresql://user@host/db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kopilka.services.errors import ServiceError
+from kopilka.services.runtime import Runtime
+from kopilka.store.db import is_sqlite, resolve_url
+
+
+def _run(coro_fn: Callable[[Runtime], Awaitable[int]], url: str) -> int:
+    async def main() -> int:
+        rt = Runtime.from_url(url)
+        try:
+            return await coro_fn(rt)
+        finally:
+            await rt.close()
+
+    try:
+        return asyncio.run(main())
+    except ServiceError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from kopilka.store.migrate import upgrade
+
+    upgrade(args.db)
+    print(f"schema is up to date ({_safe(args.db)})", file=sys.stderr)
+    return 0
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def default_workers(url: str) -> int:
+    """SQLite: one process (one writer; more would fight over the file lock).
+    PostgreSQL: one per core, the CPU being what limits a worker."""
+    return 1 if is_sqlite(url) else max(os.cpu_count() or 1, 1)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    os.environ["KOPILKA_DATABASE_URL"] = args.db
+    workers = args.workers or default_workers(args.db)
+    uvicorn.run(
+        "kopilka.api.asgi:make_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level=args.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kopilka.demo.loader import load_demo
+    from kopilka.store.migrate import upgrade
+
+    upgrade(args.db)
+    info: Any = None
+
+    async def load(rt: Runtime) -> int:
+        nonlocal info
+        info = await load_demo(rt, seed=args.seed)
+        return 0
+
+    _run(load, args.db)
+    base = f"http://{args.host}:{args.port}"
+    print("Kopilka demo" + (" (data already loaded)" if info.already_loaded else ""))
+    print(f"  database:          {_safe(args.db)}")
+    for k, v in info.counts.items():
+        print(f"  {k + ':':<18} {v}")
+    print(f"  API docs:          {base}/docs")
+    print(f"  POS API:           {base}/api/pos/v1")
+    print(f"POS terminal key: {info.terminal_key}")
+    print("Demo cards: " + ", ".join(info.card_numbers))
+    print(
+        f"Try: curl -H 'Authorization: Bearer {info.terminal_key}' "
+        f"'{base}/api/pos/v1/customers/lookup?identifier={info.card_numbers[0]}'"
+    )
+    sys.stdout.flush()
+    if args.no_serve:
+        return 0
+    args.workers = 1 if is_sqlite(args.db) else None
+    return cmd_serve(args)
+
+
+def cmd_terminal(args: argparse.Namespace) -> int:
+    from kopilka.services import terminals
+
+    async def go(rt: Runtime) -> int:
+        if args.action == "add":
+            print(
+                await terminals.do_add_terminal(
+                    rt, store_code=args.store, name=args.name, program_code=args.program
+                )
+            )
+        elif args.action == "list":
+            for x in await terminals.list_terminals(rt):
+                print(
+                    f"{x.id}\t{x.store_code}\t{x.name}\t{x.key_prefix}…\t{x.status}\t"
+                    f"{x.created_at:%Y-%m-%d %H:%M}"
+                )
+        else:
+            await terminals.do_disable_terminal(rt, args.id)
+            print(f"terminal {args.id} disabled", file=sys.stderr)
+        return 0
+
+    return _run(go, args.db)
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from kopilka.services import ledger_jobs
+
+    async def go(rt: Runtime) -> int:
+        if args.action == "verify":
+            bad = await ledger_jobs.verify_ledger(rt)
+            for d in bad:
+                print(
+                    f"account {d.account_id}: {d.what}: cached {d.cached}, "
+                    f"recomputed {d.recomputed}"
+                )
+            print(f"{len(bad)} discrepancies", file=sys.stderr)
+            return 1 if bad else 0
+        if args.action == "expire-holds":
+            print(f"{await ledger_jobs.expire_holds(rt)} holds released")
+            return 0
+        n, pts = await ledger_jobs.expire_points(rt)
+        print(f"{n} lots expired, {pts} points")
+        return 0
+
+    return _run(go, args.db)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kopilka", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="database URL (default: $KOPILKA_DATABASE_URL or sqlite:///kopilka.db)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(fn=cmd_migrate)
+
+    def serve_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--host", default="127.0.0.1")
+        sp.add_argument("--port", type=int, default=8000)
+        sp.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="worker processes (default: 1 on SQLite, one per core on PostgreSQL)",
+        )
+        sp.add_argument("--log-level", default="warning")
+
+    s = sub.add_parser("serve", help="run the HTTP server")
+    serve_args(s)
+    s.set_defaults(fn=cmd_serve)
+
+    d = sub.add_parser("demo", help="migrate, load demo data and serve")
+    serve_args(d)
+    d.add_argument("--no-serve", action="store_true", help="only load the demo data")
+    d.add_argument("--seed", type=int, default=42)
+    d.set_defaults(fn=cmd_demo)
+
+    t = sub.add_parser("terminal", help="POS terminals and their keys")
+    tsub = t.add_subparsers(dest="action", required=True)
+    ta = tsub.add_parser("add", help="create a terminal; prints only its key")
+    ta.add_argument("--store", required=True, help="store code")
+    ta.add_argument("--name", required=True)
+    ta.add_argument("--program", default=None, help="program code, if store codes repeat")
+    tsub.add_parser("list", help="list terminals")
+    td = tsub.add_parser("disable", help="disable a terminal (takes effect within seconds)")
+    td.add_argument("id", type=int)
+    t.set_defaults(fn=cmd_terminal)
+
+    lg = sub.add_parser("ledger", help="ledger checks and jobs")
+    lsub = lg.add_subparsers(dest="action", required=True)
+    lsub.add_parser("verify", help="recompute balances from the ledger; exit 1 on a mismatch")
+    lsub.add_parser("expire-holds", help="release holds whose time ran out")
+    lsub.add_parser("expire-points", help="expire points whose expiry day has come")
+    lg.set_defaults(fn=cmd_ledger)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.db = resolve_url(args.db)
+    code: int = args.fn(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The calculation of a receipt: a pure function of (basket, customer, program, clock).
+
+``price_receipt`` takes what the POS sent and the customer's context and decides, for
+every line and for the receipt: the amount, the discount, the points redeemed (and the
+roubles they pay), what is left to pay, and the points earned, with the reasons.
+
+Steps, each rounding once with a named mode:
+
+1. ``amount = quantity * price`` rounded half up to the kopeck (checked at the edge
+   against the POS's own amount).
+2. ``discount``: the POS's own line discount (promotion discounts of the rules engine
+   join here).  ``net = amount - discount``.
+3. Points to burn: at most ``burn_max_percent`` of the net receipt (keeping
+   ``min_payment``), at most what is available, a multiple of the points step.  Their
+   rouble value is spread over lines by net amount (largest remainder), points likewise.
+4. ``to_pay = net - redeemed value`` (never negative).
+5. Points earned on the receipt's ``to_pay`` total, rounded once, then spread over lines by
+   ``to_pay`` (largest remainder), so line points always add up to the receipt's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+
+from kopilka.domain.money import (
+    HUNDRED,
+    KOPECK,
+    ZERO,
+    allocate,
+    from_minor,
+    q2,
+    round_points,
+    to_minor,
+)
+from kopilka.domain.program import ProgramSettings
+
+MAX = "max"
+
+
+@dataclass(frozen=True, slots=True)
+class BasketLine:
+    sku: str
+    name: str
+    category: str | None
+    quantity: Decimal
+    price: Decimal
+    discount: Decimal = ZERO
+
+    @property
+    def amount(self) -> Decimal:
+        """quantity x price, rounded half up to the kopeck; before any discount."""
+        return q2(self.quantity * self.price)
+
+
+@dataclass(frozen=True, slots=True)
+class Basket:
+    lines: tuple[BasketLine, ...]
+    redeem_points: Decimal | str | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContext:
+    """What the calculation knows of the customer; ``None`` for a non-member receipt."""
+
+    account_id: int
+    available: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Why a line or receipt got what it got: a rule, the roubles and points it gave."""
+
+    rule: str
+    discount: Decimal = ZERO
+    points: Decimal = ZERO
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PricedLine:
+    amount: Decimal
+    discount: Decimal
+    points_redeemed: Decimal
+    redeemed_value: Decimal
+    to_pay: Decimal
+    points_earned: Decimal
+    applied: tuple[Applied, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PricedReceipt:
+    lines: tuple[PricedLine, ...]
+    amount: Decimal
+    discount: Decimal
+    points_redeemed: Decimal
+    redeemed_value: Decimal
+    to_pay: Decimal
+    points_earned: Decimal
+    redeem_max: Decimal
+    applied: tuple[Applied, ...] = field(default_factory=tuple)
+
+
+class RedeemRefused(Exception):
+    """The requested points cannot be burned; ``code`` is the stable API code."""
+
+    def __init__(self, code: str, detail: str, *, redeem_max: Decimal) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.redeem_max = redeem_max
+
+
+def redeem_limit(net_total: Decimal, available: Decimal, program: ProgramSettings) -> Decimal:
+    """Most points this receipt may burn: by share of the receipt, min payment and balance."""
+    by_share = (net_total * program.burn_max_percent / HUNDRED).quantize(KOPECK, ROUND_DOWN)
+    payable = min(by_share, max(net_total - program.min_payment, ZERO))
+    points = round_points(payable / program.point_value, step=program.points_step, mode="floor")
+    avail = round_points(max(available, ZERO), step=program.points_step, mode="floor")
+    return max(min(points, avail), ZERO)
+
+
+def price_receipt(
+    basket: Basket,
+    customer: CustomerContext | None,
+    program: ProgramSettings,
+    now: datetime,
+) -> PricedReceipt:
+    """Price a basket.  Raises ``RedeemRefused`` when the requested points cannot be burned."""
+    del now  # the base rule does not depend on time; promotions will
+    amounts = [line.amount for line in basket.lines]
+    discounts = [line.discount for line in basket.lines]
+    nets = [a - d for a, d in zip(amounts, discounts, strict=True)]
+    net_total = sum(nets, ZERO)
+
+    redeem = _points_to_redeem(basket.redeem_points, customer, net_total, program)
+    redeem_max = redeem_limit(net_total, customer.available, program) if customer else ZERO
+    value = q2(redeem * program.point_value)
+    net_minor = [to_minor(n) for n in nets]
+    value_lines = _spread(value, net_minor)
+    points_lines = _spread(redeem, net_minor)
+    to_pay = [n - v for n, v in zip(nets, value_lines, strict=True)]
+    paid_total = sum(to_pay, ZERO)
+
+    earned = ZERO
+    if customer is not None:
+        earned = round_points(
+            paid_total * program.earn_percent / HUNDRED,
+            step=program.points_step,
+            mode=program.earn_rounding,
+        )
+    earned_lines = _spread(earned, [to_minor(p) for p in to_pay])
+
+    lines = tuple(
+        _priced_line(
+            amounts[i],
+            discounts[i],
+            points_lines[i],
+            value_lines[i],
+            to_pay[i],
+            earned_lines[i],
+            program,
+        )
+        for i in range(len(basket.lines))
+    )
+    applied: list[Applied] = []
+    if redeem:
+        applied.append(
+            Applied(
+                "redeem",
+                discount=value,
+                points=-redeem,
+                reason=f"{redeem} points x {program.point_value} RUB",
+            )
+        )
+    if earned:
+        applied.append(
+            Applied(
+                "base_earn",
+                points=earned,
+                reason=f"{program.earn_percent}% of {paid_total} RUB paid",
+            )
+        )
+    return PricedReceipt(
+        lines=lines,
+        amount=sum(amounts, ZERO),
+        discount=sum(discounts, ZERO),
+        points_redeemed=redeem,
+        redeemed_value=value,
+        to_pay=paid_total,
+        points_earned=earned,
+        redeem_max=redeem_max,
+        applied=tuple(applied),
+    )
+
+
+def _priced_line(
+    amount: Decimal,
+    discount: Decimal,
+    points: Decimal,
+    value: Decimal,
+    to_pay: Decimal,
+    earned: Decimal,
+    program: ProgramSettings,
+) -> PricedLine:
+    applied: list[Applied] = []
+    if points:
+        applied.append(Applied("redeem", discount=value, points=-points))
+    if earned:
+        applied.append(
+            Applied("base_earn", points=earned, reason=f"{program.earn_percent}% of paid amount")
+        )
+    return PricedLine(amount, discount, points, value, to_pay, earned, tuple(applied))
+
+
+def _spread(total: Decimal, weights_minor: Sequence[int]) -> list[Decimal]:
+    if total == 0 or sum(weights_minor) == 0:
+        return [ZERO.quantize(KOPECK)] * len(weights_minor)
+    return [from_minor(x) for x in allocate(to_minor(total), weights_minor)]
+
+
+def _points_to_redeem(
+    requested: Decimal | str | None,
+    customer: CustomerContext | None,
+    net_total: Decimal,
+    program: ProgramSettings,
+) -> Decimal:
+    if requested is None or (requested != MAX and Decimal(requested) == 0):
+        return ZERO
+    if customer is None:
+        raise RedeemRefused(
+            "not_a_member",
+            "points can only be redeemed with a customer identifier",
+            redeem_max=ZERO,
+        )
+    limit = redeem_limit(net_total, customer.available, program)
+    if requested == MAX:
+        return limit
+    amount = Decimal(requested)
+    if amount % program.points_step != 0:
+        raise RedeemRefused(
+            "invalid_points_step",
+            f"points are redeemed in steps of {program.points_step}",
+            redeem_max=limit,
+        )
+    if amount > customer.available:
+        raise RedeemRefused(
+            "insufficient_points",
+            f"{amount} points requested, {customer.available} available",
+            redeem_max=limit,
+        )
+    if amount > limit:
+        raise RedeemRefused(
+            "redeem_limit_exceeded",
+            f"at most {limit} points can be redeemed on this receipt",
+            redeem_max=limit,
+        )
+    return amount

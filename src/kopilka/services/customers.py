@@ -1,0 +1,334 @@
+"""Identify a customer at the till; register a new one (with a one-time SMS code)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.domain.identifiers import (
+    is_valid_card_number,
+    make_card_number,
+    mask_card,
+    mask_name,
+)
+from kopilka.domain.ledger import balance_of
+from kopilka.domain.money import fmt2
+from kopilka.services import views
+from kopilka.services.errors import ServiceError
+from kopilka.services.purchases import identifier_values
+from kopilka.services.runtime import Runtime, Terminal
+from kopilka.store import tables as t
+from kopilka.store.queries.accounts import load_by_identifier
+
+VIRTUAL_CARD_PREFIX = "29"
+EXPIRING_SOON_DAYS = 30
+BIRTHDAY_WINDOW_DAYS = 7
+
+
+async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str, Any]:
+    """Everything the cashier needs before the sale; reads only."""
+    now = rt.now()
+    async with rt.engine.connect() as conn:
+        acc = await load_by_identifier(
+            conn, program_id=term.program_id, values=identifier_values(identifier), lock=False
+        )
+        if acc is None:
+            raise ServiceError(
+                "unknown_identifier", "no customer with this identifier", field="identifier"
+            )
+        cust = (
+            await conn.execute(
+                select(t.customers.c.birthday, t.customers.c.phone_confirmed_at).where(
+                    t.customers.c.id == acc.customer_id
+                )
+            )
+        ).one()
+        recent = (
+            await conn.execute(
+                select(
+                    t.receipts.c.pos_receipt_id,
+                    t.receipts.c.occurred_at,
+                    t.receipts.c.to_pay,
+                    t.receipts.c.points_earned,
+                    t.receipts.c.points_redeemed,
+                    t.stores.c.name.label("store"),
+                )
+                .join(t.stores, t.stores.c.id == t.receipts.c.store_id)
+                .where(
+                    t.receipts.c.program_id == term.program_id,
+                    t.receipts.c.account_id == acc.id,
+                    t.receipts.c.state == "confirmed",
+                )
+                .order_by(t.receipts.c.occurred_at.desc())
+                .limit(5)
+            )
+        ).all()
+    bal = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now)
+    soon = now + timedelta(days=EXPIRING_SOON_DAYS)
+    expiring = sum(
+        (
+            x.remaining
+            for x in acc.lots
+            if x.is_active(now) and x.expires_at and x.expires_at <= soon
+        ),
+        bal.held * 0,
+    )
+    first_expiry = min(
+        (
+            x.expires_at
+            for x in acc.lots
+            if x.is_active(now) and x.expires_at and x.expires_at <= soon
+        ),
+        default=None,
+    )
+    messages = []
+    if cust.birthday is not None and _birthday_near(cust.birthday, now.date()):
+        messages.append(
+            {
+                "code": "birthday",
+                "text": "У покупателя день рождения на этой неделе",
+                "text_en": "The customer's birthday is this week",
+            }
+        )
+    if expiring > 0:
+        messages.append(
+            {
+                "code": "points_expiring",
+                "text": f"{fmt2(expiring)} баллов сгорят {first_expiry:%d.%m.%Y}",
+                "text_en": f"{fmt2(expiring)} points expire on {first_expiry:%Y-%m-%d}",
+            }
+        )
+    if acc.debt > 0:
+        messages.append(
+            {
+                "code": "negative_balance",
+                "text": f"Долг по баллам: {fmt2(acc.debt)}",
+                "text_en": f"Points owed after refunds: {fmt2(acc.debt)}",
+            }
+        )
+    return {
+        "customer": {
+            "id": acc.customer_id,
+            "name": mask_name(acc.first_name, acc.last_name),
+            "phone_confirmed": cust.phone_confirmed_at is not None,
+        },
+        "card": {"number": mask_card(acc.card_number), "status": acc.card_status},
+        "tier": None,
+        "balance": {**views.balance_view(bal), "debt": fmt2(acc.debt)},
+        "discount_percent": None,
+        "offers": [],
+        "recommendations": [],
+        "last_purchases": [
+            {
+                "receipt_id": x.pos_receipt_id,
+                "occurred_at": views.iso(x.occurred_at),
+                "store": x.store,
+                "to_pay": fmt2(x.to_pay),
+                "points_earned": fmt2(x.points_earned),
+                "points_redeemed": fmt2(x.points_redeemed),
+            }
+            for x in recent
+        ],
+        "messages": messages,
+    }
+
+
+def _birthday_near(birthday: date, today: date) -> bool:
+    for delta in range(-BIRTHDAY_WINDOW_DAYS // 2, BIRTHDAY_WINDOW_DAYS // 2 + 1):
+        d = today + timedelta(days=delta)
+        if (d.month, d.day) == (birthday.month, birthday.day):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    phone: str  # E.164, validated at the edge
+    first_name: str = ""
+    last_name: str = ""
+    middle_name: str = ""
+    email: str | None = None
+    birthday: date | None = None
+    gender: str | None = None
+    card_number: str | None = None
+    consent_sms: bool = False
+    consent_email: bool = False
+
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[str, Any]:
+    """Create customer, account and card (a new virtual card if none is given), send the
+    one-time code by SMS through the outbox.  One transaction."""
+    now = rt.now()
+    if reg.card_number is not None and not is_valid_card_number(reg.card_number):
+        raise ServiceError(
+            "validation_failed", "card number check digit is wrong", field="card_number"
+        )
+    try:
+        async with rt.engine.begin() as conn:
+            cust_id = (
+                await conn.execute(
+                    insert(t.customers).returning(t.customers.c.id),
+                    {
+                        "program_id": term.program_id,
+                        "first_name": reg.first_name,
+                        "last_name": reg.last_name,
+                        "middle_name": reg.middle_name,
+                        "phone": reg.phone,
+                        "email": reg.email,
+                        "birthday": reg.birthday,
+                        "gender": reg.gender,
+                        "consent_sms": reg.consent_sms,
+                        "consent_email": reg.consent_email,
+                        "home_store_id": term.store_id,
+                        "registered_at": now,
+                    },
+                )
+            ).scalar_one()
+            card_number, card_id = await create_account_and_card(
+                conn,
+                program_id=term.program_id,
+                customer_id=cust_id,
+                now=now,
+                card_number=reg.card_number,
+                phone=reg.phone,
+            )
+            code = f"{secrets.randbelow(10**6):06d}"
+            await conn.execute(
+                insert(t.phone_codes),
+                {
+                    "program_id": term.program_id,
+                    "customer_id": cust_id,
+                    "code_hash": hash_code(code),
+                    "expires_at": now + timedelta(minutes=10),
+                },
+            )
+            await conn.execute(
+                insert(t.outbox),
+                {
+                    "program_id": term.program_id,
+                    "topic": "sms.send",
+                    "created_at": now,
+                    "payload": orjson.dumps(
+                        {"to": reg.phone, "template": "phone_code", "code": code}
+                    ).decode(),
+                },
+            )
+    except IntegrityError as exc:
+        msg = str(exc.orig).lower()
+        if "phone" in msg or ("identifiers" in msg and reg.card_number is None):
+            raise ServiceError(
+                "already_registered", "a customer with this phone exists", field="phone"
+            ) from None
+        raise ServiceError(
+            "card_taken", "this card number belongs to another customer", field="card_number"
+        ) from None
+    return {
+        "customer_id": cust_id,
+        "card": {"number": card_number, "id": card_id},
+        "phone_confirmation": "sms_sent",
+    }
+
+
+async def create_account_and_card(
+    conn: AsyncConnection,
+    *,
+    program_id: int,
+    customer_id: int,
+    now: datetime,
+    card_number: str | None,
+    phone: str | None,
+    kind: str = "plastic",
+) -> tuple[str, int]:
+    acc_id = (
+        await conn.execute(
+            insert(t.accounts).returning(t.accounts.c.id),
+            {
+                "program_id": program_id,
+                "customer_id": customer_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+    ).scalar_one()
+    if card_number is None:
+        kind = "virtual"
+        # Random, not sequential: a virtual card number must not reveal its neighbours.
+        card_number = make_card_number(VIRTUAL_CARD_PREFIX, secrets.randbelow(10**10))
+    card_id = (
+        await conn.execute(
+            insert(t.cards).returning(t.cards.c.id),
+            {
+                "program_id": program_id,
+                "account_id": acc_id,
+                "customer_id": customer_id,
+                "number": card_number,
+                "kind": kind,
+                "created_at": now,
+            },
+        )
+    ).scalar_one()
+    idents = [{"program_id": program_id, "value": card_number, "kind": "card", "card_id": card_id}]
+    if phone:
+        idents.append(
+            {"program_id": program_id, "value": phone, "kind": "phone", "card_id": card_id}
+        )
+    await conn.execute(insert(t.identifiers), idents)
+    return card_number, card_id
+
+
+async def do_confirm_phone(
+    rt: Runtime, term: Terminal, customer_id: int, code: str
+) -> dict[str, Any]:
+    now = rt.now()
+    pc = t.phone_codes
+    async with rt.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(pc.c.id, pc.c.code_hash, pc.c.expires_at, pc.c.attempts)
+                .where(
+                    pc.c.customer_id == customer_id,
+                    pc.c.program_id == term.program_id,
+                    pc.c.used_at.is_(None),
+                )
+                .order_by(pc.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            raise ServiceError(
+                "customer_not_found", "no pending phone confirmation", field="customer_id"
+            )
+        if row.attempts >= 5:
+            raise ServiceError(
+                "too_many_attempts", "too many wrong codes; register again", field="code"
+            )
+        if row.expires_at <= now:
+            raise ServiceError("code_expired", "the code expired", field="code")
+        if not secrets.compare_digest(row.code_hash, hash_code(code)):
+            await conn.execute(
+                update(pc).where(pc.c.id == row.id).values(attempts=pc.c.attempts + 1)
+            )
+            wrong = True
+        else:
+            wrong = False
+            await conn.execute(update(pc).where(pc.c.id == row.id).values(used_at=now))
+            await conn.execute(
+                update(t.customers)
+                .where(t.customers.c.id == customer_id)
+                .values(phone_confirmed_at=now)
+            )
+    if wrong:  # raised after commit, so the failed attempt is counted
+        raise ServiceError("invalid_code", "the code is wrong", field="code")
+    return {"customer_id": customer_id, "phone_confirmed": True}

@@ -1,0 +1,177 @@
+"""Time-driven ledger work: release expired holds, expire points, verify the ledger.
+
+Each job works in small batches, one transaction per account, so it can run while tills
+are busy; on PostgreSQL rows another process is working on are skipped (SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from kopilka.domain.ledger import ZERO, EntryKind, HoldState, plan_expire
+from kopilka.services.purchases import release_hold
+from kopilka.services.runtime import Runtime
+from kopilka.store import tables as t
+from kopilka.store.queries.accounts import Posting, load_account
+
+BATCH = 200
+
+
+async def expire_holds(rt: Runtime, *, limit: int = 10_000) -> int:
+    """Release every active hold whose time has run out.  Returns how many."""
+    h = t.holds
+    done = 0
+    while done < limit:
+        now = rt.now()
+        async with rt.engine.connect() as conn:
+            due = (
+                await conn.execute(
+                    select(h.c.id, h.c.receipt_pk, h.c.account_id)
+                    .where(h.c.state == HoldState.ACTIVE.value, h.c.expires_at <= now)
+                    .order_by(h.c.expires_at)
+                    .limit(BATCH)
+                )
+            ).all()
+        if not due:
+            break
+        for hold in due:
+            async with rt.engine.begin() as conn:
+                partner = (
+                    await conn.execute(
+                        select(t.receipts.c.partner_id).where(t.receipts.c.id == hold.receipt_pk)
+                    )
+                ).scalar_one_or_none()
+                amount = await release_hold(
+                    conn,
+                    receipt_pk=hold.receipt_pk,
+                    account_id=hold.account_id,
+                    partner_id=partner,
+                    now=now,
+                    kind=HoldState.EXPIRED,
+                )
+                if amount:
+                    done += 1
+        if len(due) < BATCH:
+            break
+    return done
+
+
+async def expire_points(rt: Runtime) -> tuple[int, Decimal]:
+    """Points whose expiry day has come leave by an ``expire`` entry.
+
+    Accounts with an active hold are left for the next run: their held points must stay
+    burnable until the hold resolves (ledger guarantee 6).  Returns (lots, points).
+    """
+    lt = t.lots
+    now = rt.now()
+    async with rt.engine.connect() as conn:
+        accounts = (
+            (
+                await conn.execute(
+                    select(lt.c.account_id)
+                    .where(lt.c.expires_at <= now, lt.c.remaining > 0)
+                    .distinct()
+                )
+            )
+            .scalars()
+            .all()
+        )
+    n_lots = 0
+    total = ZERO
+    for account_id in accounts:
+        async with rt.engine.begin() as conn:
+            acc = await load_account(conn, account_id, lock=True)
+            if acc.held > 0:
+                continue
+            takes = plan_expire(acc.lots, now=now)
+            if not takes:
+                continue
+            posting = Posting(acc, now)
+            posting.take(takes, EntryKind.EXPIRE)
+            await posting.flush(conn)
+            n_lots += len(takes)
+            total += sum((x.amount for x in takes), ZERO)
+    return n_lots, total
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    account_id: int
+    what: str
+    cached: Decimal
+    recomputed: Decimal
+
+
+async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
+    """Recompute every account from its entries, lots and holds; list what disagrees.
+
+    Checks: balance == sum(entries.amount) == sum(lots.remaining) - debt;
+    held == sum(entries.held_delta) == sum(active holds); no lot remaining < 0 or above
+    its amount; debt >= 0.
+    """
+    le, lt, h, a = t.ledger_entries, t.lots, t.holds, t.accounts
+    async with rt.engine.connect() as conn:
+        entries = {
+            r.account_id: (r.s, r.hd)
+            for r in (
+                await conn.execute(
+                    select(
+                        le.c.account_id,
+                        func.coalesce(func.sum(le.c.amount), 0).label("s"),
+                        func.coalesce(func.sum(le.c.held_delta), 0).label("hd"),
+                    ).group_by(le.c.account_id)
+                )
+            ).all()
+        }
+        lots = {
+            r.account_id: r.s
+            for r in (
+                await conn.execute(
+                    select(
+                        lt.c.account_id, func.coalesce(func.sum(lt.c.remaining), 0).label("s")
+                    ).group_by(lt.c.account_id)
+                )
+            ).all()
+        }
+        bad_lots = (
+            await conn.execute(
+                select(lt.c.id, lt.c.account_id, lt.c.remaining, lt.c.amount).where(
+                    (lt.c.remaining < 0) | (lt.c.remaining > lt.c.amount)
+                )
+            )
+        ).all()
+        holds = {
+            r.account_id: r.s
+            for r in (
+                await conn.execute(
+                    select(h.c.account_id, func.sum(h.c.amount).label("s"))
+                    .where(h.c.state == HoldState.ACTIVE.value)
+                    .group_by(h.c.account_id)
+                )
+            ).all()
+        }
+        accounts = (await conn.execute(select(a.c.id, a.c.balance, a.c.held, a.c.debt))).all()
+
+    def minor(x: Decimal | None) -> Decimal:  # sums keep the Money type: Decimal or None
+        return ZERO if x is None else Decimal(x)
+
+    out: list[Discrepancy] = []
+    for acc in accounts:
+        s, hd = entries.get(acc.id, (0, 0))
+        checks = [
+            ("balance vs entries", acc.balance, minor(s)),
+            ("balance vs lots - debt", acc.balance, minor(lots.get(acc.id)) - acc.debt),
+            ("held vs entries", acc.held, minor(hd)),
+            ("held vs active holds", acc.held, minor(holds.get(acc.id))),
+        ]
+        out += [Discrepancy(acc.id, w, c, rc) for w, c, rc in checks if c != rc]
+        if acc.debt < 0 or acc.held < 0:
+            out.append(Discrepancy(acc.id, "negative debt or held", acc.debt, acc.held))
+    out += [
+        Discrepancy(x.account_id, f"lot {x.id} remaining out of range", x.remaining, x.amount)
+        for x in bad_lots
+    ]
+    return out

@@ -1,0 +1,355 @@
+"""Refunds: full or partial, several per receipt, exact and never more than was bought.
+
+For a line of quantity ``q`` that earned ``e`` points and redeemed ``p``, returning
+``k`` more units after ``j`` were returned gives back ``prorate(x, j+k, q) -
+prorate(x, j, q)`` of each amount: cumulative rounding, so that returning the whole
+line, in any number of refunds, gives back exactly what the line had.
+
+Earned points are taken back from the receipt's own lot first, then from the lots that
+expire first; what the account cannot give goes to a debt (negative balance) up to the
+program's limit, and the rest is reported as ``points_uncollected``.  Redeemed points
+go back to the lots they were burned from, latest expiry first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kopilka.domain.ledger import ZERO, EntryKind, Take, balance_of, plan_take_back
+from kopilka.domain.money import KOPECK, MILLI, fmt2, fmt3, from_minor, prorate, to_minor
+from kopilka.services import views
+from kopilka.services.errors import ServiceError
+from kopilka.services.runtime import Runtime, Terminal
+from kopilka.store import tables as t
+from kopilka.store.queries.accounts import Posting, load_account
+
+r = t.receipts
+rl = t.receipt_lines
+le = t.ledger_entries
+
+
+@dataclass(frozen=True, slots=True)
+class RefundLine:
+    index: int
+    quantity: Decimal | None  # None: the whole remaining quantity of the line
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    refund_id: str
+    lines: tuple[RefundLine, ...] | None  # None: the whole receipt
+
+    def request_hash(self) -> str:
+        body = (
+            "*"
+            if self.lines is None
+            else ";".join(
+                f"{x.index}:{'' if x.quantity is None else f'{x.quantity:.3f}'}" for x in self.lines
+            )
+        )
+        return hashlib.sha256(f"{self.refund_id}|{body}".encode()).hexdigest()
+
+
+def _part(
+    total: Decimal, after: Decimal, before: Decimal, whole: Decimal, unit: Decimal = KOPECK
+) -> Decimal:
+    w = to_minor(whole, unit=MILLI)
+    tot = to_minor(total, unit=unit)
+    a = prorate(tot, to_minor(after, unit=MILLI), w)
+    b = prorate(tot, to_minor(before, unit=MILLI), w)
+    return from_minor(a - b, unit=unit)
+
+
+async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundRequest) -> bytes:
+    """Return goods of a confirmed receipt; one transaction, locks receipt and account."""
+    program = await rt.program(term.program_id)
+    now = rt.now()
+    digest = req.request_hash()
+    try:
+        async with rt.engine.begin() as conn:
+            rec = (
+                await conn.execute(
+                    select(r.c.id, r.c.state, r.c.account_id, r.c.earned_lot_id, r.c.partner_id)
+                    .where(r.c.terminal_id == term.id, r.c.pos_receipt_id == receipt_id)
+                    .with_for_update()
+                )
+            ).first()
+            if rec is None:
+                raise ServiceError(
+                    "receipt_not_found",
+                    f"no receipt {receipt_id!r} at this terminal",
+                    field="receipt_id",
+                )
+            prior = (
+                await conn.execute(
+                    select(t.refunds.c.request_hash, t.refunds.c.response).where(
+                        t.refunds.c.receipt_pk == rec.id, t.refunds.c.pos_refund_id == req.refund_id
+                    )
+                )
+            ).first()
+            if prior is not None:
+                if prior.request_hash != digest:
+                    raise ServiceError(
+                        "idempotency_conflict",
+                        f"refund_id {req.refund_id!r} was already used with a different request",
+                        field="refund_id",
+                    )
+                return bytes(prior.response)
+            if rec.state != "confirmed":
+                raise ServiceError(
+                    "receipt_not_confirmed",
+                    f"only a confirmed receipt can be refunded (it is {rec.state})",
+                    field="receipt_id",
+                )
+            lines = (
+                await conn.execute(select(rl).where(rl.c.receipt_pk == rec.id).order_by(rl.c.idx))
+            ).all()
+            plan = _plan_lines(lines, req)
+            taken_total = sum((p["points_taken_back"] for p in plan), ZERO)
+            returned_total = sum((p["points_returned"] for p in plan), ZERO)
+            amount_total = sum((p["amount"] for p in plan), ZERO)
+            refund_pk = (
+                await conn.execute(
+                    insert(t.refunds).returning(t.refunds.c.id),
+                    {
+                        "program_id": term.program_id,
+                        "receipt_pk": rec.id,
+                        "pos_refund_id": req.refund_id,
+                        "terminal_id": term.id,
+                        "request_hash": digest,
+                        "response": b"",
+                        "amount": amount_total,
+                        "points_taken_back": ZERO,
+                        "points_returned": returned_total,
+                        "points_uncollected": ZERO,
+                        "created_at": now,
+                    },
+                )
+            ).scalar_one()
+            # Past this point the refund must succeed: only writes follow.
+            uncollected = ZERO
+            taken = ZERO
+            balance = None
+            if rec.account_id is not None and (taken_total or returned_total):
+                account = await load_account(conn, rec.account_id, lock=True)
+                posting = Posting(
+                    account,
+                    now,
+                    receipt_pk=rec.id,
+                    refund_pk=refund_pk,
+                    funding_partner_id=rec.partner_id,
+                )
+                if returned_total:
+                    posting.give_back(await _return_plan(conn, rec.id, returned_total))
+                tb = plan_take_back(
+                    account.lots,
+                    taken_total,
+                    own_lot_id=rec.earned_lot_id,
+                    held=account.held,
+                    debt=account.debt,
+                    debt_limit=program.negative_balance_limit,
+                    now=now,
+                )
+                posting.take(tb.takes, EntryKind.REFUND)
+                posting.add_debt(tb.debt_added, EntryKind.REFUND)
+                uncollected = tb.uncollected
+                taken = taken_total - uncollected
+                await posting.flush(conn)
+                balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
+            elif rec.account_id is not None:
+                account = await load_account(conn, rec.account_id, lock=False)
+                balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
+            body = views.dumps(
+                {
+                    "receipt_id": receipt_id,
+                    "refund_id": req.refund_id,
+                    "lines": [
+                        {
+                            "index": p["idx"],
+                            "quantity": fmt3(p["quantity"]),
+                            "amount": fmt2(p["amount"]),
+                            "points_taken_back": fmt2(p["points_taken_back"]),
+                            "points_returned": fmt2(p["points_returned"]),
+                        }
+                        for p in plan
+                    ],
+                    "amount": fmt2(amount_total),
+                    "points_taken_back": fmt2(taken),
+                    "points_returned": fmt2(returned_total),
+                    "points_uncollected": fmt2(uncollected),
+                    "balance": None if balance is None else views.balance_view(balance),
+                }
+            )
+            await conn.execute(
+                update(t.refunds)
+                .where(t.refunds.c.id == refund_pk)
+                .values(response=body, points_taken_back=taken, points_uncollected=uncollected)
+            )
+            await conn.execute(
+                insert(t.refund_lines),
+                [
+                    {
+                        "refund_pk": refund_pk,
+                        "idx": p["idx"],
+                        "quantity": p["quantity"],
+                        "amount": p["amount"],
+                        "points_taken_back": p["points_taken_back"],
+                        "points_returned": p["points_returned"],
+                    }
+                    for p in plan
+                ],
+            )
+            await conn.execute(
+                update(rl)
+                .where(rl.c.receipt_pk == bindparam("b_pk"), rl.c.idx == bindparam("b_idx"))
+                .values(refunded_quantity=bindparam("b_q")),
+                [{"b_pk": rec.id, "b_idx": p["idx"], "b_q": p["refunded_after"]} for p in plan],
+            )
+            if uncollected:
+                await conn.execute(
+                    insert(t.outbox),
+                    {
+                        "program_id": term.program_id,
+                        "topic": "refund.uncollected",
+                        "created_at": now,
+                        "payload": orjson.dumps(
+                            {
+                                "receipt_pk": rec.id,
+                                "refund_pk": refund_pk,
+                                "account_id": rec.account_id,
+                                "points": fmt2(uncollected),
+                            }
+                        ).decode(),
+                    },
+                )
+            return body
+    except IntegrityError:
+        # The same refund_id sent twice at once: the loser reads the winner's answer.
+        async with rt.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.refunds.c.request_hash, t.refunds.c.response)
+                    .join(r, r.c.id == t.refunds.c.receipt_pk)
+                    .where(
+                        r.c.terminal_id == term.id,
+                        r.c.pos_receipt_id == receipt_id,
+                        t.refunds.c.pos_refund_id == req.refund_id,
+                    )
+                )
+            ).first()
+        if row is None or row.request_hash != digest:
+            raise ServiceError(
+                "idempotency_conflict", "refund_id was already used", field="refund_id"
+            ) from None
+        return bytes(row.response)
+
+
+def _plan_lines(lines: list[Any], req: RefundRequest) -> list[dict[str, Any]]:
+    by_idx = {ln.idx: ln for ln in lines}
+    wanted: list[tuple[int, Decimal | None, str]] = []
+    if req.lines is None:
+        wanted = [
+            (ln.idx, None, f"lines[{ln.idx}]")
+            for ln in lines
+            if ln.quantity - ln.refunded_quantity > 0
+        ]
+        if not wanted:
+            raise ServiceError(
+                "refund_exceeds_purchase",
+                "everything on this receipt was already returned",
+                field="lines",
+            )
+    else:
+        seen: set[int] = set()
+        for pos, x in enumerate(req.lines):
+            if x.index not in by_idx:
+                raise ServiceError(
+                    "unknown_line",
+                    f"the receipt has no line {x.index}",
+                    field=f"lines[{pos}].index",
+                )
+            if x.index in seen:
+                raise ServiceError(
+                    "unknown_line", f"line {x.index} is listed twice", field=f"lines[{pos}].index"
+                )
+            seen.add(x.index)
+            wanted.append((x.index, x.quantity, f"lines[{pos}].quantity"))
+    plan = []
+    for idx, qty, fld in wanted:
+        ln = by_idx[idx]
+        left = ln.quantity - ln.refunded_quantity
+        q = left if qty is None else qty
+        if q > left:
+            raise ServiceError(
+                "refund_exceeds_purchase",
+                f"line {idx}: {fmt3(q)} requested, {fmt3(left)} left to return",
+                field=fld,
+                returnable=fmt3(left),
+            )
+        before = ln.refunded_quantity
+        after = before + q
+        plan.append(
+            {
+                "idx": idx,
+                "quantity": q,
+                "refunded_after": after,
+                "amount": _part(ln.to_pay, after, before, ln.quantity),
+                "points_taken_back": _part(ln.points_earned, after, before, ln.quantity),
+                "points_returned": _part(ln.points_redeemed, after, before, ln.quantity),
+            }
+        )
+    return plan
+
+
+async def _return_plan(conn: Any, receipt_pk: int, amount: Decimal) -> list[Take]:
+    """Which lots the redeemed points go back to: those they were burned from, net of
+    earlier returns, the lot that expires last first."""
+    rows = (
+        await conn.execute(
+            select(le.c.lot_id, le.c.kind, le.c.amount).where(
+                le.c.receipt_pk == receipt_pk,
+                le.c.kind.in_([EntryKind.BURN.value, EntryKind.REFUND.value]),
+                le.c.lot_id.is_not(None),
+            )
+        )
+    ).all()
+    # Out of each lot: burned (negative burn entries) minus already returned (positive
+    # refund entries).  Negative refund entries are take-backs of earned points: not ours.
+    burned: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for x in rows:
+        if x.kind == EntryKind.BURN.value or x.amount > 0:
+            burned[x.lot_id] -= x.amount
+    lot_rows = {}
+    if burned:
+        lot_rows = {
+            x.id: x
+            for x in (
+                await conn.execute(
+                    select(t.lots.c.id, t.lots.c.expires_at).where(t.lots.c.id.in_(list(burned)))
+                )
+            ).all()
+        }
+    far = "9999"
+    takes = []
+    left = amount
+    order = sorted(
+        (k for k, v in burned.items() if v > 0),
+        key=lambda k: (str(lot_rows[k].expires_at or far), k),
+        reverse=True,
+    )
+    for lot_id in order:
+        if left <= 0:
+            break
+        part = min(burned[lot_id], left)
+        takes.append(Take(lot_id, part))
+        left -= part
+    assert left == 0, f"redeemed points to return exceed what was burned by {left}"
+    return takes

@@ -1,0 +1,327 @@
+"""All tables, one MetaData, SQLAlchemy Core.
+
+Hot tables (accounts, lots, holds, ledger entries, receipts) carry ``program_id`` and
+``account_id`` and are indexed by them first, so that a distributed PostgreSQL (Citus)
+can shard them by account later (ARCHITECTURE.md, scaling).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from kopilka.store.types import Money, Quantity, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite needs INTEGER (not BIGINT) for an auto-incrementing rowid primary key.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _id() -> Column[int]:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+programs = Table(
+    "programs",
+    metadata,
+    _id(),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False, server_default="RUB"),
+    Column("settings", Text, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+partners = Table(
+    "partners",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("program_id", "code"),
+)
+
+stores = Table(
+    "stores",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("partner_id", ForeignKey("partners.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("address", String(300), nullable=False, server_default=""),
+    Column("city", String(100), nullable=False, server_default=""),
+    Column("region", String(100), nullable=False, server_default=""),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("timezone", String(64), nullable=False, server_default="Europe/Moscow"),
+    UniqueConstraint("program_id", "code"),
+)
+
+terminals = Table(
+    "terminals",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(12), nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("first_name", String(100), nullable=False, server_default=""),
+    Column("last_name", String(100), nullable=False, server_default=""),
+    Column("middle_name", String(100), nullable=False, server_default=""),
+    Column("phone", String(20)),
+    Column("email", String(254)),
+    Column("birthday", Date),
+    Column("gender", String(1)),
+    Column("consent_sms", Boolean, nullable=False, server_default="0"),
+    Column("consent_email", Boolean, nullable=False, server_default="0"),
+    Column("home_store_id", ForeignKey("stores.id")),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("phone_confirmed_at", UTCDateTime),
+    Column("status", String(16), nullable=False, server_default="active"),
+    UniqueConstraint("program_id", "phone"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False, unique=True),
+    Column("balance", Money, nullable=False, server_default="0"),
+    Column("held", Money, nullable=False, server_default="0"),
+    Column("debt", Money, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "program_id", "id"),
+)
+
+cards = Table(
+    "cards",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("number", String(32), nullable=False),
+    Column("kind", String(16), nullable=False, server_default="plastic"),
+    Column("qr_token", String(64)),
+    Column("rfid_uid", String(64)),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("replaced_by_id", ForeignKey("cards.id")),
+    Column("block_reason", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "number"),
+    Index(None, "customer_id"),
+)
+
+# Every way to identify a customer (card number, phone, QR token, RFID UID) in one
+# indexed table, so that a lookup is one index probe whatever the POS scanned.
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("program_id", ForeignKey("programs.id"), primary_key=True),
+    Column("value", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("card_id", ForeignKey("cards.id"), nullable=False),
+)
+
+lots = Table(
+    "lots",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("remaining", Money, nullable=False),
+    Column("activates_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("receipt_pk", BigInteger),
+    Column("funding_partner_id", ForeignKey("partners.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "program_id", "account_id", "id"),
+    Index("ix_lots_expiring", "expires_at"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("receipt_pk", BigInteger, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Index(None, "program_id", "account_id", "id"),
+    Index(None, "receipt_pk"),
+    Index("ix_holds_active_expiry", "state", "expires_at"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("held_delta", Money, nullable=False, server_default="0"),
+    Column("lot_id", BigInteger),
+    Column("hold_id", BigInteger),
+    Column("receipt_pk", BigInteger),
+    Column("refund_pk", BigInteger),
+    Column("funding_partner_id", ForeignKey("partners.id")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("note", String(200)),
+    Index(None, "program_id", "account_id", "id"),
+    Index(None, "receipt_pk"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("partner_id", ForeignKey("partners.id"), nullable=False),
+    Column("store_id", ForeignKey("stores.id"), nullable=False),
+    Column("terminal_id", ForeignKey("terminals.id"), nullable=False),
+    Column("pos_receipt_id", String(64), nullable=False),
+    Column("account_id", BigInteger),
+    Column("customer_id", BigInteger),
+    Column("card_id", BigInteger),
+    Column("state", String(16), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("cashier_id", String(64)),
+    Column("amount", Money, nullable=False),
+    Column("discount", Money, nullable=False),
+    Column("points_redeemed", Money, nullable=False),
+    Column("redeemed_value", Money, nullable=False),
+    Column("to_pay", Money, nullable=False),
+    Column("points_earned", Money, nullable=False),
+    Column("hold_id", BigInteger),
+    Column("earned_lot_id", BigInteger),
+    Column("program_version", Integer, nullable=False, server_default="1"),
+    Column("request_hash", String(64), nullable=False),
+    Column("calc_response", LargeBinary),
+    Column("confirm_response", LargeBinary),
+    Column("source", String(16), nullable=False, server_default="pos"),
+    UniqueConstraint("terminal_id", "pos_receipt_id"),
+    Index(None, "program_id", "account_id", "occurred_at"),
+    Index(None, "program_id", "occurred_at"),
+)
+
+receipt_lines = Table(
+    "receipt_lines",
+    metadata,
+    Column("receipt_pk", ForeignKey("receipts.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("program_id", BigInteger, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("name", String(300), nullable=False, server_default=""),
+    Column("category", String(100)),
+    Column("quantity", Quantity, nullable=False),
+    Column("price", Money, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("discount", Money, nullable=False),
+    Column("points_redeemed", Money, nullable=False),
+    Column("redeemed_value", Money, nullable=False),
+    Column("to_pay", Money, nullable=False),
+    Column("points_earned", Money, nullable=False),
+    Column("refunded_quantity", Quantity, nullable=False, server_default="0"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("receipt_pk", ForeignKey("receipts.id"), nullable=False),
+    Column("pos_refund_id", String(64), nullable=False),
+    Column("terminal_id", ForeignKey("terminals.id"), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("points_taken_back", Money, nullable=False),
+    Column("points_returned", Money, nullable=False),
+    Column("points_uncollected", Money, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("receipt_pk", "pos_refund_id"),
+)
+
+refund_lines = Table(
+    "refund_lines",
+    metadata,
+    Column("refund_pk", ForeignKey("refunds.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("quantity", Quantity, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("points_taken_back", Money, nullable=False),
+    Column("points_returned", Money, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Index("ix_outbox_undelivered", "delivered_at", "id"),
+)
+
+phone_codes = Table(
+    "phone_codes",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("used_at", UTCDateTime),
+)
