@@ -1,0 +1,36 @@
+"""Manual adjustments of an account by an operator (entry kind ``adjust``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from kopilka.domain.ledger import EntryKind, InsufficientPoints, plan_burn
+from kopilka.services.errors import ServiceError
+from kopilka.services.purchases import lot_dates
+from kopilka.services.runtime import Runtime
+from kopilka.store.queries.accounts import Posting, load_account
+
+
+async def do_adjust(rt: Runtime, account_id: int, amount: Decimal, *, program_id: int,
+                    note: str = "") -> None:
+    """Credit (a new lot, with the program's expiry) or debit (soonest expiry first)."""
+    program = await rt.program(program_id)
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        acc = await load_account(conn, account_id, lock=True)
+        posting = Posting(acc, now)
+        if amount > 0:
+            _, expires = lot_dates(now, program)
+            posting.earn(amount, debt_paid=min(amount, acc.debt), activates_at=now,
+                         expires_at=expires)
+            posting.entries[-1]["kind"] = EntryKind.ADJUST.value
+        elif amount < 0:
+            try:
+                takes = plan_burn(acc.lots, -amount, now=now)
+            except InsufficientPoints as exc:
+                raise ServiceError("insufficient_points", str(exc), field="amount") from None
+            posting.take(takes, EntryKind.ADJUST)
+        if note:
+            for e in posting.entries:
+                e["note"] = note[:200]
+        await posting.flush(conn)
