@@ -241,7 +241,7 @@ async def _calculate(
     ).scalar_one()
     # Past this point the call must succeed: only writes follow.
     if confirm:
-        body = await _settle(
+        body, lot_id = await _settle(
             conn,
             term,
             receipt_pk,
@@ -254,7 +254,11 @@ async def _calculate(
             occurred_at,
             hold_id=None,
         )
-        await conn.execute(update(r).where(r.c.id == receipt_pk).values(confirm_response=body))
+        await conn.execute(
+            update(r)
+            .where(r.c.id == receipt_pk)
+            .values(confirm_response=body, earned_lot_id=lot_id)
+        )
         return body
     if account is not None and priced.points_redeemed > 0:
         hold_id = (
@@ -346,7 +350,7 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
                     )
         # Past this point the confirm must succeed: only writes follow.
         priced = _priced_from_answer(calc)
-        body = await _settle(
+        body, lot_id = await _settle(
             conn,
             term,
             row.id,
@@ -362,7 +366,9 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         await conn.execute(
             update(r)
             .where(r.c.id == row.id)
-            .values(state="confirmed", confirmed_at=now, confirm_response=body)
+            .values(
+                state="confirmed", confirmed_at=now, confirm_response=body, earned_lot_id=lot_id
+            )
         )
         return body
 
@@ -399,7 +405,8 @@ async def _take_hold(conn: AsyncConnection, receipt_pk: int, now: datetime) -> i
         .values(state=HoldState.CONFIRMED.value, resolved_at=now)
         .returning(h.c.id)
     )
-    return res.scalar_one_or_none()
+    hold_id: int | None = res.scalar_one_or_none()
+    return hold_id
 
 
 def _priced_from_answer(calc: dict[str, Any]) -> PricedReceipt:
@@ -443,8 +450,9 @@ async def _settle(
     occurred_at: datetime,
     *,
     hold_id: int | None,
-) -> bytes:
-    """Write the confirmed receipt: ledger postings, lines, outbox.  Must not fail."""
+) -> tuple[bytes, int | None]:
+    """Write the confirmed receipt's ledger postings, lines and outbox row; the caller
+    stores the answer and the earned lot on the receipt row.  Must not fail."""
     balance = None
     earned_lot_id = None
     activates, expires = lot_dates(occurred_at, program)
@@ -510,10 +518,6 @@ async def _settle(
         "balance": None if balance is None else views.balance_view(balance),
         "receipt_text": views.receipt_text(priced, balance, activates > now) if balance else [],
     }
-    if earned_lot_id is not None:
-        await conn.execute(
-            update(r).where(r.c.id == receipt_pk).values(earned_lot_id=earned_lot_id)
-        )
     if account is not None:
         await conn.execute(
             insert(t.outbox),
@@ -532,7 +536,7 @@ async def _settle(
                 ).decode(),
             },
         )
-    return views.dumps(body)
+    return views.dumps(body), earned_lot_id
 
 
 # --- cancel ------------------------------------------------------------------------------

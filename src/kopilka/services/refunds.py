@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -252,7 +253,7 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
         return bytes(row.response)
 
 
-def _plan_lines(lines: list[Any], req: RefundRequest) -> list[dict[str, Any]]:
+def _plan_lines(lines: Sequence[Any], req: RefundRequest) -> list[dict[str, Any]]:
     by_idx = {ln.idx: ln for ln in lines}
     wanted: list[tuple[int, Decimal | None, str]] = []
     if req.lines is None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,11 +49,11 @@ _ACCOUNT_COLS = (a.c.id, a.c.program_id, a.c.balance, a.c.held, a.c.debt)
 _LOT_COLS = (lt.c.id.label("lot_id"), lt.c.remaining, lt.c.activates_at, lt.c.expires_at)
 
 
-def _fold(rows: Sequence[object]) -> AccountState | None:
+def _fold(rows: Sequence[Any]) -> AccountState | None:
     state: AccountState | None = None
     for r in rows:
         if state is None:
-            state = AccountState(r.id, r.program_id, r.balance, r.held, r.debt)  # type: ignore[attr-defined]
+            state = AccountState(r.id, r.program_id, r.balance, r.held, r.debt)
             if hasattr(r, "card_id"):
                 state.customer_id = r.customer_id
                 state.card_id = r.card_id
@@ -60,8 +61,8 @@ def _fold(rows: Sequence[object]) -> AccountState | None:
                 state.card_status = r.card_status
                 state.first_name = r.first_name
                 state.last_name = r.last_name
-        if r.lot_id is not None:  # type: ignore[attr-defined]
-            state.lots.append(Lot(r.lot_id, r.remaining, r.activates_at, r.expires_at))  # type: ignore[attr-defined]
+        if r.lot_id is not None:
+            state.lots.append(Lot(r.lot_id, r.remaining, r.activates_at, r.expires_at))
     return state
 
 
@@ -124,9 +125,9 @@ class Posting:
     receipt_pk: int | None = None
     refund_pk: int | None = None
     funding_partner_id: int | None = None
-    entries: list[dict[str, object]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
     lot_changes: dict[int, Decimal] = field(default_factory=dict)
-    new_lot: dict[str, object] | None = None
+    new_lot: dict[str, Any] | None = None
 
     def _entry(
         self,
@@ -232,11 +233,11 @@ class Posting:
             acc.lots.append(
                 Lot(
                     new_lot_id,
-                    self.new_lot["remaining"],  # type: ignore[arg-type]
+                    self.new_lot["remaining"],
                     self.new_lot["activates_at"],
                     self.new_lot["expires_at"],
                 )
-            )  # type: ignore[arg-type]
+            )
         for e in self.entries:
             if e.pop("_new_lot", False):
                 e["lot_id"] = new_lot_id
