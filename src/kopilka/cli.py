@@ -152,6 +152,44 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return _run(go, args.db)
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    from kopilka.services import cards
+
+    async def go(rt: Runtime) -> int:
+        if args.action == "block":
+            await cards.do_block_card(rt, args.number, reason=args.reason)
+            print(f"card {args.number} blocked", file=sys.stderr)
+        else:
+            await cards.do_replace_card(rt, args.old, args.new)
+            print(f"card {args.old} replaced by {args.new}", file=sys.stderr)
+        return 0
+
+    return _run(go, args.db)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Scheduled ledger work in one long-running process."""
+    from kopilka.services import ledger_jobs
+
+    async def go(rt: Runtime) -> int:
+        last_expiry = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            released = await ledger_jobs.expire_holds(rt)
+            if loop.time() - last_expiry >= args.expiry_every_s:
+                lots, pts = await ledger_jobs.expire_points(rt)
+                last_expiry = loop.time()
+                if lots:
+                    print(f"expired {lots} lots, {pts} points", file=sys.stderr)
+            if released:
+                print(f"released {released} expired holds", file=sys.stderr)
+            if args.once:
+                return 0
+            await asyncio.sleep(args.every_s)
+
+    return _run(go, args.db)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kopilka", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     lsub.add_parser("expire-holds", help="release holds whose time ran out")
     lsub.add_parser("expire-points", help="expire points whose expiry day has come")
     lg.set_defaults(fn=cmd_ledger)
+
+    c = sub.add_parser("card", help="block or replace a customer's card")
+    csub = c.add_subparsers(dest="action", required=True)
+    cb = csub.add_parser("block", help="block a card (lost, stolen, fraud)")
+    cb.add_argument("number")
+    cb.add_argument("--reason", default="")
+    cr = csub.add_parser("replace", help="move the customer to a new card, same account")
+    cr.add_argument("old")
+    cr.add_argument("new")
+    c.set_defaults(fn=cmd_card)
+
+    w = sub.add_parser("worker", help="run scheduled jobs: hold expiry, points expiry")
+    w.add_argument("--every-s", type=float, default=10.0, help="hold sweep period")
+    w.add_argument("--expiry-every-s", type=float, default=3600.0, help="points expiry period")
+    w.add_argument("--once", action="store_true", help="run each job once and exit")
+    w.set_defaults(fn=cmd_worker)
     return p
 
 

@@ -11,8 +11,9 @@ from kopilka.services.runtime import Runtime
 from kopilka.store.queries.accounts import Posting, load_account
 
 
-async def do_adjust(rt: Runtime, account_id: int, amount: Decimal, *, program_id: int,
-                    note: str = "") -> None:
+async def do_adjust(
+    rt: Runtime, account_id: int, amount: Decimal, *, program_id: int, note: str = ""
+) -> None:
     """Credit (a new lot, with the program's expiry) or debit (soonest expiry first)."""
     program = await rt.program(program_id)
     now = rt.now()
@@ -21,8 +22,9 @@ async def do_adjust(rt: Runtime, account_id: int, amount: Decimal, *, program_id
         posting = Posting(acc, now)
         if amount > 0:
             _, expires = lot_dates(now, program)
-            posting.earn(amount, debt_paid=min(amount, acc.debt), activates_at=now,
-                         expires_at=expires)
+            posting.earn(
+                amount, debt_paid=min(amount, acc.debt), activates_at=now, expires_at=expires
+            )
             posting.entries[-1]["kind"] = EntryKind.ADJUST.value
         elif amount < 0:
             try:

@@ -199,7 +199,7 @@ async def _calculate(
         ) from None
 
     hold_expires = now + timedelta(seconds=program.hold_ttl_s)
-    activates, expires = lot_dates(occurred_at, program)
+    activates, _ = lot_dates(occurred_at, program)
     pending_earn = activates > now
     calc_body = _calc_answer(
         req,

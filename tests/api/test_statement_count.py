@@ -1,0 +1,99 @@
+"""The hot path costs a fixed number of SQL statements, whatever the size of the basket.
+
+Pinned here so that a change that adds a round trip to calculate or confirm is a
+visible, deliberate decision (docs/performance.md explains each statement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from kopilka.services.runtime import Runtime
+from tests.conftest import receipt
+
+
+@contextmanager
+def counting(rt: Runtime) -> Iterator[list[str]]:
+    """Statements run inside the block, with the terminal and program caches warm (as in
+    production, where they live 5 s; the test runtime turns them off elsewhere)."""
+    seen: list[str] = []
+    ttl = rt.cache_ttl_s
+    rt.cache_ttl_s = 3600.0
+
+    def on_exec(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(rt.engine.sync_engine, "before_cursor_execute", on_exec)
+    try:
+        yield seen
+    finally:
+        event.remove(rt.engine.sync_engine, "before_cursor_execute", on_exec)
+        rt.cache_ttl_s = ttl
+
+
+def basket(n: int) -> list[tuple[str, Any, Any]]:
+    return [(f"sku{i}", 1 + i % 3, "10.50") for i in range(n)]
+
+
+def data_statements(seen: list[str]) -> list[str]:
+    """Statements that touch data (BEGIN/COMMIT are not counted)."""
+    return [s for s in seen if s not in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+
+async def test_calculate_and_confirm_cost_the_same_for_10_and_30_lines(
+    make_shop: Any, rt: Runtime
+) -> None:
+    shop = await make_shop(burn_max_percent="50")
+    member = await shop.customer(points=1000)
+    with counting(rt):  # warm the caches
+        await shop.get("/customers/lookup", params={"identifier": member.card})
+
+    counts = {}
+    for n in (10, 30):
+        with counting(rt) as calc:
+            r = await shop.post(
+                "/purchases/calculate", receipt(f"c{n}", member.card, *basket(n), redeem_points="5")
+            )
+        with counting(rt) as conf:
+            c = await shop.post(f"/purchases/c{n}/confirm")
+        assert r.status_code == 200 and c.status_code == 200, (r.text, c.text)
+        counts[n] = (data_statements(calc), data_statements(conf))
+
+    assert counts[10] == counts[30]
+    calc_stmts, conf_stmts = counts[10]
+    # calculate: context (identifier+card+account+lots, locked), receipt, hold, hold entry,
+    # account totals
+    assert calc_stmts == ["SELECT", "INSERT", "INSERT", "INSERT", "UPDATE"]
+    # confirm: receipt (locked), account+lots (locked), hold, lots, new lot, entries,
+    # account totals, lines, outbox, receipt
+    assert conf_stmts == [
+        "SELECT",
+        "SELECT",
+        "UPDATE",
+        "INSERT",
+        "UPDATE",
+        "INSERT",
+        "UPDATE",
+        "INSERT",
+        "INSERT",
+        "UPDATE",
+    ]
+
+
+async def test_non_redeeming_calculate_is_one_read_and_one_write(
+    make_shop: Any, rt: Runtime
+) -> None:
+    shop = await make_shop()
+    member = await shop.customer(points=10)
+    with counting(rt):
+        await shop.get("/customers/lookup", params={"identifier": member.card})
+
+    with counting(rt) as seen:
+        r = await shop.post("/purchases/calculate", receipt("c1", member.card, *basket(20)))
+
+    assert r.status_code == 200
+    assert data_statements(seen) == ["SELECT", "INSERT"]
