@@ -78,12 +78,18 @@ class PurchaseRequest:
 
 
 def identifier_values(identifier: str) -> list[str]:
-    """What the scanned text may be stored as: itself, and as an E.164 phone."""
+    """What the scanned text may be stored as: itself, and as an E.164 phone.
+
+    Only text that can be a phone (10-11 digits, maybe with + ( ) - and spaces) is parsed
+    as one; card numbers, QR tokens and RFID UIDs go straight to the index.
+    """
     raw = identifier.strip()
     values = [raw]
-    phone = to_e164(raw) if len(raw) <= 16 else None
-    if phone and phone != raw:
-        values.append(phone)
+    digits = sum(ch.isdigit() for ch in raw)
+    if 10 <= digits <= 12 and all(ch.isdigit() or ch in "+()- " for ch in raw):
+        phone = to_e164(raw)
+        if phone and phone != raw:
+            values.append(phone)
     return values
 
 
