@@ -11,8 +11,9 @@ async def test_purchase_earns_five_percent_of_paid_amount(make_shop: Any) -> Non
     shop = await make_shop(earn_percent="5", points_step="0.01")
     member = await shop.customer()
 
-    r = await shop.post("/purchases", receipt("r1", member.card, ("coffee", 2, "1500.00"),
-                                              ("milk", 1, 89.90)))
+    r = await shop.post(
+        "/purchases", receipt("r1", member.card, ("coffee", 2, "1500.00"), ("milk", 1, 89.90))
+    )
 
     assert r.status_code == 200, r.text
     body = r.json()
@@ -26,8 +27,9 @@ async def test_calculate_holds_points_and_confirm_burns_them(make_shop: Any) -> 
     shop = await make_shop(earn_percent="10", burn_max_percent="50")
     member = await shop.customer(points=300)
 
-    calc = await shop.post("/purchases/calculate",
-                           receipt("r1", member.card, ("a", 1, "1000.00"), redeem_points=200))
+    calc = await shop.post(
+        "/purchases/calculate", receipt("r1", member.card, ("a", 1, "1000.00"), redeem_points=200)
+    )
     held = await shop.balance(member)
     conf = await shop.post("/purchases/r1/confirm")
     after = await shop.balance(member)
@@ -44,8 +46,9 @@ async def test_cancel_releases_the_hold(make_shop: Any) -> None:
     shop = await make_shop(burn_max_percent="100")
     member = await shop.customer(points=50)
 
-    await shop.post("/purchases/calculate",
-                    receipt("r1", member.card, ("a", 1, "100.00"), redeem_points="max"))
+    await shop.post(
+        "/purchases/calculate", receipt("r1", member.card, ("a", 1, "100.00"), redeem_points="max")
+    )
     r = await shop.post("/purchases/r1/cancel")
 
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
@@ -81,17 +84,52 @@ async def test_non_member_receipt_is_recorded_without_points(make_shop: Any) -> 
 async def test_partial_then_full_refund_returns_exactly_what_was_bought(make_shop: Any) -> None:
     shop = await make_shop(earn_percent="7", points_step="0.01", burn_max_percent="100")
     member = await shop.customer(points=100)
-    await shop.post("/purchases", receipt("r1", member.card, ("a", 3, "33.33"),
-                                          ("b", 1, "10.00"), redeem_points="37"))
+    await shop.post(
+        "/purchases",
+        receipt("r1", member.card, ("a", 3, "33.33"), ("b", 1, "10.00"), redeem_points="37"),
+    )
 
-    parts = [await shop.post("/purchases/r1/refunds",
-                             {"refund_id": f"x{i}", "lines": [{"index": 0, "quantity": 1}]})
-             for i in range(3)]
+    parts = [
+        await shop.post(
+            "/purchases/r1/refunds", {"refund_id": f"x{i}", "lines": [{"index": 0, "quantity": 1}]}
+        )
+        for i in range(3)
+    ]
     rest = await shop.post("/purchases/r1/refunds", {"refund_id": "x9"})
-    too_many = await shop.post("/purchases/r1/refunds",
-                               {"refund_id": "x10", "lines": [{"index": 0, "quantity": 1}]})
+    too_many = await shop.post(
+        "/purchases/r1/refunds", {"refund_id": "x10", "lines": [{"index": 0, "quantity": 1}]}
+    )
 
     assert all(p.status_code == 200 for p in parts), [p.text for p in parts]
     assert rest.status_code == 200, rest.text
     assert (await shop.balance(member))["available"] == "100.00"
     assert too_many.status_code == 422 and too_many.json()["code"] == "refund_exceeds_purchase"
+
+
+async def test_retry_of_a_calculate_that_holds_all_points_gets_the_first_answer(
+    make_shop: Any,
+) -> None:
+    shop = await make_shop(burn_max_percent="100")
+    member = await shop.customer(points=100)
+    body = receipt("r1", member.card, ("a", 1, "500.00"), redeem_points=100)
+
+    first = await shop.post("/purchases/calculate", body)
+    retry = await shop.post("/purchases/calculate", {**body, "redeem_points": "100.00"})
+
+    assert first.status_code == 200, first.text
+    assert retry.status_code == 200, retry.text
+    assert retry.content == first.content
+
+
+async def test_a_refused_call_with_a_used_receipt_id_is_a_conflict(make_shop: Any) -> None:
+    shop = await make_shop(burn_max_percent="100")
+    member = await shop.customer(points=100)
+    await shop.post(
+        "/purchases/calculate", receipt("r1", member.card, ("a", 1, "500.00"), redeem_points=100)
+    )
+
+    other = await shop.post(
+        "/purchases/calculate", receipt("r1", member.card, ("a", 1, "500.00"), redeem_points=90)
+    )
+
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"

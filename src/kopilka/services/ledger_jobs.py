@@ -1,7 +1,8 @@
 """Time-driven ledger work: release expired holds, expire points, verify the ledger.
 
-Each job works in small batches, one transaction per account, so it can run while tills
-are busy; on PostgreSQL rows another process is working on are skipped (SKIP LOCKED).
+Each job works in small batches, one short transaction per account (the account row
+locked as at the till), so it can run while tills are busy and in several processes at
+once: a hold or lot another process resolved first is simply found resolved.
 """
 
 from __future__ import annotations

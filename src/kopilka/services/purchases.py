@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,8 +66,8 @@ class PurchaseRequest:
             self.receipt_id,
             self.identifier or "",
             self.cashier_id or "",
-            self.occurred_at.isoformat() if self.occurred_at else "",
-            str(self.basket.redeem_points or ""),
+            self.occurred_at.astimezone(UTC).isoformat() if self.occurred_at else "",
+            _norm_redeem(self.basket.redeem_points),
         ]
         for ln in self.basket.lines:
             parts.append(
@@ -75,6 +75,12 @@ class PurchaseRequest:
                 f"{ln.quantity:.3f}\x1f{ln.price:.2f}\x1f{ln.discount:.2f}"
             )
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
+
+
+def _norm_redeem(value: Decimal | str | None) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    return f"{value:.2f}"
 
 
 def identifier_values(identifier: str) -> list[str]:
@@ -118,29 +124,46 @@ def lot_dates(occurred_at: datetime, program: ProgramSettings) -> tuple[datetime
 
 async def do_calculate(rt: Runtime, term: Terminal, req: PurchaseRequest) -> bytes:
     """Price the receipt, hold the redeemed points, store the answer; one transaction."""
-    program = await rt.program(term.program_id)
-    digest = req.request_hash()
-    now = rt.now()
-    try:
-        async with rt.engine.begin() as conn:
-            return await _calculate(conn, rt, term, req, program, digest, now, confirm=False)
-    except IntegrityError:
-        return await _replay(rt, term, req.receipt_id, digest, want="calc")
+    return await _priced_call(rt, term, req, confirm=False)
 
 
 async def do_purchase(rt: Runtime, term: Terminal, req: PurchaseRequest) -> bytes:
     """Calculate and confirm in one transaction (also offline uploads with a past time)."""
+    return await _priced_call(rt, term, req, confirm=True)
+
+
+async def _priced_call(
+    rt: Runtime, term: Terminal, req: PurchaseRequest, *, confirm: bool
+) -> bytes:
+    """Run a calculation; a receipt_id seen before gets its first answer (or 409).
+
+    The happy path does not look for an earlier receipt: the unique key finds it.  A
+    refusal (say, the points are now held by the first call) is checked against an
+    earlier receipt too, so a retry never gets a refusal the first call did not get.
+    """
     program = await rt.program(term.program_id)
     digest = req.request_hash()
+    want = "purchase" if confirm else "calc"
     now = rt.now()
     try:
         async with rt.engine.begin() as conn:
-            return await _calculate(conn, rt, term, req, program, digest, now, confirm=True)
+            return await _calculate(conn, rt, term, req, program, digest, now, confirm=confirm)
     except IntegrityError:
-        return await _replay(rt, term, req.receipt_id, digest, want="purchase")
+        replay = await _replay(rt, term, req.receipt_id, digest, want=want)
+        if replay is None:
+            raise
+        return replay
+    except ServiceError:
+        replay = await _replay(rt, term, req.receipt_id, digest, want=want)
+        if replay is None:
+            raise
+        return replay
 
 
-async def _replay(rt: Runtime, term: Terminal, receipt_id: str, digest: str, *, want: str) -> bytes:
+async def _replay(
+    rt: Runtime, term: Terminal, receipt_id: str, digest: str, *, want: str
+) -> bytes | None:
+    """The stored answer for a receipt_id used before; None if it was never used."""
     async with rt.engine.connect() as conn:
         row = (
             await conn.execute(
@@ -149,8 +172,8 @@ async def _replay(rt: Runtime, term: Terminal, receipt_id: str, digest: str, *, 
                 ).where(r.c.terminal_id == term.id, r.c.pos_receipt_id == receipt_id)
             )
         ).first()
-    if row is None:  # the unique key fired on something else: a genuine bug, let it surface
-        raise RuntimeError("integrity error without an existing receipt")
+    if row is None:
+        return None
     one_shot = row.source != "calculate"
     if row.request_hash != digest or (want == "purchase") != one_shot:
         raise ServiceError(
@@ -350,7 +373,7 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
                     raise ServiceError(
                         "hold_expired",
                         "the hold on redeemed points expired and the points "
-                        "are no longer available; calculate the receipt again",
+                        "are no longer available; calculate again with a new receipt_id",
                         field="receipt_id",
                         available=fmt2(bal.available),
                     )
