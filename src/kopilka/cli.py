@@ -167,6 +167,51 @@ def cmd_card(args: argparse.Namespace) -> int:
     return _run(go, args.db)
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    """program create|set|show, partner add, store add."""
+    from kopilka.services import setup
+    from kopilka.services.runtime import settings_to_json
+
+    def pairs(items: list[str]) -> dict[str, str]:
+        out = {}
+        for item in items:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ServiceError("validation_failed", f"expected name=value, got {item!r}")
+            out[name.strip()] = value.strip()
+        return out
+
+    async def go(rt: Runtime) -> int:
+        what = (args.command, args.action)
+        if what == ("program", "create"):
+            await setup.do_create_program(
+                rt, code=args.code, name=args.name, changes=pairs(args.set)
+            )
+        elif what == ("program", "set"):
+            await setup.do_set_program(rt, code=args.code, changes=pairs(args.set))
+        elif what == ("program", "show"):
+            print(settings_to_json(await setup.show_program(rt, args.code)))
+        elif what == ("partner", "add"):
+            await setup.do_add_partner(rt, program=args.program, code=args.code, name=args.name)
+        else:
+            await setup.do_add_store(
+                rt,
+                program=args.program,
+                partner=args.partner,
+                code=args.code,
+                name=args.name,
+                city=args.city,
+                region=args.region,
+                address=args.address,
+                latitude=args.lat,
+                longitude=args.lon,
+                timezone=args.timezone,
+            )
+        return 0
+
+    return _run(go, args.db)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
     from kopilka.services import ledger_jobs
@@ -251,6 +296,48 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("old")
     cr.add_argument("new")
     c.set_defaults(fn=cmd_card)
+
+    pr = sub.add_parser("program", help="create a program, show or change its settings")
+    prs = pr.add_subparsers(dest="action", required=True)
+    pc = prs.add_parser("create", help="create a bonus program")
+    pc.add_argument("--code", required=True)
+    pc.add_argument("--name", required=True)
+    pc.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="settings, e.g. earn_percent=5 burn_max_percent=30 expiry_days=365",
+    )
+    ps = prs.add_parser("set", help="change settings (a new program version)")
+    ps.add_argument("--code", required=True)
+    ps.add_argument("--set", nargs="+", required=True, metavar="NAME=VALUE")
+    psh = prs.add_parser("show", help="print the settings as JSON")
+    psh.add_argument("--code", required=True)
+    pr.set_defaults(fn=cmd_setup)
+
+    pa = sub.add_parser("partner", help="partners of a program")
+    pas = pa.add_subparsers(dest="action", required=True)
+    paa = pas.add_parser("add")
+    paa.add_argument("--program", required=True)
+    paa.add_argument("--code", required=True)
+    paa.add_argument("--name", required=True)
+    pa.set_defaults(fn=cmd_setup)
+
+    st = sub.add_parser("store", help="stores (points of sale)")
+    sts = st.add_subparsers(dest="action", required=True)
+    sta = sts.add_parser("add")
+    sta.add_argument("--program", required=True)
+    sta.add_argument("--partner", required=True)
+    sta.add_argument("--code", required=True)
+    sta.add_argument("--name", required=True)
+    sta.add_argument("--city", default="")
+    sta.add_argument("--region", default="")
+    sta.add_argument("--address", default="")
+    sta.add_argument("--lat", type=float, default=None)
+    sta.add_argument("--lon", type=float, default=None)
+    sta.add_argument("--timezone", default="Europe/Moscow")
+    st.set_defaults(fn=cmd_setup)
 
     w = sub.add_parser("worker", help="run scheduled jobs: hold expiry, points expiry")
     w.add_argument("--every-s", type=float, default=10.0, help="hold sweep period")
