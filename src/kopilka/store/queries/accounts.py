@@ -85,7 +85,12 @@ async def load_by_identifier(
             i.join(c, c.c.id == i.c.card_id)
             .join(a, a.c.id == c.c.account_id)
             .join(cu, cu.c.id == c.c.customer_id)
-            .outerjoin(lt, (lt.c.account_id == a.c.id) & (lt.c.remaining > 0))
+            .outerjoin(
+                lt,
+                (lt.c.program_id == a.c.program_id)
+                & (lt.c.account_id == a.c.id)
+                & (lt.c.remaining > 0),
+            )
         )
         .where(i.c.program_id == program_id, i.c.value.in_(values))
         .order_by(i.c.kind)
@@ -102,7 +107,14 @@ async def load_by_identifier(
 async def load_account(conn: AsyncConnection, account_id: int, *, lock: bool) -> AccountState:
     stmt = (
         select(*_ACCOUNT_COLS, *_LOT_COLS)
-        .select_from(a.outerjoin(lt, (lt.c.account_id == a.c.id) & (lt.c.remaining > 0)))
+        .select_from(
+            a.outerjoin(
+                lt,
+                (lt.c.program_id == a.c.program_id)
+                & (lt.c.account_id == a.c.id)
+                & (lt.c.remaining > 0),
+            )
+        )
         .where(a.c.id == account_id)
     )
     if lock:
