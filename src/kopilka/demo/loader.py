@@ -1,22 +1,71 @@
 """Demo data: deterministic (seeded), loaded by ``kopilka demo``.
 
-Minimal placeholder: one program, one partner, two stores, one terminal, a few customers.
+One bonus program («Копилка Демо»: 5% back, up to 30% of a receipt paid by points,
+points live 365 days), one partner with 24 stores in 8 Russian cities, a catalogue of a
+few hundred goods, 3000 members with a card each and a year of receipts up to now, about
+two thirds of them by members.  ``build.py`` generates everything in memory; this module
+writes it in bulk, in one transaction, so that a half-loaded demo never exists.
+
+Loading again finds the program and changes nothing.  Ids are taken from the next free id
+of each table, so the demo can join a database that already has other programs; it is
+meant for a database nobody else writes to while it loads.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.domain.identifiers import make_card_number
+from kopilka.demo.build import DEMO_CUSTOMERS, DemoBuilder, IdBase, Row
+from kopilka.demo.data import PARTNER_NAME
 from kopilka.domain.program import ProgramSettings
-from kopilka.services.customers import create_account_and_card
 from kopilka.services.runtime import Runtime, hash_key, settings_to_json
+from kopilka.services.terminals import new_key
 from kopilka.store import tables as t
 
 PROGRAM_CODE = "demo"
+PROGRAM_NAME = "Копилка Демо"
+PROGRAM = ProgramSettings(
+    earn_percent=Decimal("5"),
+    burn_max_percent=Decimal("30"),
+    point_value=Decimal("1"),
+    points_step=Decimal("1"),
+    earn_rounding="floor",
+    min_payment=Decimal("1"),
+    activation_delay_days=0,
+    expiry_days=365,
+    timezone="Europe/Moscow",
+)
+CHUNK = 10_000
+# What ``kopilka demo`` prints, in this order, after the stores, terminals and products.
+_COUNTS = (
+    "customers",
+    "receipts",
+    "member receipts",
+    "receipt lines",
+    "lots",
+    "ledger entries",
+    "points balance",
+)
+
+# Tables whose ids the builder assigns (IdBase fields have the same names).
+_ID_TABLES = (
+    t.stores,
+    t.terminals,
+    t.customers,
+    t.accounts,
+    t.cards,
+    t.receipts,
+    t.lots,
+    t.ledger_entries,
+)
 
 
 def demo_terminal_key(seed: int) -> str:
@@ -31,94 +80,156 @@ class DemoInfo:
     already_loaded: bool = False
 
 
-async def load_demo(rt: Runtime, *, seed: int = 42, customers: int = 30) -> DemoInfo:
+async def load_demo(
+    rt: Runtime, *, seed: int = 42, customers: int = 3000, days: int = 365
+) -> DemoInfo:
+    """Load the demo program with ``customers`` members and ``days`` of receipts up to now.
+
+    The same seed (and the same clock) gives the same data, with one exception: the
+    stores' own terminals get random keys (``secrets``) that nobody sees, because a key
+    that anyone can work out from a seed would let anyone post receipts as those stores.
+    Only the demo terminal's key comes from the seed; it is printed.
+    """
     key = demo_terminal_key(seed)
     now = rt.now()
     async with rt.engine.begin() as conn:
         existing = (
             await conn.execute(select(t.programs.c.id).where(t.programs.c.code == PROGRAM_CODE))
-        ).first()
+        ).scalar_one_or_none()
         if existing is not None:
-            cards = (
-                (
-                    await conn.execute(
-                        select(t.cards.c.number)
-                        .where(t.cards.c.program_id == existing.id)
-                        .order_by(t.cards.c.id)
-                        .limit(3)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            return DemoInfo(key, list(cards), already_loaded=True)
-        pid = (
+            return await _loaded(conn, key, existing)
+        program_id = (
             await conn.execute(
                 insert(t.programs).returning(t.programs.c.id),
                 {
                     "code": PROGRAM_CODE,
-                    "name": "Копилка Демо",
+                    "name": PROGRAM_NAME,
+                    "settings": settings_to_json(PROGRAM),
                     "created_at": now,
-                    "settings": settings_to_json(ProgramSettings()),
                 },
             )
         ).scalar_one()
-        partner = (
+        partner_id = (
             await conn.execute(
                 insert(t.partners).returning(t.partners.c.id),
-                {"program_id": pid, "code": "main", "name": "Демо-маркет"},
+                {"program_id": program_id, "code": "main", "name": PARTNER_NAME},
             )
         ).scalar_one()
-        store = (
-            await conn.execute(
-                insert(t.stores).returning(t.stores.c.id),
-                {
-                    "program_id": pid,
-                    "partner_id": partner,
-                    "code": "MSK-001",
-                    "name": "Демо-маркет на Тверской",
-                    "address": "Тверская ул., 1",
-                    "city": "Москва",
-                    "region": "Москва",
-                    "latitude": 55.7575,
-                    "longitude": 37.6137,
-                    "timezone": "Europe/Moscow",
-                },
-            )
-        ).scalar_one()
-        await conn.execute(
-            insert(t.terminals),
-            {
-                "program_id": pid,
-                "store_id": store,
-                "name": "Касса 1",
-                "key_hash": hash_key(key),
-                "key_prefix": key[:10],
-                "status": "active",
-                "created_at": now,
-            },
+        b = DemoBuilder(
+            seed=seed,
+            now=now,
+            program=PROGRAM,
+            program_id=program_id,
+            partner_id=partner_id,
+            ids=await _next_ids(conn),
+            customers=customers,
+            days=days,
         )
-        numbers = []
-        for n in range(customers):
-            cid = (
-                await conn.execute(
-                    insert(t.customers).returning(t.customers.c.id),
-                    {
-                        "program_id": pid,
-                        "first_name": "Иван",
-                        "last_name": f"Петров{n}",
-                        "phone": f"+7916{1000000 + n:07d}",
-                        "registered_at": now,
-                    },
-                )
-            ).scalar_one()
-            number, _ = await create_account_and_card(
-                conn,
-                program_id=pid,
-                customer_id=cid,
-                now=now,
-                card_number=make_card_number("20", 1 + n),
-                phone=f"+7916{1000000 + n:07d}",
+        await _insert(conn, t.stores, b.store_rows())
+        await _insert(conn, t.terminals, _terminal_rows(b, key, now))
+        await _insert(conn, t.customers, b.customer_rows())
+        for receipts, lines in b.receipts():
+            await _insert(conn, t.receipts, receipts)
+            await _insert(conn, t.receipt_lines, lines)
+        await _insert(conn, t.accounts, b.account_rows())
+        await _insert(conn, t.cards, b.card_rows())
+        await _insert(conn, t.identifiers, b.identifier_rows())
+        await _insert(conn, t.lots, b.lot_rows_list())
+        await _insert(conn, t.ledger_entries, b.entry_rows())
+        if not rt.sqlite:
+            await _advance_sequences(conn)
+    counts = {
+        "stores": len(b.stores),
+        "terminals": len(b.stores) + 1,
+        "products": len(b.products),
+        **{name: b.counts[name] for name in _COUNTS},
+    }
+    return DemoInfo(key, [c.card_number for c in b.customers[:DEMO_CUSTOMERS]], counts)
+
+
+def _terminal_rows(b: DemoBuilder, key: str, now: datetime) -> list[Row]:
+    opened = b.day_starts[0] - timedelta(days=30)
+    first = b.stores[0]
+    rows: list[Row] = [
+        {
+            "id": first.terminal_id - 1,
+            "program_id": b.program_id,
+            "store_id": first.id,
+            "name": "Демо-касса",
+            "key_hash": hash_key(key),
+            "key_prefix": key[:10],
+            "status": "active",
+            "created_at": now,
+        }
+    ]
+    for s in b.stores:
+        store_key = new_key()
+        rows.append(
+            {
+                "id": s.terminal_id,
+                "program_id": b.program_id,
+                "store_id": s.id,
+                "name": "Касса 1",
+                "key_hash": hash_key(store_key),
+                "key_prefix": store_key[:10],
+                "status": "active",
+                "created_at": opened,
+            }
+        )
+    return rows
+
+
+async def _next_ids(conn: AsyncConnection) -> IdBase:
+    ids = IdBase()
+    for table in _ID_TABLES:
+        top = (await conn.execute(select(func.max(table.c.id)))).scalar_one_or_none()
+        setattr(ids, table.name, (top or 0) + 1)
+    return ids
+
+
+async def _advance_sequences(conn: AsyncConnection) -> None:
+    """Rows were written with explicit ids; PostgreSQL's sequences must move past them."""
+    for table in _ID_TABLES:
+        await conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                f"(SELECT max(id) FROM {table.name}))"
             )
-            numbers.append(number)
-    return DemoInfo(key, numbers[:3], {"customers": customers})
+        )
+
+
+async def _insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    for i in range(0, len(rows), CHUNK):
+        await conn.execute(insert(table), list(rows[i : i + CHUNK]))
+
+
+async def _loaded(conn: AsyncConnection, key: str, program_id: int) -> DemoInfo:
+    """What an earlier load made: the same key and cards, and the counts as they are now."""
+    cards = (
+        (
+            await conn.execute(
+                select(t.cards.c.number)
+                .where(t.cards.c.program_id == program_id)
+                .order_by(t.cards.c.id)
+                .limit(DEMO_CUSTOMERS)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+    async def count(table: Table) -> int:
+        n = await conn.execute(
+            select(func.count()).select_from(table).where(table.c.program_id == program_id)
+        )
+        return int(n.scalar_one())
+
+    counts = {
+        "stores": await count(t.stores),
+        "terminals": await count(t.terminals),
+        "customers": await count(t.customers),
+        "receipts": await count(t.receipts),
+        "receipt lines": await count(t.receipt_lines),
+        "ledger entries": await count(t.ledger_entries),
+    }
+    return DemoInfo(key, list(cards), counts, already_loaded=True)
