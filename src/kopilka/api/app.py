@@ -68,7 +68,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
                 "field": problems.field_path(
                     [p for p in e["loc"] if p not in ("query", "path", "body")]
                 ),
-                "code": problems.FIELD_CODES.get(e["type"], "bad_value"),
+                "code": problems.field_code(e["type"]),
                 "detail": e["msg"],
             }
             for e in exc.errors()

@@ -17,7 +17,9 @@ from kopilka.services.errors import ServiceError
 
 TYPE_BASE = "https://kopilka.dev/problems/"
 
-# pydantic error type -> our stable per-field code
+# pydantic error type -> our stable per-field code.  The vocabulary is ours and closed:
+# a pydantic type not listed here becomes ``wrong_type`` (``*_type``) or ``bad_value``,
+# never pydantic's own name, which may change with a pydantic upgrade.
 FIELD_CODES = {
     "missing": "required",
     "extra_forbidden": "unknown_field",
@@ -29,16 +31,35 @@ FIELD_CODES = {
     "less_than": "out_of_range",
     "less_than_equal": "out_of_range",
     "finite_number": "not_a_number",
+    "decimal_parsing": "not_a_number",
     "string_too_short": "too_short",
     "string_too_long": "too_long",
     "string_pattern_mismatch": "bad_format",
     "too_short": "too_few_items",
     "too_long": "too_many_items",
     "timezone_aware": "needs_timezone",
+    "datetime_parsing": "bad_format",
+    "datetime_from_date_parsing": "bad_format",
+    "datetime_object_invalid": "bad_format",
+    "date_parsing": "bad_format",
+    "date_from_datetime_parsing": "bad_format",
+    "date_from_datetime_inexact": "bad_format",
+    "int_parsing": "bad_format",
+    "int_from_float": "wrong_type",
+    "bool_parsing": "wrong_type",
     "literal_error": "bad_value",
     "value_error": "bad_value",
     "json_invalid": "malformed_json",
 }
+CODES = frozenset(FIELD_CODES.values()) | {"wrong_type", "bad_value", "bad_check_digit"}
+
+
+def field_code(pydantic_type: str) -> str:
+    """Our stable per-field code for a pydantic error type."""
+    code = FIELD_CODES.get(pydantic_type)
+    if code is not None:
+        return code
+    return "wrong_type" if pydantic_type.endswith("_type") else "bad_value"
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -70,21 +91,54 @@ def problem(
 
 
 def from_service_error(exc: ServiceError) -> Response:
-    return problem(exc.status, exc.code, exc.detail, field=exc.field, **exc.extra)
+    extra = exc.extra
+    if exc.code == "validation_failed" and "errors" not in extra:
+        # Same shape as a schema error: ``errors`` always lists the field with its code.
+        field = exc.field or "body"
+        extra = {**extra, "errors": [{"field": field, "code": "bad_value", "detail": exc.detail}]}
+    return problem(exc.status, exc.code, exc.detail, field=exc.field, **extra)
+
+
+def prefixed(prefix: str, path: str) -> str:
+    """``receipts[3]`` + ``lines[0].price`` -> ``receipts[3].lines[0].price``."""
+    if not prefix:
+        return path
+    if not path or path == "body":
+        return prefix
+    return prefix + (path if path.startswith("[") else "." + path)
+
+
+def embedded(exc: ServiceError, *, prefix: str) -> dict[str, Any]:
+    """A refusal of one item of a batch: its code, field (under ``prefix``) and details."""
+    extra = dict(exc.extra)
+    if "errors" in extra:
+        extra["errors"] = [{**e, "field": prefixed(prefix, e["field"])} for e in extra["errors"]]
+    return {
+        "code": exc.code,
+        "field": prefixed(prefix, exc.field or ""),
+        "detail": exc.detail,
+        **extra,
+    }
+
+
+def invalid(field: str, code: str, detail: str) -> ServiceError:
+    """A validation error found by the edge's own checks, shaped like a schema error."""
+    return ServiceError(
+        "validation_failed",
+        f"{field}: {detail}",
+        field=field,
+        errors=[{"field": field, "code": code, "detail": detail}],
+    )
 
 
 def validation_errors(exc: ValidationError, *, prefix: str = "") -> list[dict[str, str]]:
     errors = []
     for err in exc.errors(include_url=False):
-        path = field_path(err["loc"])
-        if prefix:
-            path = prefix + ("." + path if path and not path.startswith("[") else path)
+        path = prefixed(prefix, field_path(err["loc"]))
         errors.append(
             {
                 "field": path or "body",
-                "code": FIELD_CODES.get(
-                    err["type"], "wrong_type" if err["type"].endswith("_type") else err["type"]
-                ),
+                "code": field_code(err["type"]),
                 "detail": err["msg"],
             }
         )

@@ -7,6 +7,9 @@ repeated call gets the first answer byte for byte.
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +20,8 @@ from starlette.responses import Response
 
 from kopilka.api import problems
 from kopilka.api.pos.schemas import (
+    ID_PATTERN,
+    NO_CONTROL,
     BatchIn,
     ConfirmIn,
     CustomerIn,
@@ -24,6 +29,7 @@ from kopilka.api.pos.schemas import (
     PurchaseIn,
     RefundIn,
 )
+from kopilka.domain.identifiers import is_valid_card_number
 from kopilka.domain.money import ZERO, fmt2, q2
 from kopilka.domain.receipt import Basket, BasketLine
 from kopilka.services import customers, purchases, refunds
@@ -34,6 +40,12 @@ from kopilka.services.runtime import Runtime, Terminal
 router = APIRouter(prefix="/api/pos/v1", tags=["POS"])
 JSON = "application/json"
 AMOUNT_TOLERANCE = Decimal("0.01")
+# occurred_at: offline uploads come from the past, tills' clocks run a little ahead;
+# anything outside this window is a broken clock, refused before it reaches the ledger.
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
+_ID_RE = re.compile(ID_PATTERN)
+_NO_CONTROL_RE = re.compile(NO_CONTROL)
 
 
 def _rt(request: Request) -> Runtime:
@@ -60,8 +72,38 @@ def _body(model: type[BaseModel], raw: bytes, *, optional: bool = False) -> Any:
     return model.model_validate_json(raw)
 
 
-def to_request(body: PurchaseIn) -> purchases.PurchaseRequest:
-    """The edge's checks that need arithmetic: lines must add up to what the POS says."""
+def _path_receipt_id(receipt_id: str) -> str:
+    """A receipt id from the URL; one no POS could have sent is simply not found."""
+    if len(receipt_id) > 64 or not _ID_RE.match(receipt_id):
+        raise ServiceError(
+            "receipt_not_found", "no receipt with this id at this terminal", field="receipt_id"
+        )
+    return receipt_id
+
+
+def to_request(body: PurchaseIn, *, now: datetime) -> purchases.PurchaseRequest:
+    """The edge's checks that need arithmetic or the clock: lines must add up to what the
+    POS says, the receipt happened in a plausible time, nothing not yet supported."""
+    if body.coupons:
+        raise ServiceError(
+            "not_supported",
+            "coupons are not accepted yet; send the receipt without them",
+            field="coupons",
+        )
+    if body.gift_cards:
+        raise ServiceError(
+            "not_supported",
+            "gift cards are not accepted yet; send the receipt without them",
+            field="gift_cards",
+        )
+    if body.occurred_at is not None and not (
+        EARLIEST_OCCURRED_AT <= body.occurred_at <= now + CLOCK_SKEW
+    ):
+        raise problems.invalid(
+            "occurred_at",
+            "out_of_range",
+            "must be after 2000-01-01 and at most a day ahead of the server's clock",
+        )
     lines = []
     total = ZERO
     for i, ln in enumerate(body.lines):
@@ -130,10 +172,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def lookup(request: Request, identifier: str) -> Response:
     term = await _auth(request)
-    if not identifier.strip() or len(identifier) > 64:
-        raise ServiceError(
-            "validation_failed", "identifier must be 1 to 64 characters", field="identifier"
-        )
+    if not identifier.strip():
+        raise problems.invalid("identifier", "too_short", "must not be empty")
+    if len(identifier) > 64:
+        raise problems.invalid("identifier", "too_long", "must be at most 64 characters")
+    if not _NO_CONTROL_RE.match(identifier):
+        raise problems.invalid("identifier", "bad_format", "must not contain control characters")
     data = await customers.check_lookup(_rt(request), term, identifier)
     return _ok(orjson.dumps(data))
 
@@ -146,8 +190,9 @@ async def lookup(request: Request, identifier: str) -> Response:
 )
 async def calculate(request: Request) -> Response:
     term = await _auth(request)
-    req = to_request(_body(PurchaseIn, await request.body()))
-    return _ok(await purchases.do_calculate(_rt(request), term, req))
+    rt = _rt(request)
+    req = to_request(_body(PurchaseIn, await request.body()), now=rt.now())
+    return _ok(await purchases.do_calculate(rt, term, req))
 
 
 @router.post(
@@ -158,8 +203,9 @@ async def calculate(request: Request) -> Response:
 )
 async def purchase(request: Request) -> Response:
     term = await _auth(request)
-    req = to_request(_body(PurchaseIn, await request.body()))
-    return _ok(await purchases.do_purchase(_rt(request), term, req))
+    rt = _rt(request)
+    req = to_request(_body(PurchaseIn, await request.body()), now=rt.now())
+    return _ok(await purchases.do_purchase(rt, term, req))
 
 
 @router.post(
@@ -172,11 +218,15 @@ async def batch(request: Request) -> Response:
     term = await _auth(request)
     body = _body(BatchIn, await request.body())
     rt = _rt(request)
-    results = []
+    results: list[dict[str, Any]] = []
     for pos, item in enumerate(body.receipts):
         rid = item.get("receipt_id") if isinstance(item, dict) else None
+        if not isinstance(rid, str):
+            rid = None  # echoed back only when it is one
         try:
-            req = to_request(PurchaseIn.model_validate_json(orjson.dumps(item)))
+            # Back to JSON for the strict parse; the standard library also writes integers
+            # beyond 64 bits, which the schema then refuses as out of range.
+            req = to_request(PurchaseIn.model_validate_json(json.dumps(item)), now=rt.now())
             answer = await purchases.do_purchase(rt, term, req)
             results.append(
                 {"index": pos, "receipt_id": rid, "status": 200, "result": orjson.Fragment(answer)}
@@ -197,13 +247,12 @@ async def batch(request: Request) -> Response:
                 }
             )
         except ServiceError as exc:
-            fld = f"receipts[{pos}].{exc.field}" if exc.field else f"receipts[{pos}]"
             results.append(
                 {
                     "index": pos,
                     "receipt_id": rid,
                     "status": exc.status,
-                    "problem": {"code": exc.code, "field": fld, "detail": exc.detail, **exc.extra},
+                    "problem": problems.embedded(exc, prefix=f"receipts[{pos}]"),
                 }
             )
     ok = sum(1 for x in results if x["status"] == 200)
@@ -219,7 +268,7 @@ async def batch(request: Request) -> Response:
 async def confirm(request: Request, receipt_id: str) -> Response:
     term = await _auth(request)
     _body(ConfirmIn, await request.body(), optional=True)
-    return _ok(await purchases.do_confirm(_rt(request), term, receipt_id))
+    return _ok(await purchases.do_confirm(_rt(request), term, _path_receipt_id(receipt_id)))
 
 
 @router.post(
@@ -231,7 +280,7 @@ async def confirm(request: Request, receipt_id: str) -> Response:
 async def cancel(request: Request, receipt_id: str) -> Response:
     term = await _auth(request)
     _body(ConfirmIn, await request.body(), optional=True)
-    return _ok(await purchases.do_cancel(_rt(request), term, receipt_id))
+    return _ok(await purchases.do_cancel(_rt(request), term, _path_receipt_id(receipt_id)))
 
 
 @router.post(
@@ -249,7 +298,7 @@ async def refund(request: Request, receipt_id: str) -> Response:
         if body.lines is None
         else tuple(refunds.RefundLine(x.index, x.quantity) for x in body.lines),
     )
-    return _ok(await refunds.do_refund(_rt(request), term, receipt_id, req))
+    return _ok(await refunds.do_refund(_rt(request), term, _path_receipt_id(receipt_id), req))
 
 
 @router.post(
@@ -264,7 +313,9 @@ async def register(request: Request) -> Response:
     body: CustomerIn = _body(CustomerIn, await request.body())
     phone = to_e164(body.phone)
     if phone is None:
-        raise ServiceError("validation_failed", "not a valid phone number", field="phone")
+        raise problems.invalid("phone", "bad_format", "not a valid phone number")
+    if body.card_number is not None and not is_valid_card_number(body.card_number):
+        raise problems.invalid("card_number", "bad_check_digit", "the check digit is wrong")
     reg = customers.Registration(
         phone=phone,
         first_name=body.first_name,

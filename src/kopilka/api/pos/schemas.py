@@ -1,7 +1,9 @@
 """Request bodies of the POS API, validated strictly at the edge.
 
 Strict models (``true`` is not a number) that forbid unknown fields; decimals are
-accepted as JSON numbers or strings and parsed straight to ``Decimal``.
+accepted as JSON numbers or strings and parsed straight to ``Decimal``.  Texts never
+carry a NUL (PostgreSQL cannot store one); ids and identifiers carry no control
+characters at all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ Qty = Annotated[Decimal, Field(gt=0, le=Decimal("100000"), decimal_places=3, all
 Points = Annotated[
     Decimal, Field(ge=0, le=Decimal("1000000000"), decimal_places=2, allow_inf_nan=False)
 ]
-Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s/?#%]+$")]
+# What the ids a POS chooses (receipt_id, refund_id) may be: they travel in URL paths.
+ID_PATTERN = r"^[^\s/?#%\x00-\x1f\x7f]+$"
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+# A scanned identifier (card, phone "+7 903 ...", QR token): printable, spaces allowed.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+Scanned = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
+# Free texts (names): anything but NUL.
+NO_NUL = r"^[^\x00]*$"
+Text100 = Annotated[str, Field(max_length=100, pattern=NO_NUL)]
+Text300 = Annotated[str, Field(max_length=300, pattern=NO_NUL)]
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
 
 
 class Strict(BaseModel):
@@ -27,9 +39,9 @@ class Strict(BaseModel):
 
 
 class LineIn(Strict):
-    sku: Annotated[str, Field(min_length=1, max_length=64)]
-    name: Annotated[str, Field(max_length=300)] = ""
-    category: Annotated[str, Field(max_length=100)] | None = None
+    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
+    name: Text300 = ""
+    category: Text100 | None = None
     quantity: Qty
     price: Price
     amount: Price | None = Field(
@@ -41,8 +53,8 @@ class LineIn(Strict):
 
 
 class GiftCardIn(Strict):
-    number: str
-    pin: str | None = None
+    number: Scanned
+    pin: Annotated[str, Field(max_length=16, pattern=NO_CONTROL)] | None = None
     amount: Price
 
 
@@ -50,19 +62,23 @@ class PurchaseIn(Strict):
     """Calculate, or calculate-and-confirm: the same body."""
 
     receipt_id: Ident
-    identifier: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    occurred_at: AwareDatetime | None = None
-    cashier_id: Annotated[str, Field(max_length=64)] | None = None
+    identifier: Scanned | None = None
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="with an offset; from 2000 up to a day ahead of the server"
+    )
+    cashier_id: Annotated[str, Field(max_length=64, pattern=NO_CONTROL)] | None = None
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=1000)]
     redeem_points: Points | Literal["max"] | None = None
     total: Price | None = Field(
         default=None, description="the receipt total after the POS's discounts; checked"
     )
-    coupons: Annotated[list[str], Field(max_length=0)] = Field(
-        default_factory=list, description="coupons come in a later version: must be empty"
+    coupons: Annotated[list[Scanned], Field(max_length=100)] = Field(
+        default_factory=list,
+        description="coupons come in a later version: a non-empty list is 422 not_supported",
     )
-    gift_cards: Annotated[list[GiftCardIn], Field(max_length=0)] = Field(
-        default_factory=list, description="gift cards come in a later version: must be empty"
+    gift_cards: Annotated[list[GiftCardIn], Field(max_length=100)] = Field(
+        default_factory=list,
+        description="gift cards come in a later version: a non-empty list is 422 not_supported",
     )
 
 
@@ -88,13 +104,11 @@ class RefundIn(Strict):
 
 
 class CustomerIn(Strict):
-    phone: Annotated[str, Field(min_length=5, max_length=32)]
-    first_name: Annotated[str, Field(max_length=100)] = ""
-    last_name: Annotated[str, Field(max_length=100)] = ""
-    middle_name: Annotated[str, Field(max_length=100)] = ""
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = (
-        None
-    )
+    phone: Annotated[str, Field(min_length=5, max_length=32, pattern=NO_CONTROL)]
+    first_name: Text100 = ""
+    last_name: Text100 = ""
+    middle_name: Text100 = ""
+    email: Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)] | None = None
     birthday: date | None = None
     gender: Literal["m", "f"] | None = None
     card_number: Annotated[str, Field(pattern=r"^\d{13}$")] | None = None
