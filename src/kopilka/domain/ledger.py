@@ -84,14 +84,24 @@ def burn_order_key(lot: Lot) -> tuple[int, datetime, datetime, int]:
 
 
 def balance_of(lots: Iterable[Lot], *, held: Decimal, debt: Decimal, now: datetime) -> Balance:
+    """Available, pending and held points at ``now``.
+
+    Points held before their lot's expiry day stay burnable until the hold resolves
+    (the expiry job leaves accounts with holds alone), so such overdue lots cover the
+    holds first: ``available = active - max(held - overdue, 0)``, never negative.
+    """
     active = ZERO
     pending = ZERO
+    overdue = ZERO
     for lot in lots:
         if lot.is_active(now):
             active += lot.remaining
         elif lot.is_pending(now):
             pending += lot.remaining
-    return Balance(available=active - held, pending=pending, held=held, debt=debt)
+        else:
+            overdue += lot.remaining
+    uncovered = max(held - overdue, ZERO)
+    return Balance(available=active - uncovered, pending=pending, held=held, debt=debt)
 
 
 @dataclass(frozen=True, slots=True)

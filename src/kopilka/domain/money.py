@@ -53,12 +53,15 @@ def round_points(value: Decimal, *, step: Decimal, mode: str) -> Decimal:
     return (value / step).to_integral_value(rounding=ROUNDING_MODES[mode]) * step
 
 
-def allocate(total: int, weights: Sequence[int]) -> list[int]:
+def allocate(
+    total: int, weights: Sequence[int], *, tiebreak: Sequence[int] | None = None
+) -> list[int]:
     """Split the integer ``total`` over ``weights`` by the largest-remainder rule.
 
-    The result adds up to ``total`` exactly; a part is zero where its weight is zero;
-    ties in remainders go to the earlier index, so equal inputs give equal outputs.
-    With all weights zero the total cannot be split and ``ValueError`` is raised.
+    The result adds up to ``total`` exactly; a part is zero where its weight is zero.
+    Ties in remainders go to the lowest ``tiebreak`` rank (default: the earlier index);
+    a caller that ranks parts by their content gets a split that does not depend on
+    the order the parts came in.  With all weights zero ``ValueError`` is raised.
     """
     weight_sum = sum(weights)
     if total == 0:
@@ -66,11 +69,12 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     if weight_sum <= 0:
         raise ValueError("cannot allocate over zero weights")
     if total < 0:
-        return [-p for p in allocate(-total, weights)]
+        return [-p for p in allocate(-total, weights, tiebreak=tiebreak)]
     floors = [total * w // weight_sum for w in weights]
     remainders = [total * w % weight_sum for w in weights]
     short = total - sum(floors)
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+    rank = tiebreak if tiebreak is not None else range(len(weights))
+    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], rank[i]))
     for i in order[:short]:
         floors[i] += 1
     return floors

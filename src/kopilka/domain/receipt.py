@@ -136,12 +136,15 @@ def price_receipt(
     nets = [a - d for a, d in zip(amounts, discounts, strict=True)]
     net_total = sum(nets, ZERO)
 
+    # Lines are ranked by content for largest-remainder ties, so that the same basket
+    # scanned in another order gives every line the same figures.
+    rank = _content_rank(basket.lines)
     redeem = _points_to_redeem(basket.redeem_points, customer, net_total, program)
     redeem_max = redeem_limit(net_total, customer.available, program) if customer else ZERO
     value = q2(redeem * program.point_value)
     net_minor = [to_minor(n) for n in nets]
-    value_lines = _spread(value, net_minor)
-    points_lines = _spread(redeem, net_minor)
+    value_lines = _spread(value, net_minor, rank)
+    points_lines = _spread(redeem, net_minor, rank)
     to_pay = [n - v for n, v in zip(nets, value_lines, strict=True)]
     paid_total = sum(to_pay, ZERO)
 
@@ -152,7 +155,7 @@ def price_receipt(
             step=program.points_step,
             mode=program.earn_rounding,
         )
-    earned_lines = _spread(earned, [to_minor(p) for p in to_pay])
+    earned_lines = _spread(earned, [to_minor(p) for p in to_pay], rank)
 
     lines = tuple(
         _priced_line(
@@ -216,10 +219,28 @@ def _priced_line(
     return PricedLine(amount, discount, points, value, to_pay, earned, tuple(applied))
 
 
-def _spread(total: Decimal, weights_minor: Sequence[int]) -> list[Decimal]:
+def _content_rank(lines: Sequence[BasketLine]) -> list[int]:
+    order = sorted(
+        range(len(lines)),
+        key=lambda i: (
+            lines[i].sku,
+            lines[i].name,
+            lines[i].category or "",
+            lines[i].quantity,
+            lines[i].price,
+            lines[i].discount,
+        ),
+    )
+    rank = [0] * len(lines)
+    for pos, i in enumerate(order):
+        rank[i] = pos
+    return rank
+
+
+def _spread(total: Decimal, weights_minor: Sequence[int], rank: Sequence[int]) -> list[Decimal]:
     if total == 0 or sum(weights_minor) == 0:
         return [ZERO.quantize(KOPECK)] * len(weights_minor)
-    return [from_minor(x) for x in allocate(to_minor(total), weights_minor)]
+    return [from_minor(x) for x in allocate(to_minor(total), weights_minor, tiebreak=rank)]
 
 
 def _points_to_redeem(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from kopilka.domain.ledger import EntryKind, InsufficientPoints, plan_burn
+from kopilka.domain.ledger import EntryKind, InsufficientPoints, balance_of, plan_burn
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import lot_dates
 from kopilka.services.runtime import Runtime
@@ -17,22 +17,29 @@ async def do_adjust(
     """Credit (a new lot, with the program's expiry) or debit (soonest expiry first)."""
     program = await rt.program(program_id)
     now = rt.now()
-    async with rt.engine.begin() as conn:
-        acc = await load_account(conn, account_id, lock=True)
+    async with rt.hot.tx() as tx:
+        acc = await load_account(tx, account_id, lock=True)
         posting = Posting(acc, now)
         if amount > 0:
             _, expires = lot_dates(now, program)
             posting.earn(
-                amount, debt_paid=min(amount, acc.debt), activates_at=now, expires_at=expires
+                amount,
+                debt_paid=min(amount, acc.debt),
+                activates_at=now,
+                expires_at=expires,
+                kind=EntryKind.ADJUST,
             )
-            posting.entries[-1]["kind"] = EntryKind.ADJUST.value
         elif amount < 0:
+            available = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now).available
+            if -amount > available:
+                raise ServiceError(
+                    "insufficient_points",
+                    f"{-amount} points to debit, {available} available (held points stay)",
+                    field="amount",
+                )
             try:
                 takes = plan_burn(acc.lots, -amount, now=now)
             except InsufficientPoints as exc:
                 raise ServiceError("insufficient_points", str(exc), field="amount") from None
             posting.take(takes, EntryKind.ADJUST)
-        if note:
-            for e in posting.entries:
-                e["note"] = note[:200]
-        await posting.flush(conn)
+        await posting.flush(tx, note=note[:200] or None)

@@ -27,6 +27,7 @@ from kopilka.services.purchases import identifier_values
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.queries.accounts import load_by_identifier
+from kopilka.store.raw import dec2, parse_ts
 
 VIRTUAL_CARD_PREFIX = "29"
 EXPIRING_SOON_DAYS = 30
@@ -36,41 +37,33 @@ BIRTHDAY_WINDOW_DAYS = 7
 async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str, Any]:
     """Everything the cashier needs before the sale; reads only."""
     now = rt.now()
-    async with rt.engine.connect() as conn:
+    async with rt.hot.tx() as tx:
         acc = await load_by_identifier(
-            conn, program_id=term.program_id, values=identifier_values(identifier), lock=False
+            tx, program_id=term.program_id, values=identifier_values(identifier), lock=False
         )
         if acc is None:
             raise ServiceError(
                 "unknown_identifier", "no customer with this identifier", field="identifier"
             )
         cust = (
-            await conn.execute(
-                select(t.customers.c.birthday, t.customers.c.phone_confirmed_at).where(
-                    t.customers.c.id == acc.customer_id
-                )
+            await tx.fetch(
+                "SELECT birthday, phone_confirmed_at FROM customers WHERE id = ?", acc.customer_id
             )
-        ).one()
-        recent = (
-            await conn.execute(
-                select(
-                    t.receipts.c.pos_receipt_id,
-                    t.receipts.c.occurred_at,
-                    t.receipts.c.to_pay,
-                    t.receipts.c.points_earned,
-                    t.receipts.c.points_redeemed,
-                    t.stores.c.name.label("store"),
-                )
-                .join(t.stores, t.stores.c.id == t.receipts.c.store_id)
-                .where(
-                    t.receipts.c.program_id == term.program_id,
-                    t.receipts.c.account_id == acc.id,
-                    t.receipts.c.state == "confirmed",
-                )
-                .order_by(t.receipts.c.occurred_at.desc())
-                .limit(5)
-            )
-        ).all()
+        )[0]
+        recent = await tx.fetch(
+            "SELECT r.pos_receipt_id, r.occurred_at, r.to_pay, r.points_earned, "
+            "r.points_redeemed, s.name FROM receipts r JOIN stores s ON s.id = r.store_id "
+            "WHERE r.program_id = ? AND r.account_id = ? AND r.state = 'confirmed' "
+            "ORDER BY r.occurred_at DESC LIMIT 5",
+            term.program_id,
+            acc.id,
+        )
+    birthday = (
+        cust[0]
+        if isinstance(cust[0], date) or cust[0] is None
+        else (date.fromisoformat(str(cust[0])))
+    )
+    phone_confirmed = cust[1] is not None
     bal = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now)
     soon = now + timedelta(days=EXPIRING_SOON_DAYS)
     expiring = sum(
@@ -90,7 +83,7 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         default=None,
     )
     messages = []
-    if cust.birthday is not None and _birthday_near(cust.birthday, now.date()):
+    if birthday is not None and _birthday_near(birthday, now.date()):
         messages.append(
             {
                 "code": "birthday",
@@ -118,7 +111,7 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         "customer": {
             "id": acc.customer_id,
             "name": mask_name(acc.first_name, acc.last_name),
-            "phone_confirmed": cust.phone_confirmed_at is not None,
+            "phone_confirmed": phone_confirmed,
         },
         "card": {"number": mask_card(acc.card_number), "status": acc.card_status},
         "tier": None,
@@ -128,12 +121,12 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         "recommendations": [],
         "last_purchases": [
             {
-                "receipt_id": x.pos_receipt_id,
-                "occurred_at": views.iso(x.occurred_at),
-                "store": x.store,
-                "to_pay": fmt2(x.to_pay),
-                "points_earned": fmt2(x.points_earned),
-                "points_redeemed": fmt2(x.points_redeemed),
+                "receipt_id": x[0],
+                "occurred_at": views.iso(parse_ts(x[1])),
+                "store": x[5],
+                "to_pay": fmt2(dec2(x[2])),
+                "points_earned": fmt2(dec2(x[3])),
+                "points_redeemed": fmt2(dec2(x[4])),
             }
             for x in recent
         ],

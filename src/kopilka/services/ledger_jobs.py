@@ -17,6 +17,7 @@ from kopilka.services.purchases import release_hold
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 from kopilka.store.queries.accounts import Posting, load_account
+from kopilka.store.raw import SATx
 
 BATCH = 200
 
@@ -46,7 +47,7 @@ async def expire_holds(rt: Runtime, *, limit: int = 10_000) -> int:
                     )
                 ).scalar_one_or_none()
                 amount = await release_hold(
-                    conn,
+                    SATx(conn),
                     receipt_pk=hold.receipt_pk,
                     account_id=hold.account_id,
                     partner_id=partner,
@@ -84,7 +85,7 @@ async def expire_points(rt: Runtime) -> tuple[int, Decimal]:
     total = ZERO
     for account_id in accounts:
         async with rt.engine.begin() as conn:
-            acc = await load_account(conn, account_id, lock=True)
+            acc = await load_account(SATx(conn), account_id, lock=True)
             if acc.held > 0:
                 continue
             takes = plan_expire(acc.lots, now=now)
@@ -92,7 +93,7 @@ async def expire_points(rt: Runtime) -> tuple[int, Decimal]:
                 continue
             posting = Posting(acc, now)
             posting.take(takes, EntryKind.EXPIRE)
-            await posting.flush(conn)
+            await posting.flush(SATx(conn))
             n_lots += len(takes)
             total += sum((x.amount for x in takes), ZERO)
     return n_lots, total

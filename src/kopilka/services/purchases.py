@@ -18,9 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.domain.identifiers import mask_card, mask_name
 from kopilka.domain.ledger import (
@@ -46,10 +43,8 @@ from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
-from kopilka.store import tables as t
 from kopilka.store.queries.accounts import AccountState, Posting, load_account, load_by_identifier
-
-r = t.receipts
+from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, milli, parse_ts, ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +141,9 @@ async def _priced_call(
     want = "purchase" if confirm else "calc"
     now = rt.now()
     try:
-        async with rt.engine.begin() as conn:
-            return await _calculate(conn, rt, term, req, program, digest, now, confirm=confirm)
-    except IntegrityError:
+        async with rt.hot.tx() as tx:
+            return await _calculate(tx, rt, term, req, program, digest, now, confirm=confirm)
+    except UniqueViolation:
         replay = await _replay(rt, term, req.receipt_id, digest, want=want)
         if replay is None:
             raise
@@ -164,31 +159,60 @@ async def _replay(
     rt: Runtime, term: Terminal, receipt_id: str, digest: str, *, want: str
 ) -> bytes | None:
     """The stored answer for a receipt_id used before; None if it was never used."""
-    async with rt.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    r.c.state, r.c.request_hash, r.c.calc_response, r.c.confirm_response, r.c.source
-                ).where(r.c.terminal_id == term.id, r.c.pos_receipt_id == receipt_id)
-            )
-        ).first()
-    if row is None:
+    async with rt.hot.tx() as tx:
+        rows = await tx.fetch(
+            "SELECT state, request_hash, calc_response, confirm_response, source "
+            "FROM receipts WHERE terminal_id = ? AND pos_receipt_id = ?",
+            term.id,
+            receipt_id,
+        )
+    if not rows:
         return None
-    one_shot = row.source != "calculate"
-    if row.request_hash != digest or (want == "purchase") != one_shot:
+    _state, request_hash, calc_response, confirm_response, source = rows[0]
+    one_shot = source != "calculate"
+    if request_hash != digest or (want == "purchase") != one_shot:
         raise ServiceError(
             "idempotency_conflict",
             f"receipt_id {receipt_id!r} was already used with a different request",
             field="receipt_id",
         )
     if want == "purchase":
-        assert row.confirm_response is not None
-        return bytes(row.confirm_response)
-    return bytes(row.calc_response)
+        assert confirm_response is not None
+        return bytes(confirm_response)
+    return bytes(calc_response)
+
+
+INSERT_RECEIPT = (
+    "INSERT INTO receipts (program_id, partner_id, store_id, terminal_id, pos_receipt_id, "
+    "account_id, customer_id, card_id, state, occurred_at, created_at, confirmed_at, "
+    "cashier_id, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned, "
+    "request_hash, calc_response, source, program_version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id"
+)
+INSERT_HOLD = (
+    "INSERT INTO holds (program_id, account_id, receipt_pk, amount, state, created_at, "
+    "expires_at) VALUES (?, ?, ?, ?, 'active', ?, ?) RETURNING id"
+)
+INSERT_LINE = (
+    "INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, quantity, "
+    "price, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned, "
+    "refunded_quantity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (program_id, topic, payload, created_at, attempts) VALUES (?, ?, ?, ?, 0)"
+)
+FINISH_RECEIPT = (
+    "UPDATE receipts SET state = ?, confirmed_at = ?, confirm_response = ?, earned_lot_id = ? "
+    "WHERE id = ?"
+)
+LOCK_RECEIPT = (
+    "SELECT id, state, account_id, occurred_at, calc_response, confirm_response, partner_id "
+    "FROM receipts WHERE terminal_id = ? AND pos_receipt_id = ?"
+)
 
 
 async def _calculate(
-    conn: AsyncConnection,
+    tx: Tx,
     rt: Runtime,
     term: Terminal,
     req: PurchaseRequest,
@@ -203,7 +227,7 @@ async def _calculate(
     if req.identifier is not None:
         redeeming = req.basket.redeem_points not in (None, ZERO) and req.basket.redeem_points != 0
         account = await load_by_identifier(
-            conn,
+            tx,
             program_id=term.program_id,
             values=identifier_values(req.identifier),
             lock=redeeming or confirm,
@@ -239,39 +263,37 @@ async def _calculate(
         pending_earn,
         hold_expires if priced.points_redeemed and not confirm else None,
     )
-    receipt_pk = (
-        await conn.execute(
-            insert(r).returning(r.c.id),
-            {
-                "program_id": term.program_id,
-                "partner_id": term.partner_id,
-                "store_id": term.store_id,
-                "terminal_id": term.id,
-                "pos_receipt_id": req.receipt_id,
-                "account_id": account.id if account else None,
-                "customer_id": account.customer_id if account else None,
-                "card_id": account.card_id if account else None,
-                "state": "confirmed" if confirm else "calculated",
-                "occurred_at": occurred_at,
-                "created_at": now,
-                "confirmed_at": now if confirm else None,
-                "cashier_id": req.cashier_id,
-                "amount": priced.amount,
-                "discount": priced.discount,
-                "points_redeemed": priced.points_redeemed,
-                "redeemed_value": priced.redeemed_value,
-                "to_pay": priced.to_pay,
-                "points_earned": priced.points_earned,
-                "request_hash": digest,
-                "calc_response": views.dumps(calc_body),
-                "source": "purchase" if confirm else "calculate",
-            },
-        )
-    ).scalar_one()
+    c = cents
+    rows = await tx.fetch(
+        INSERT_RECEIPT,
+        term.program_id,
+        term.partner_id,
+        term.store_id,
+        term.id,
+        req.receipt_id,
+        account.id if account else None,
+        account.customer_id if account else None,
+        account.card_id if account else None,
+        "confirmed" if confirm else "calculated",
+        ts(tx, occurred_at),
+        ts(tx, now),
+        ts(tx, now) if confirm else None,
+        req.cashier_id,
+        c(priced.amount),
+        c(priced.discount),
+        c(priced.points_redeemed),
+        c(priced.redeemed_value),
+        c(priced.to_pay),
+        c(priced.points_earned),
+        digest,
+        views.dumps(calc_body),
+        "purchase" if confirm else "calculate",
+    )
+    receipt_pk = int(rows[0][0])
     # Past this point the call must succeed: only writes follow.
     if confirm:
         body, lot_id = await _settle(
-            conn,
+            tx,
             term,
             receipt_pk,
             req.receipt_id,
@@ -283,30 +305,21 @@ async def _calculate(
             occurred_at,
             hold_id=None,
         )
-        await conn.execute(
-            update(r)
-            .where(r.c.id == receipt_pk)
-            .values(confirm_response=body, earned_lot_id=lot_id)
-        )
+        await tx.execute(FINISH_RECEIPT, "confirmed", ts(tx, now), body, lot_id, receipt_pk)
         return body
     if account is not None and priced.points_redeemed > 0:
-        hold_id = (
-            await conn.execute(
-                insert(t.holds).returning(t.holds.c.id),
-                {
-                    "program_id": account.program_id,
-                    "account_id": account.id,
-                    "receipt_pk": receipt_pk,
-                    "amount": priced.points_redeemed,
-                    "state": HoldState.ACTIVE.value,
-                    "created_at": now,
-                    "expires_at": hold_expires,
-                },
-            )
-        ).scalar_one()
+        rows = await tx.fetch(
+            INSERT_HOLD,
+            account.program_id,
+            account.id,
+            receipt_pk,
+            c(priced.points_redeemed),
+            ts(tx, now),
+            ts(tx, hold_expires),
+        )
         posting = Posting(account, now, receipt_pk=receipt_pk, funding_partner_id=term.partner_id)
-        posting.hold(priced.points_redeemed, hold_id)
-        await posting.flush(conn)
+        posting.hold(priced.points_redeemed, int(rows[0][0]))
+        await posting.flush(tx)
     return views.dumps(calc_body)
 
 
@@ -355,18 +368,18 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     """Burn the held points, credit the earned ones; locks the receipt and the account."""
     program = await rt.program(term.program_id)
     now = rt.now()
-    async with rt.engine.begin() as conn:
-        row = await _locked_receipt(conn, term, receipt_id)
-        if row.state == "confirmed":
-            return bytes(row.confirm_response)
-        if row.state == "cancelled":
+    async with rt.hot.tx() as tx:
+        rec = await _locked_receipt(tx, term, receipt_id)
+        if rec.state == "confirmed":
+            return rec.confirm_response
+        if rec.state == "cancelled":
             raise ServiceError("receipt_cancelled", "the receipt was cancelled", field="receipt_id")
-        calc = orjson.loads(row.calc_response)
-        account = await load_account(conn, row.account_id, lock=True) if row.account_id else None
+        calc = orjson.loads(rec.calc_response)
+        account = await load_account(tx, rec.account_id, lock=True) if rec.account_id else None
         redeemed = views.dec(calc["points_redeemed"])
         hold_id = None
         if account is not None and redeemed > 0:
-            hold_id = await _take_hold(conn, row.id, now)
+            hold_id = await _resolve_hold(tx, rec.id, now, HoldState.CONFIRMED)
             if hold_id is None:  # the hold expired and was released: try again from scratch
                 bal = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
                 if bal.available < redeemed:
@@ -380,62 +393,56 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         # Past this point the confirm must succeed: only writes follow.
         priced = _priced_from_answer(calc)
         body, lot_id = await _settle(
-            conn,
+            tx,
             term,
-            row.id,
+            rec.id,
             receipt_id,
             calc,
             account,
             priced,
             program,
             now,
-            row.occurred_at,
+            rec.occurred_at,
             hold_id=hold_id,
         )
-        await conn.execute(
-            update(r)
-            .where(r.c.id == row.id)
-            .values(
-                state="confirmed", confirmed_at=now, confirm_response=body, earned_lot_id=lot_id
-            )
-        )
+        await tx.execute(FINISH_RECEIPT, "confirmed", ts(tx, now), body, lot_id, rec.id)
         return body
 
 
-async def _locked_receipt(conn: AsyncConnection, term: Terminal, receipt_id: str) -> Any:
-    row = (
-        await conn.execute(
-            select(
-                r.c.id,
-                r.c.state,
-                r.c.account_id,
-                r.c.occurred_at,
-                r.c.calc_response,
-                r.c.confirm_response,
-                r.c.earned_lot_id,
-                r.c.partner_id,
-            )
-            .where(r.c.terminal_id == term.id, r.c.pos_receipt_id == receipt_id)
-            .with_for_update()
-        )
-    ).first()
-    if row is None:
+@dataclass(frozen=True, slots=True)
+class LockedReceipt:
+    id: int
+    state: str
+    account_id: int | None
+    occurred_at: datetime
+    calc_response: bytes
+    confirm_response: bytes
+    partner_id: int
+
+
+async def _locked_receipt(tx: Tx, term: Terminal, receipt_id: str) -> LockedReceipt:
+    """The receipt row, locked until the transaction ends (PostgreSQL FOR UPDATE)."""
+    rows = await tx.fetch(LOCK_RECEIPT + (" FOR UPDATE" if tx.pg else ""), term.id, receipt_id)
+    if not rows:
         raise ServiceError(
             "receipt_not_found", f"no receipt {receipt_id!r} at this terminal", field="receipt_id"
         )
-    return row
+    x = rows[0]
+    occurred = parse_ts(x[3])
+    assert occurred is not None
+    return LockedReceipt(x[0], x[1], x[2], occurred, bytes(x[4] or b""), bytes(x[5] or b""), x[6])
 
 
-async def _take_hold(conn: AsyncConnection, receipt_pk: int, now: datetime) -> int | None:
-    h = t.holds
-    res = await conn.execute(
-        update(h)
-        .where(h.c.receipt_pk == receipt_pk, h.c.state == HoldState.ACTIVE.value)
-        .values(state=HoldState.CONFIRMED.value, resolved_at=now)
-        .returning(h.c.id)
+async def _resolve_hold(tx: Tx, receipt_pk: int, now: datetime, state: HoldState) -> int | None:
+    """Move the receipt's active hold to ``state``; None if it was no longer active."""
+    rows = await tx.fetch(
+        "UPDATE holds SET state = ?, resolved_at = ? WHERE receipt_pk = ? AND state = 'active' "
+        "RETURNING id, amount",
+        state.value,
+        ts(tx, now),
+        receipt_pk,
     )
-    hold_id: int | None = res.scalar_one_or_none()
-    return hold_id
+    return int(rows[0][0]) if rows else None
 
 
 def _priced_from_answer(calc: dict[str, Any]) -> PricedReceipt:
@@ -467,7 +474,7 @@ def _priced_from_answer(calc: dict[str, Any]) -> PricedReceipt:
 
 
 async def _settle(
-    conn: AsyncConnection,
+    tx: Tx,
     term: Terminal,
     receipt_pk: int,
     receipt_id: str,
@@ -502,27 +509,28 @@ async def _settle(
             activates_at=activates,
             expires_at=expires,
         )
-        earned_lot_id = await posting.flush(conn)
+        earned_lot_id = await posting.flush(tx)
         balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
-    await conn.execute(
-        insert(t.receipt_lines),
+    d = views.dec
+    await tx.executemany(
+        INSERT_LINE,
         [
-            {
-                "receipt_pk": receipt_pk,
-                "idx": x["index"],
-                "program_id": term.program_id,
-                "sku": x["sku"],
-                "name": x["name"],
-                "category": x["category"],
-                "quantity": views.dec(x["quantity"]),
-                "price": views.dec(x["price"]),
-                "amount": views.dec(x["amount"]),
-                "discount": views.dec(x["discount"]),
-                "points_redeemed": views.dec(x["points_redeemed"]),
-                "redeemed_value": views.dec(x["redeemed_value"]),
-                "to_pay": views.dec(x["to_pay"]),
-                "points_earned": views.dec(x["points_earned"]),
-            }
+            (
+                receipt_pk,
+                x["index"],
+                term.program_id,
+                x["sku"],
+                x["name"],
+                x["category"],
+                milli(d(x["quantity"])),
+                cents(d(x["price"])),
+                cents(d(x["amount"])),
+                cents(d(x["discount"])),
+                cents(d(x["points_redeemed"])),
+                cents(d(x["redeemed_value"])),
+                cents(d(x["to_pay"])),
+                cents(d(x["points_earned"])),
+            )
             for x in calc["lines"]
         ],
     )
@@ -548,23 +556,16 @@ async def _settle(
         "receipt_text": views.receipt_text(priced, balance, activates > now) if balance else [],
     }
     if account is not None:
-        await conn.execute(
-            insert(t.outbox),
+        payload = orjson.dumps(
             {
-                "program_id": term.program_id,
-                "topic": "purchase.confirmed",
-                "created_at": now,
-                "payload": orjson.dumps(
-                    {
-                        "receipt_pk": receipt_pk,
-                        "customer_id": account.customer_id,
-                        "points_earned": calc["points_earned"],
-                        "points_redeemed": calc["points_redeemed"],
-                        "balance": body["balance"],
-                    }
-                ).decode(),
-            },
-        )
+                "receipt_pk": receipt_pk,
+                "customer_id": account.customer_id,
+                "points_earned": calc["points_earned"],
+                "points_redeemed": calc["points_redeemed"],
+                "balance": body["balance"],
+            }
+        ).decode()
+        await tx.execute(INSERT_OUTBOX, term.program_id, "purchase.confirmed", payload, ts(tx, now))
     return views.dumps(body), earned_lot_id
 
 
@@ -574,34 +575,36 @@ async def _settle(
 async def do_cancel(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     """The sale did not happen: release the hold.  Idempotent; refuses a confirmed receipt."""
     now = rt.now()
-    async with rt.engine.begin() as conn:
-        row = await _locked_receipt(conn, term, receipt_id)
-        if row.state == "cancelled":
-            return bytes(row.confirm_response)
-        if row.state == "confirmed":
+    async with rt.hot.tx() as tx:
+        rec = await _locked_receipt(tx, term, receipt_id)
+        if rec.state == "cancelled":
+            return rec.confirm_response
+        if rec.state == "confirmed":
             raise ServiceError(
                 "receipt_confirmed",
                 "the receipt is confirmed; refund it instead",
                 field="receipt_id",
             )
-        if row.account_id is not None:
+        if rec.account_id is not None:
             await release_hold(
-                conn,
-                receipt_pk=row.id,
-                account_id=row.account_id,
-                partner_id=row.partner_id,
+                tx,
+                receipt_pk=rec.id,
+                account_id=rec.account_id,
+                partner_id=rec.partner_id,
                 now=now,
                 kind=HoldState.RELEASED,
             )
         body = views.dumps({"receipt_id": receipt_id, "state": "cancelled"})
-        await conn.execute(
-            update(r).where(r.c.id == row.id).values(state="cancelled", confirm_response=body)
+        await tx.execute(
+            "UPDATE receipts SET state = 'cancelled', confirm_response = ? WHERE id = ?",
+            body,
+            rec.id,
         )
         return body
 
 
 async def release_hold(
-    conn: AsyncConnection,
+    tx: Tx,
     *,
     receipt_pk: int,
     account_id: int,
@@ -610,19 +613,18 @@ async def release_hold(
     kind: HoldState,
 ) -> Decimal:
     """Release the receipt's active hold, if any; locks the account.  Returns the amount."""
-    h = t.holds
-    account = await load_account(conn, account_id, lock=True)
-    res = (
-        await conn.execute(
-            update(h)
-            .where(h.c.receipt_pk == receipt_pk, h.c.state == HoldState.ACTIVE.value)
-            .values(state=kind.value, resolved_at=now)
-            .returning(h.c.id, h.c.amount)
-        )
-    ).first()
-    if res is None:
+    account = await load_account(tx, account_id, lock=True)
+    rows = await tx.fetch(
+        "UPDATE holds SET state = ?, resolved_at = ? WHERE receipt_pk = ? AND state = 'active' "
+        "RETURNING id, amount",
+        kind.value,
+        ts(tx, now),
+        receipt_pk,
+    )
+    if not rows:
         return ZERO
+    amount = dec2(rows[0][1])
     posting = Posting(account, now, receipt_pk=receipt_pk, funding_partner_id=partner_id)
-    posting.release(res.amount, res.id)
-    await posting.flush(conn)
-    return Decimal(res.amount)
+    posting.release(amount, int(rows[0][0]))
+    await posting.flush(tx)
+    return amount

@@ -31,6 +31,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.queries.accounts import Posting, load_account
+from kopilka.store.raw import SATx
 
 r = t.receipts
 rl = t.receipt_lines
@@ -140,7 +141,7 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
             taken = ZERO
             balance = None
             if rec.account_id is not None and (taken_total or returned_total):
-                account = await load_account(conn, rec.account_id, lock=True)
+                account = await load_account(SATx(conn), rec.account_id, lock=True)
                 posting = Posting(
                     account,
                     now,
@@ -163,10 +164,10 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
                 posting.add_debt(tb.debt_added, EntryKind.REFUND)
                 uncollected = tb.uncollected
                 taken = taken_total - uncollected
-                await posting.flush(conn)
+                await posting.flush(SATx(conn))
                 balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
             elif rec.account_id is not None:
-                account = await load_account(conn, rec.account_id, lock=False)
+                account = await load_account(SATx(conn), rec.account_id, lock=False)
                 balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
             body = views.dumps(
                 {

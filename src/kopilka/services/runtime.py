@@ -7,9 +7,13 @@ takes effect on every server process within ``cache_ttl_s``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import hashlib
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,11 +21,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.domain.program import ProgramSettings
 from kopilka.store import tables as t
 from kopilka.store.db import create_engine, is_sqlite
+from kopilka.store.raw import PgTx, SqliteTx, Tx, sqlite_connect
 
 
 def utcnow() -> datetime:
@@ -74,12 +80,20 @@ class Runtime:
     cache_ttl_s: float = 5.0
     _terminals: dict[str, tuple[float, Terminal | None]] = field(default_factory=dict)
     _programs: dict[int, tuple[float, ProgramSettings]] = field(default_factory=dict)
+    pool_size: int = 20
+    _hot: HotPath | None = None
+
+    @property
+    def hot(self) -> HotPath:
+        if self._hot is None:
+            self._hot = HotPath(self, pool_size=self.pool_size)
+        return self._hot
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Runtime:
         return cls(engine=create_engine(url), url=url, **kwargs)
 
-    @property
+    @functools.cached_property
     def sqlite(self) -> bool:
         return is_sqlite(self.url)
 
@@ -87,6 +101,8 @@ class Runtime:
         return self.clock()
 
     async def close(self) -> None:
+        if self._hot is not None:
+            await self._hot.close()
         await self.engine.dispose()
 
     async def terminal_by_key(self, key: str) -> Terminal | None:
@@ -141,3 +157,62 @@ class Runtime:
         settings = settings_from_json(raw)
         self._programs[program_id] = (mono, settings)
         return settings
+
+
+class HotPath:
+    """Transactions for the till's hot path on the driver itself (store/raw.py)."""
+
+    def __init__(self, rt: Runtime, *, pool_size: int = 20) -> None:
+        self.rt = rt
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._sqlite: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def tx(self) -> AsyncIterator[Tx]:
+        if self.rt.sqlite:
+            # Holding the engine's single connection keeps SQLAlchemy users of this
+            # process out while the sync connection writes (no self-deadlock).
+            async with self.rt.engine.connect():
+                conn = self._sqlite_conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield SqliteTx(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            return
+        pool = await self._pg_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            yield PgTx(conn)
+
+    def _sqlite_conn(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            path = make_url(self.rt.url).database or ":memory:"
+            self._sqlite = sqlite_connect(path)
+        return self._sqlite
+
+    async def _pg_pool(self) -> Any:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    import asyncpg
+
+                    dsn = make_url(self.rt.url).set(drivername="postgresql")
+                    self._pool = await asyncpg.create_pool(
+                        dsn.render_as_string(hide_password=False),
+                        min_size=1,
+                        max_size=self.pool_size,
+                        server_settings={"application_name": "kopilka-hot"},
+                    )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None

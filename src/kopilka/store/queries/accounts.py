@@ -1,4 +1,8 @@
-"""Reading an account with its lots (optionally locked) and writing ledger postings."""
+"""Reading an account with its lots (optionally locked) and writing ledger postings.
+
+Hot-path SQL (store/raw.py): runs on asyncpg, sqlite3, or inside a SQLAlchemy
+transaction, with the same statements.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from kopilka.domain.ledger import ZERO, EntryKind, Lot, Take
-from kopilka.store import tables as t
-from kopilka.store.types import Money
-
-a = t.accounts
-lt = t.lots
-c = t.cards
-i = t.identifiers
-cu = t.customers
+from kopilka.store.raw import Tx, cents, dec2, parse_ts, ts
 
 
 @dataclass
@@ -45,83 +39,109 @@ class AccountState:
     last_name: str = ""
 
 
-_ACCOUNT_COLS = (a.c.id, a.c.program_id, a.c.balance, a.c.held, a.c.debt)
-_LOT_COLS = (lt.c.id.label("lot_id"), lt.c.remaining, lt.c.activates_at, lt.c.expires_at)
+_ACCOUNT = "a.id, a.program_id, a.balance, a.held, a.debt"
+_LOTS = "l.id, l.remaining, l.activates_at, l.expires_at"
+_LOTS_JOIN = (
+    "LEFT JOIN lots l ON l.program_id = a.program_id AND l.account_id = a.id AND l.remaining > 0"
+)
+
+_CARD = "c.id, c.number, c.status, c.customer_id, cu.first_name, cu.last_name"
+_BY_IDENTIFIER_FROM = (
+    "FROM identifiers i JOIN cards c ON c.id = i.card_id "
+    "JOIN accounts a ON a.id = c.account_id JOIN customers cu ON cu.id = c.customer_id "
+)
+BY_IDENTIFIER = (
+    f"SELECT {_ACCOUNT}, {_LOTS}, {_CARD} {_BY_IDENTIFIER_FROM}{_LOTS_JOIN} "
+    "WHERE i.program_id = ? AND i.value IN (?, ?) ORDER BY i.kind, l.id"
+)
+BY_ID = f"SELECT {_ACCOUNT}, {_LOTS} FROM accounts a {_LOTS_JOIN} WHERE a.id = ? ORDER BY l.id"
+# Locking reads take the account row first and read its lots in a second statement: in
+# PostgreSQL's READ COMMITTED a statement that waited for a row lock sees the locked row's
+# newest version but the *joined* rows of its old snapshot, i.e. lots another till has
+# just burned.  (Found by tests/services/test_concurrency.py.)
+LOCK_BY_IDENTIFIER = (
+    f"SELECT {_ACCOUNT}, NULL, NULL, NULL, NULL, {_CARD} {_BY_IDENTIFIER_FROM}"
+    "WHERE i.program_id = ? AND i.value IN (?, ?) ORDER BY i.kind"
+)
+LOCK_BY_ID = f"SELECT {_ACCOUNT} FROM accounts a WHERE a.id = ?"
+LOTS_OF = (
+    "SELECT l.id, l.remaining, l.activates_at, l.expires_at FROM lots l "
+    "WHERE l.program_id = ? AND l.account_id = ? AND l.remaining > 0 ORDER BY l.id"
+)
+FOR_UPDATE = " FOR UPDATE OF a"
 
 
-def _fold(rows: Sequence[Any]) -> AccountState | None:
-    state: AccountState | None = None
+def _fold(rows: Sequence[Any], *, with_card: bool) -> AccountState | None:
+    if not rows:
+        return None
+    r0 = rows[0]
+    state = AccountState(r0[0], r0[1], dec2(r0[2]), dec2(r0[3]), dec2(r0[4]))
+    if with_card:
+        state.card_id, state.card_number, state.card_status = r0[9], r0[10], r0[11]
+        state.customer_id, state.first_name, state.last_name = r0[12], r0[13], r0[14]
+        rows = [r for r in rows if r[9] == state.card_id]
     for r in rows:
-        if state is None:
-            state = AccountState(r.id, r.program_id, r.balance, r.held, r.debt)
-            if hasattr(r, "card_id"):
-                state.customer_id = r.customer_id
-                state.card_id = r.card_id
-                state.card_number = r.number
-                state.card_status = r.card_status
-                state.first_name = r.first_name
-                state.last_name = r.last_name
-        if r.lot_id is not None:
-            state.lots.append(Lot(r.lot_id, r.remaining, r.activates_at, r.expires_at))
+        if r[5] is not None:
+            state.lots.append(Lot(r[5], dec2(r[6]), parse_ts(r[7]), parse_ts(r[8])))  # type: ignore[arg-type]
     return state
 
 
 async def load_by_identifier(
-    conn: AsyncConnection, *, program_id: int, values: Sequence[str], lock: bool
+    tx: Tx, *, program_id: int, values: Sequence[str], lock: bool
 ) -> AccountState | None:
     """One statement: identifier -> card -> customer -> account, with the account's lots."""
-    stmt = (
-        select(
-            *_ACCOUNT_COLS,
-            c.c.id.label("card_id"),
-            c.c.number,
-            c.c.status.label("card_status"),
-            c.c.customer_id,
-            cu.c.first_name,
-            cu.c.last_name,
-            *_LOT_COLS,
-        )
-        .select_from(
-            i.join(c, c.c.id == i.c.card_id)
-            .join(a, a.c.id == c.c.account_id)
-            .join(cu, cu.c.id == c.c.customer_id)
-            .outerjoin(
-                lt,
-                (lt.c.program_id == a.c.program_id)
-                & (lt.c.account_id == a.c.id)
-                & (lt.c.remaining > 0),
-            )
-        )
-        .where(i.c.program_id == program_id, i.c.value.in_(values))
-        .order_by(i.c.kind)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=a)
-    rows = (await conn.execute(stmt)).all()
-    if rows:
-        first_card = rows[0].card_id
-        rows = [r for r in rows if r.card_id == first_card]
-    return _fold(rows)
-
-
-async def load_account(conn: AsyncConnection, account_id: int, *, lock: bool) -> AccountState:
-    stmt = (
-        select(*_ACCOUNT_COLS, *_LOT_COLS)
-        .select_from(
-            a.outerjoin(
-                lt,
-                (lt.c.program_id == a.c.program_id)
-                & (lt.c.account_id == a.c.id)
-                & (lt.c.remaining > 0),
-            )
-        )
-        .where(a.c.id == account_id)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=a)
-    state = _fold((await conn.execute(stmt)).all())
-    assert state is not None, f"account {account_id} vanished"
+    v = list(values)[:2]
+    if not lock:
+        return _fold(await tx.fetch(BY_IDENTIFIER, program_id, v[0], v[-1]), with_card=True)
+    sql = LOCK_BY_IDENTIFIER + (FOR_UPDATE if tx.pg else "")
+    state = _fold(await tx.fetch(sql, program_id, v[0], v[-1]), with_card=True)
+    if state is not None:
+        await _read_lots(tx, state)
     return state
+
+
+async def load_account(tx: Tx, account_id: int, *, lock: bool) -> AccountState:
+    """The account with its lots; with ``lock`` the row stays locked until commit."""
+    if lock:
+        rows = await tx.fetch(LOCK_BY_ID + (" FOR UPDATE" if tx.pg else ""), account_id)
+        rows = [(*r, None, None, None, None) for r in rows]
+    else:
+        rows = await tx.fetch(BY_ID, account_id)
+    state = _fold(rows, with_card=False)
+    assert state is not None, f"account {account_id} vanished"
+    if lock:
+        await _read_lots(tx, state)
+    return state
+
+
+async def _read_lots(tx: Tx, state: AccountState) -> None:
+    """Lots read after the account lock: a fresh snapshot on PostgreSQL."""
+    rows = await tx.fetch(LOTS_OF, state.program_id, state.id)
+    state.lots = [Lot(r[0], dec2(r[1]), parse_ts(r[2]), parse_ts(r[3])) for r in rows]  # type: ignore[arg-type]
+
+
+INSERT_LOT = (
+    "INSERT INTO lots (program_id, account_id, amount, remaining, activates_at, expires_at, "
+    "receipt_pk, funding_partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+UPDATE_LOT = "UPDATE lots SET remaining = remaining + ? WHERE id = ?"
+INSERT_ENTRY = (
+    "INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, lot_id, "
+    "hold_id, receipt_pk, refund_pk, funding_partner_id, created_at, note) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPDATE_ACCOUNT = "UPDATE accounts SET balance = ?, held = ?, debt = ?, updated_at = ? WHERE id = ?"
+
+
+@dataclass
+class Entry:
+    kind: EntryKind
+    amount: Decimal
+    held_delta: Decimal = ZERO
+    lot_id: int | None = None
+    hold_id: int | None = None
+    new_lot: bool = False
+    note: str | None = None
 
 
 @dataclass
@@ -137,49 +157,23 @@ class Posting:
     receipt_pk: int | None = None
     refund_pk: int | None = None
     funding_partner_id: int | None = None
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     lot_changes: dict[int, Decimal] = field(default_factory=dict)
-    new_lot: dict[str, Any] | None = None
-
-    def _entry(
-        self,
-        kind: EntryKind,
-        amount: Decimal,
-        held_delta: Decimal = ZERO,
-        lot_id: int | None = None,
-        hold_id: int | None = None,
-    ) -> None:
-        self.entries.append(
-            {
-                "program_id": self.account.program_id,
-                "account_id": self.account.id,
-                "kind": kind.value,
-                "amount": amount,
-                "held_delta": held_delta,
-                "lot_id": lot_id,
-                "hold_id": hold_id,
-                "receipt_pk": self.receipt_pk,
-                "refund_pk": self.refund_pk,
-                "funding_partner_id": self.funding_partner_id,
-                "created_at": self.now,
-            }
-        )
+    new_lot: tuple[Decimal, datetime, datetime | None] | None = None
 
     def hold(self, amount: Decimal, hold_id: int) -> None:
-        self._entry(EntryKind.HOLD, ZERO, amount, hold_id=hold_id)
+        self.entries.append(Entry(EntryKind.HOLD, ZERO, amount, hold_id=hold_id))
         self.account.held += amount
 
-    def release(
-        self, amount: Decimal, hold_id: int, *, kind: EntryKind = EntryKind.RELEASE
-    ) -> None:
-        self._entry(kind, ZERO, -amount, hold_id=hold_id)
+    def release(self, amount: Decimal, hold_id: int) -> None:
+        self.entries.append(Entry(EntryKind.RELEASE, ZERO, -amount, hold_id=hold_id))
         self.account.held -= amount
 
     def take(self, takes: Sequence[Take], kind: EntryKind, *, from_hold: int | None = None) -> None:
-        """Points leave lots (burn, take-back on refund, expiry)."""
+        """Points leave lots (burn, take-back on refund, expiry, debit adjustment)."""
         for tk in takes:
             held_delta = -tk.amount if from_hold is not None else ZERO
-            self._entry(kind, -tk.amount, held_delta, lot_id=tk.lot_id, hold_id=from_hold)
+            self.entries.append(Entry(kind, -tk.amount, held_delta, tk.lot_id, from_hold))
             self.lot_changes[tk.lot_id] = self.lot_changes.get(tk.lot_id, ZERO) - tk.amount
             self.account.balance -= tk.amount
             if from_hold is not None:
@@ -188,13 +182,13 @@ class Posting:
     def give_back(self, takes: Sequence[Take]) -> None:
         """Points return to the lots they came from (refund of redeemed points)."""
         for tk in takes:
-            self._entry(EntryKind.REFUND, tk.amount, lot_id=tk.lot_id)
+            self.entries.append(Entry(EntryKind.REFUND, tk.amount, lot_id=tk.lot_id))
             self.lot_changes[tk.lot_id] = self.lot_changes.get(tk.lot_id, ZERO) + tk.amount
             self.account.balance += tk.amount
 
     def add_debt(self, amount: Decimal, kind: EntryKind) -> None:
         if amount:
-            self._entry(kind, -amount)
+            self.entries.append(Entry(kind, -amount))
             self.account.debt += amount
             self.account.balance -= amount
 
@@ -205,6 +199,7 @@ class Posting:
         debt_paid: Decimal,
         activates_at: datetime,
         expires_at: datetime | None,
+        kind: EntryKind = EntryKind.EARN,
     ) -> None:
         """Credit earned points: first to the debt, the rest as a new lot."""
         if amount <= 0:
@@ -213,21 +208,10 @@ class Posting:
         self.account.balance += amount
         lot_amount = amount - debt_paid
         if lot_amount > 0:
-            self.new_lot = {
-                "program_id": self.account.program_id,
-                "account_id": self.account.id,
-                "amount": lot_amount,
-                "remaining": lot_amount,
-                "activates_at": activates_at,
-                "expires_at": expires_at,
-                "receipt_pk": self.receipt_pk,
-                "funding_partner_id": self.funding_partner_id,
-                "created_at": self.now,
-            }
-        self._entry(EntryKind.EARN, amount)  # lot_id filled in by flush
-        self.entries[-1]["_new_lot"] = lot_amount > 0
+            self.new_lot = (lot_amount, activates_at, expires_at)
+        self.entries.append(Entry(kind, amount, new_lot=lot_amount > 0))
 
-    async def flush(self, conn: AsyncConnection) -> int | None:
+    async def flush(self, tx: Tx, *, note: str | None = None) -> int | None:
         """Write everything; returns the new lot's id, if one was made."""
         acc = self.account
         remaining = {lot.id: lot.remaining for lot in acc.lots}
@@ -237,29 +221,26 @@ class Posting:
                 remaining[lot_id] += delta
                 assert remaining[lot_id] >= 0, f"lot {lot_id} would go negative"
         assert acc.held >= 0 and acc.debt >= 0, (acc.held, acc.debt)
+        now = ts(tx, self.now)
         new_lot_id: int | None = None
         if self.new_lot is not None:
-            new_lot_id = (
-                await conn.execute(insert(lt).returning(lt.c.id), self.new_lot)
-            ).scalar_one()
-            acc.lots.append(
-                Lot(
-                    new_lot_id,
-                    self.new_lot["remaining"],
-                    self.new_lot["activates_at"],
-                    self.new_lot["expires_at"],
-                )
+            amount, act, exp = self.new_lot
+            rows = await tx.fetch(
+                INSERT_LOT,
+                acc.program_id,
+                acc.id,
+                cents(amount),
+                cents(amount),
+                ts(tx, act),
+                ts(tx, exp),
+                self.receipt_pk,
+                self.funding_partner_id,
+                now,
             )
-        for e in self.entries:
-            if e.pop("_new_lot", False):
-                e["lot_id"] = new_lot_id
+            new_lot_id = int(rows[0][0])
+            acc.lots.append(Lot(new_lot_id, amount, act, exp))
         if self.lot_changes:
-            await conn.execute(
-                update(lt)
-                .where(lt.c.id == bindparam("b_id"))
-                .values(remaining=lt.c.remaining + bindparam("b_delta", type_=Money())),
-                [{"b_id": k, "b_delta": d} for k, d in self.lot_changes.items()],
-            )
+            await tx.executemany(UPDATE_LOT, [(cents(d), k) for k, d in self.lot_changes.items()])
             acc.lots = [
                 Lot(x.id, remaining[x.id], x.activates_at, x.expires_at)
                 if x.id in self.lot_changes
@@ -267,11 +248,28 @@ class Posting:
                 for x in acc.lots
             ]
         if self.entries:
-            await conn.execute(insert(t.ledger_entries), self.entries)
-            await conn.execute(
-                update(a)
-                .where(a.c.id == acc.id)
-                .values(balance=acc.balance, held=acc.held, debt=acc.debt, updated_at=self.now)
+            await tx.executemany(
+                INSERT_ENTRY,
+                [
+                    (
+                        acc.program_id,
+                        acc.id,
+                        e.kind.value,
+                        cents(e.amount),
+                        cents(e.held_delta),
+                        new_lot_id if e.new_lot else e.lot_id,
+                        e.hold_id,
+                        self.receipt_pk,
+                        self.refund_pk,
+                        self.funding_partner_id,
+                        now,
+                        e.note or note,
+                    )
+                    for e in self.entries
+                ],
+            )
+            await tx.execute(
+                UPDATE_ACCOUNT, cents(acc.balance), cents(acc.held), cents(acc.debt), now, acc.id
             )
         self.entries = []
         self.lot_changes = {}
