@@ -159,6 +159,29 @@ class Runtime:
         return settings
 
 
+async def _begin_immediate(conn: sqlite3.Connection, *, patience_s: float = 30.0) -> None:
+    """Take SQLite's write lock without blocking the event loop.
+
+    The hot connection has no busy timeout: when another connection (SQLAlchemy's, in
+    this process or another) holds the lock, we yield to the loop and try again, so that
+    connection's transaction can finish instead of deadlocking behind a blocked loop.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    delay = 0.0005
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if loop.time() > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
 class HotPath:
     """Transactions for the till's hot path on the driver itself (store/raw.py)."""
 
@@ -172,11 +195,9 @@ class HotPath:
     @contextlib.asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
         if self.rt.sqlite:
-            # Holding the engine's single connection keeps SQLAlchemy users of this
-            # process out while the sync connection writes (no self-deadlock).
-            async with self.rt.engine.connect():
+            async with self._lock:
                 conn = self._sqlite_conn()
-                conn.execute("BEGIN IMMEDIATE")
+                await _begin_immediate(conn)
                 try:
                     yield SqliteTx(conn)
                 except BaseException:

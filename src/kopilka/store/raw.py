@@ -208,9 +208,11 @@ def parse_ts(value: Any) -> datetime | None:
 
 
 def sqlite_connect(path: str) -> sqlite3.Connection:
+    """The hot path's connection: no busy timeout (HotPath retries BEGIN without
+    blocking the event loop); statements after BEGIN IMMEDIATE never wait in WAL mode."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA busy_timeout=0")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
