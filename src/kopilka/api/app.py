@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -23,6 +26,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 
 log = logging.getLogger("kopilka")
+STATIC = Path(__file__).parent / "static"
 
 
 async def _sweep(rt: Runtime, every_s: float) -> None:
@@ -49,6 +53,8 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
         version=__version__,
         description="Loyalty processing center. POS API contract: see docs/pos-integration.md.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = rt
     app.include_router(pos.router)
@@ -92,6 +98,19 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
         log.exception("unexpected error", exc_info=exc)
         return problems.problem(
             500, "internal_error", "the server failed; nothing was written; retry the call"
+        )
+
+    # Swagger UI from the package itself (swagger-ui-dist, vendored): /docs works offline.
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Kopilka API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
         )
 
     @app.get("/health", include_in_schema=False)
