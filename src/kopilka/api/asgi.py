@@ -8,12 +8,12 @@ from fastapi import FastAPI
 
 from kopilka.api.app import create_app
 from kopilka.services.runtime import Runtime
-from kopilka.store.db import resolve_url
+from kopilka.store.db import create_engine, resolve_url
 
 
 def make_app() -> FastAPI:
-    pool = int(os.environ.get("KOPILKA_DB_POOL", "20"))
-    from kopilka.store.db import create_engine
-
+    """One app per worker process.  ``KOPILKA_DB_POOL`` (default 20) connections serve the
+    till's hot path on PostgreSQL; SQLAlchemy keeps 5 more for everything else."""
     url = resolve_url(None)
-    return create_app(Runtime(engine=create_engine(url, pool_size=pool), url=url))
+    pool = int(os.environ.get("KOPILKA_DB_POOL", "20"))
+    return create_app(Runtime(engine=create_engine(url, pool_size=5), url=url, pool_size=pool))
