@@ -44,7 +44,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store.queries.accounts import AccountState, Posting, load_account, load_by_identifier
-from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, milli, parse_ts, ts
+from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, parse_ts, ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,23 +446,13 @@ async def _resolve_hold(tx: Tx, receipt_pk: int, now: datetime, state: HoldState
 
 
 def _priced_from_answer(calc: dict[str, Any]) -> PricedReceipt:
-    """Totals and lines of a stored calculation: confirm applies exactly what was shown."""
-    from kopilka.domain.receipt import PricedLine
+    """The totals of a stored calculation: confirm applies exactly what was shown.
 
+    Lines are not rebuilt: confirm writes them from the stored answer (``_line_rows``).
+    """
     d = views.dec
-    lines = tuple(
-        PricedLine(
-            d(x["amount"]),
-            d(x["discount"]),
-            d(x["points_redeemed"]),
-            d(x["redeemed_value"]),
-            d(x["to_pay"]),
-            d(x["points_earned"]),
-        )
-        for x in calc["lines"]
-    )
     return PricedReceipt(
-        lines=lines,
+        lines=(),
         amount=d(calc["amount"]),
         discount=d(calc["discount"]),
         points_redeemed=d(calc["points_redeemed"]),
@@ -471,6 +461,40 @@ def _priced_from_answer(calc: dict[str, Any]) -> PricedReceipt:
         points_earned=d(calc["points_earned"]),
         redeem_max=d(calc["redeem_max"]),
     )
+
+
+def _minor(text: str) -> int:
+    """An answer's fixed-point string ("150.00", "1.500") as integer minor units.
+
+    Exact because the answers are written by ``fmt2``/``fmt3`` with a fixed number of
+    decimals; cheaper than a Decimal round trip for every field of every line.
+    """
+    return int(text.replace(".", ""))
+
+
+def _line_rows(
+    receipt_pk: int, program_id: int, lines: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    m = _minor
+    return [
+        (
+            receipt_pk,
+            x["index"],
+            program_id,
+            x["sku"],
+            x["name"],
+            x["category"],
+            m(x["quantity"]),
+            m(x["price"]),
+            m(x["amount"]),
+            m(x["discount"]),
+            m(x["points_redeemed"]),
+            m(x["redeemed_value"]),
+            m(x["to_pay"]),
+            m(x["points_earned"]),
+        )
+        for x in lines
+    ]
 
 
 async def _settle(
@@ -511,29 +535,7 @@ async def _settle(
         )
         earned_lot_id = await posting.flush(tx)
         balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
-    d = views.dec
-    await tx.executemany(
-        INSERT_LINE,
-        [
-            (
-                receipt_pk,
-                x["index"],
-                term.program_id,
-                x["sku"],
-                x["name"],
-                x["category"],
-                milli(d(x["quantity"])),
-                cents(d(x["price"])),
-                cents(d(x["amount"])),
-                cents(d(x["discount"])),
-                cents(d(x["points_redeemed"])),
-                cents(d(x["redeemed_value"])),
-                cents(d(x["to_pay"])),
-                cents(d(x["points_earned"])),
-            )
-            for x in calc["lines"]
-        ],
-    )
+    await tx.executemany(INSERT_LINE, _line_rows(receipt_pk, term.program_id, calc["lines"]))
     body: dict[str, Any] = {
         "receipt_id": receipt_id,
         "state": "confirmed",
