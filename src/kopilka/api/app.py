@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -57,6 +57,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
+    app.router.routes.extend(pos.fast_routes())  # serve first; FastAPI's copies document
     app.include_router(pos.router)
 
     @app.exception_handler(ServiceError)
