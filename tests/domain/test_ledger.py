@@ -62,13 +62,31 @@ def test_balance_counts_active_lots_less_held_and_pending_apart() -> None:
     lots = [
         lot(1, "100"),
         lot(2, "40", activates=3),  # pending
-        lot(3, "25", expires=-1),  # expired, not yet swept
         lot(4, "7.50", expires=None),
     ]
 
     balance = balance_of(lots, held=D("30"), debt=D("5"), now=NOW)
 
     assert balance == Balance(available=D("77.50"), pending=D("40"), held=D("30"), debt=D("5"))
+
+
+def test_an_overdue_lot_covers_the_hold_taken_before_its_expiry() -> None:
+    lots = [
+        lot(1, "100"),
+        lot(3, "25", expires=-1),  # expired, not yet swept: the expiry job waits for the hold
+        lot(4, "7.50", expires=None),
+    ]
+
+    balance = balance_of(lots, held=D("30"), debt=D("0"), now=NOW)
+
+    # 25 of the 30 held are covered by the overdue lot; 5 come off 107.50 active.
+    assert balance.available == D("102.50")
+
+
+def test_an_overdue_lot_alone_never_makes_available_negative() -> None:
+    balance = balance_of([lot(3, "60", expires=-1)], held=D("60"), debt=D("0"), now=NOW)
+
+    assert balance.available == D("0")
 
 
 # --- burn -----------------------------------------------------------------------------------
