@@ -37,7 +37,7 @@ BIRTHDAY_WINDOW_DAYS = 7
 async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str, Any]:
     """Everything the cashier needs before the sale; reads only."""
     now = rt.now()
-    async with rt.hot.tx() as tx:
+    async with rt.hot.read() as tx:
         acc = await load_by_identifier(
             tx, program_id=term.program_id, values=identifier_values(identifier), lock=False
         )

@@ -44,7 +44,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store.queries.accounts import AccountState, Posting, load_account, load_by_identifier
-from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, parse_ts, ts
+from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, insert_rows, parse_ts, ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +193,9 @@ INSERT_HOLD = (
     "INSERT INTO holds (program_id, account_id, receipt_pk, amount, state, created_at, "
     "expires_at) VALUES (?, ?, ?, ?, 'active', ?, ?) RETURNING id"
 )
-INSERT_LINE = (
+INSERT_LINES = (
     "INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, quantity, "
-    "price, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned, "
-    "refunded_quantity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+    "price, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned)"
 )
 INSERT_OUTBOX = (
     "INSERT INTO outbox (program_id, topic, payload, created_at, attempts) VALUES (?, ?, ?, ?, 0)"
@@ -535,7 +534,7 @@ async def _settle(
         )
         earned_lot_id = await posting.flush(tx)
         balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
-    await tx.executemany(INSERT_LINE, _line_rows(receipt_pk, term.program_id, calc["lines"]))
+    await insert_rows(tx, INSERT_LINES, _line_rows(receipt_pk, term.program_id, calc["lines"]))
     body: dict[str, Any] = {
         "receipt_id": receipt_id,
         "state": "confirmed",

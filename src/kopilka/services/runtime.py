@@ -209,6 +209,19 @@ class HotPath:
         async with pool.acquire() as conn, conn.transaction():
             yield PgTx(conn)
 
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """Reads without a transaction (each statement sees committed data): no BEGIN and
+        COMMIT round trips on PostgreSQL, no write lock on SQLite.  For answers that are
+        shown, not acted on (the lookup)."""
+        if self.rt.sqlite:
+            async with self._lock:
+                yield SqliteTx(self._sqlite_conn())
+            return
+        pool = await self._pg_pool()
+        async with pool.acquire() as conn:
+            yield PgTx(conn)
+
     def _sqlite_conn(self) -> sqlite3.Connection:
         if self._sqlite is None:
             path = make_url(self.rt.url).database or ":memory:"

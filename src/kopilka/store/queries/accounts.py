@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from kopilka.domain.ledger import ZERO, EntryKind, Lot, Take
-from kopilka.store.raw import Tx, cents, dec2, parse_ts, ts
+from kopilka.store.raw import Tx, cents, dec2, insert_rows, parse_ts, ts
 
 
 @dataclass
@@ -125,10 +125,9 @@ INSERT_LOT = (
     "receipt_pk, funding_partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 UPDATE_LOT = "UPDATE lots SET remaining = remaining + ? WHERE id = ?"
-INSERT_ENTRY = (
+INSERT_ENTRIES = (
     "INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, lot_id, "
-    "hold_id, receipt_pk, refund_pk, funding_partner_id, created_at, note) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "hold_id, receipt_pk, refund_pk, funding_partner_id, created_at, note)"
 )
 UPDATE_ACCOUNT = "UPDATE accounts SET balance = ?, held = ?, debt = ?, updated_at = ? WHERE id = ?"
 
@@ -248,8 +247,9 @@ class Posting:
                 for x in acc.lots
             ]
         if self.entries:
-            await tx.executemany(
-                INSERT_ENTRY,
+            await insert_rows(
+                tx,
+                INSERT_ENTRIES,
                 [
                     (
                         acc.program_id,
