@@ -291,7 +291,7 @@ async def _calculate(
     receipt_pk = int(rows[0][0])
     # Past this point the call must succeed: only writes follow.
     if confirm:
-        body, lot_id = await _settle(
+        body = await _settle(
             tx,
             term,
             receipt_pk,
@@ -304,7 +304,6 @@ async def _calculate(
             occurred_at,
             hold_id=None,
         )
-        await tx.execute(FINISH_RECEIPT, "confirmed", ts(tx, now), body, lot_id, receipt_pk)
         return body
     if account is not None and priced.points_redeemed > 0:
         rows = await tx.fetch(
@@ -391,7 +390,7 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
                     )
         # Past this point the confirm must succeed: only writes follow.
         priced = _priced_from_answer(calc)
-        body, lot_id = await _settle(
+        body = await _settle(
             tx,
             term,
             rec.id,
@@ -404,7 +403,6 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
             rec.occurred_at,
             hold_id=hold_id,
         )
-        await tx.execute(FINISH_RECEIPT, "confirmed", ts(tx, now), body, lot_id, rec.id)
         return body
 
 
@@ -496,6 +494,53 @@ def _line_rows(
     ]
 
 
+# The whole confirm write on PostgreSQL in one statement (data-modifying CTEs): the new
+# lot, burned lots, ledger entries, account totals, lines, outbox and the receipt row.
+# One round trip instead of eight; every part sees the same snapshot and touches other
+# rows, and the account is already locked by the caller.
+SETTLE_PG = """
+WITH new_lot AS (
+  INSERT INTO lots (program_id, account_id, amount, remaining, activates_at, expires_at,
+                    receipt_pk, funding_partner_id, created_at)
+  SELECT $1, $2, $3, $3, $4, $5, $6, $7, $8 WHERE $3::bigint > 0
+  RETURNING id
+), lot_upd AS (
+  UPDATE lots l SET remaining = l.remaining + u.delta
+  FROM unnest($9::bigint[], $10::bigint[]) AS u(id, delta) WHERE l.id = u.id
+  RETURNING l.id
+), ent AS (
+  INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, lot_id,
+                              hold_id, receipt_pk, funding_partner_id, created_at)
+  SELECT $1, $2, e.kind, e.amount, e.held_delta,
+         CASE WHEN e.new_lot THEN (SELECT id FROM new_lot) ELSE e.lot_id END,
+         e.hold_id, $6, $7, $8
+  FROM unnest($11::text[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
+              $16::bool[]) AS e(kind, amount, held_delta, lot_id, hold_id, new_lot)
+  RETURNING id
+), acc AS (
+  UPDATE accounts SET balance = $17, held = $18, debt = $19, updated_at = $8 WHERE id = $2
+  RETURNING id
+), lns AS (
+  INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, quantity,
+      price, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned)
+  SELECT $6, x.idx, $1, x.sku, x.name, x.category, x.quantity, x.price, x.amount,
+         x.discount, x.points_redeemed, x.redeemed_value, x.to_pay, x.points_earned
+  FROM unnest($20::int[], $21::text[], $22::text[], $23::text[], $24::bigint[],
+              $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::bigint[],
+              $30::bigint[], $31::bigint[])
+       AS x(idx, sku, name, category, quantity, price, amount, discount, points_redeemed,
+            redeemed_value, to_pay, points_earned)
+  RETURNING 1
+), ob AS (
+  INSERT INTO outbox (program_id, topic, payload, created_at, attempts)
+  VALUES ($1, 'purchase.confirmed', $32, $8, 0) RETURNING id
+)
+UPDATE receipts SET state = 'confirmed', confirmed_at = $8, confirm_response = $33,
+       earned_lot_id = (SELECT id FROM new_lot)
+WHERE id = $6
+"""
+
+
 async def _settle(
     tx: Tx,
     term: Terminal,
@@ -509,12 +554,13 @@ async def _settle(
     occurred_at: datetime,
     *,
     hold_id: int | None,
-) -> tuple[bytes, int | None]:
-    """Write the confirmed receipt's ledger postings, lines and outbox row; the caller
-    stores the answer and the earned lot on the receipt row.  Must not fail."""
-    balance = None
-    earned_lot_id = None
+) -> bytes:
+    """Write the confirmed receipt: ledger postings, lines, outbox, the receipt's state and
+    stored answer.  Returns the answer.  Fails only when a one-shot purchase burns more
+    points than the account has (nothing is written then)."""
     activates, expires = lot_dates(occurred_at, program)
+    posting = None
+    balance = None
     if account is not None:
         posting = Posting(account, now, receipt_pk=receipt_pk, funding_partner_id=term.partner_id)
         if priced.points_redeemed > 0:
@@ -532,9 +578,7 @@ async def _settle(
             activates_at=activates,
             expires_at=expires,
         )
-        earned_lot_id = await posting.flush(tx)
-        balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
-    await insert_rows(tx, INSERT_LINES, _line_rows(receipt_pk, term.program_id, calc["lines"]))
+        balance = balance_of(posting.lots_after(), held=account.held, debt=account.debt, now=now)
     body: dict[str, Any] = {
         "receipt_id": receipt_id,
         "state": "confirmed",
@@ -556,6 +600,9 @@ async def _settle(
         "balance": None if balance is None else views.balance_view(balance),
         "receipt_text": views.receipt_text(priced, balance, activates > now) if balance else [],
     }
+    answer = views.dumps(body)
+    lines = _line_rows(receipt_pk, term.program_id, calc["lines"])
+    payload = None
     if account is not None:
         payload = orjson.dumps(
             {
@@ -566,8 +613,53 @@ async def _settle(
                 "balance": body["balance"],
             }
         ).decode()
+    if tx.pg and posting is not None and account is not None:
+        await _settle_pg(tx, posting, account, lines, payload, answer, now)
+        return answer
+    earned_lot_id = await posting.flush(tx) if posting is not None else None
+    await insert_rows(tx, INSERT_LINES, lines)
+    if payload is not None:
         await tx.execute(INSERT_OUTBOX, term.program_id, "purchase.confirmed", payload, ts(tx, now))
-    return views.dumps(body), earned_lot_id
+    await tx.execute(FINISH_RECEIPT, "confirmed", ts(tx, now), answer, earned_lot_id, receipt_pk)
+    return answer
+
+
+async def _settle_pg(
+    tx: Tx,
+    posting: Posting,
+    account: AccountState,
+    lines: list[tuple[Any, ...]],
+    payload: str | None,
+    answer: bytes,
+    now: datetime,
+) -> None:
+    """``Posting.flush`` and the rest of ``_settle`` as one statement; same guarantees."""
+    assert all(x.remaining >= 0 for x in posting.lots_after()), "a lot would go negative"
+    assert account.held >= 0 and account.debt >= 0, (account.held, account.debt)
+    lot = posting.new_lot
+    # Lines as column arrays (a receipt has at least one line: the edge requires it).
+    cols: list[list[Any]] = [list(c) for c in zip(*lines, strict=True)]
+    await tx.execute(
+        SETTLE_PG,
+        account.program_id,
+        account.id,
+        cents(lot[0]) if lot else 0,
+        lot[1] if lot else now,
+        lot[2] if lot else None,
+        posting.receipt_pk,
+        posting.funding_partner_id,
+        now,
+        list(posting.lot_changes),
+        [cents(d) for d in posting.lot_changes.values()],
+        *posting.entry_arrays(),
+        cents(account.balance),
+        cents(account.held),
+        cents(account.debt),
+        *[list(c) for c in cols[1:2]],
+        *[list(c) for c in cols[3:]],
+        payload,
+        answer,
+    )
 
 
 # --- cancel ------------------------------------------------------------------------------

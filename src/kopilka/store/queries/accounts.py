@@ -210,6 +210,31 @@ class Posting:
             self.new_lot = (lot_amount, activates_at, expires_at)
         self.entries.append(Entry(kind, amount, new_lot=lot_amount > 0))
 
+    def lots_after(self) -> list[Lot]:
+        """The account's lots as they will be once written (a new lot has id 0)."""
+        out = [
+            Lot(x.id, x.remaining + self.lot_changes[x.id], x.activates_at, x.expires_at)
+            if x.id in self.lot_changes
+            else x
+            for x in self.account.lots
+        ]
+        if self.new_lot is not None:
+            amount, act, exp = self.new_lot
+            out.append(Lot(0, amount, act, exp))
+        return out
+
+    def entry_arrays(self) -> tuple[list[Any], ...]:
+        """The entries as column arrays, for one ``unnest`` insert (PostgreSQL)."""
+        es = self.entries
+        return (
+            [e.kind.value for e in es],
+            [cents(e.amount) for e in es],
+            [cents(e.held_delta) for e in es],
+            [e.lot_id for e in es],
+            [e.hold_id for e in es],
+            [e.new_lot for e in es],
+        )
+
     async def flush(self, tx: Tx, *, note: str | None = None) -> int | None:
         """Write everything; returns the new lot's id, if one was made."""
         acc = self.account
