@@ -72,6 +72,10 @@ class PurchaseRequest:
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
+def _redeems(value: Decimal | str | None) -> bool:
+    return value is not None and (isinstance(value, str) or value != 0)
+
+
 def _norm_redeem(value: Decimal | str | None) -> str:
     if value is None or isinstance(value, str):
         return value or ""
@@ -141,7 +145,10 @@ async def _priced_call(
     want = "purchase" if confirm else "calc"
     now = rt.now()
     try:
-        async with rt.hot.tx() as tx:
+        # A calculate that burns nothing is one read and one insert: on PostgreSQL it needs
+        # no transaction (the insert is atomic by itself), saving BEGIN and COMMIT.
+        moves_points = confirm or _redeems(req.basket.redeem_points)
+        async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
             return await _calculate(tx, rt, term, req, program, digest, now, confirm=confirm)
     except UniqueViolation:
         replay = await _replay(rt, term, req.receipt_id, digest, want=want)
@@ -224,7 +231,7 @@ async def _calculate(
     occurred_at = req.occurred_at or now
     account: AccountState | None = None
     if req.identifier is not None:
-        redeeming = req.basket.redeem_points not in (None, ZERO) and req.basket.redeem_points != 0
+        redeeming = _redeems(req.basket.redeem_points)
         account = await load_by_identifier(
             tx,
             program_id=term.program_id,

@@ -222,6 +222,18 @@ class HotPath:
         async with pool.acquire() as conn:
             yield PgTx(conn)
 
+    @contextlib.asynccontextmanager
+    async def single(self) -> AsyncIterator[Tx]:
+        """For work whose only write is one statement: no transaction on PostgreSQL (the
+        statement is atomic by itself); a normal transaction on SQLite, whose write lock
+        must be taken with BEGIN IMMEDIATE to wait politely for other processes."""
+        if self.rt.sqlite:
+            async with self.tx() as tx:
+                yield tx
+            return
+        async with self.read() as tx:
+            yield tx
+
     def _sqlite_conn(self) -> sqlite3.Connection:
         if self._sqlite is None:
             path = make_url(self.rt.url).database or ":memory:"
