@@ -26,6 +26,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import identifier_values
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
+from kopilka.store.queries import insert_id
 from kopilka.store.queries.accounts import load_by_identifier
 from kopilka.store.raw import dec2, parse_ts
 
@@ -170,25 +171,24 @@ async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[st
         )
     try:
         async with rt.engine.begin() as conn:
-            cust_id = (
-                await conn.execute(
-                    insert(t.customers).returning(t.customers.c.id),
-                    {
-                        "program_id": term.program_id,
-                        "first_name": reg.first_name,
-                        "last_name": reg.last_name,
-                        "middle_name": reg.middle_name,
-                        "phone": reg.phone,
-                        "email": reg.email,
-                        "birthday": reg.birthday,
-                        "gender": reg.gender,
-                        "consent_sms": reg.consent_sms,
-                        "consent_email": reg.consent_email,
-                        "home_store_id": term.store_id,
-                        "registered_at": now,
-                    },
-                )
-            ).scalar_one()
+            cust_id = await insert_id(
+                conn,
+                t.customers,
+                {
+                    "program_id": term.program_id,
+                    "first_name": reg.first_name,
+                    "last_name": reg.last_name,
+                    "middle_name": reg.middle_name,
+                    "phone": reg.phone,
+                    "email": reg.email,
+                    "birthday": reg.birthday,
+                    "gender": reg.gender,
+                    "consent_sms": reg.consent_sms,
+                    "consent_email": reg.consent_email,
+                    "home_store_id": term.store_id,
+                    "registered_at": now,
+                },
+            )
             card_number, card_id = await create_account_and_card(
                 conn,
                 program_id=term.program_id,
@@ -244,34 +244,32 @@ async def create_account_and_card(
     phone: str | None,
     kind: str = "plastic",
 ) -> tuple[str, int]:
-    acc_id = (
-        await conn.execute(
-            insert(t.accounts).returning(t.accounts.c.id),
-            {
-                "program_id": program_id,
-                "customer_id": customer_id,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-    ).scalar_one()
+    acc_id = await insert_id(
+        conn,
+        t.accounts,
+        {
+            "program_id": program_id,
+            "customer_id": customer_id,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     if card_number is None:
         kind = "virtual"
         # Random, not sequential: a virtual card number must not reveal its neighbours.
         card_number = make_card_number(VIRTUAL_CARD_PREFIX, secrets.randbelow(10**10))
-    card_id = (
-        await conn.execute(
-            insert(t.cards).returning(t.cards.c.id),
-            {
-                "program_id": program_id,
-                "account_id": acc_id,
-                "customer_id": customer_id,
-                "number": card_number,
-                "kind": kind,
-                "created_at": now,
-            },
-        )
-    ).scalar_one()
+    card_id = await insert_id(
+        conn,
+        t.cards,
+        {
+            "program_id": program_id,
+            "account_id": acc_id,
+            "customer_id": customer_id,
+            "number": card_number,
+            "kind": kind,
+            "created_at": now,
+        },
+    )
     idents = [{"program_id": program_id, "value": card_number, "kind": "card", "card_id": card_id}]
     if phone:
         idents.append(

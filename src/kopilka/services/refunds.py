@@ -30,6 +30,7 @@ from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
+from kopilka.store.queries import insert_id
 from kopilka.store.queries.accounts import Posting, load_account
 from kopilka.store.raw import SATx
 
@@ -118,24 +119,23 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
             taken_total = sum((p["points_taken_back"] for p in plan), ZERO)
             returned_total = sum((p["points_returned"] for p in plan), ZERO)
             amount_total = sum((p["amount"] for p in plan), ZERO)
-            refund_pk = (
-                await conn.execute(
-                    insert(t.refunds).returning(t.refunds.c.id),
-                    {
-                        "program_id": term.program_id,
-                        "receipt_pk": rec.id,
-                        "pos_refund_id": req.refund_id,
-                        "terminal_id": term.id,
-                        "request_hash": digest,
-                        "response": b"",
-                        "amount": amount_total,
-                        "points_taken_back": ZERO,
-                        "points_returned": returned_total,
-                        "points_uncollected": ZERO,
-                        "created_at": now,
-                    },
-                )
-            ).scalar_one()
+            refund_pk = await insert_id(
+                conn,
+                t.refunds,
+                {
+                    "program_id": term.program_id,
+                    "receipt_pk": rec.id,
+                    "pos_refund_id": req.refund_id,
+                    "terminal_id": term.id,
+                    "request_hash": digest,
+                    "response": b"",
+                    "amount": amount_total,
+                    "points_taken_back": ZERO,
+                    "points_returned": returned_total,
+                    "points_uncollected": ZERO,
+                    "created_at": now,
+                },
+            )
             # Past this point the refund must succeed: only writes follow.
             uncollected = ZERO
             taken = ZERO
