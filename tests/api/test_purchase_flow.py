@@ -133,3 +133,20 @@ async def test_a_refused_call_with_a_used_receipt_id_is_a_conflict(make_shop: An
     )
 
     assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
+
+
+async def test_goods_can_be_returned_at_another_till_of_the_store(make_shop: Any) -> None:
+    from kopilka.services.terminals import do_add_terminal
+
+    shop = await make_shop(earn_percent="10")
+    member = await shop.customer()
+    await shop.post("/purchases", receipt("r1", member.card, ("a", 2, "100.00")))
+    other_key = await do_add_terminal(shop.rt, store_code=shop.store_code, name="till 2")
+    other = {"Authorization": f"Bearer {other_key}"}
+
+    r = await shop.client.post("/api/pos/v1/purchases/r1/refunds",
+                               json={"refund_id": "x1"}, headers=other)
+
+    assert r.status_code == 200, r.text
+    assert r.json()["points_taken_back"] == "20.00"
+    assert (await shop.balance(member))["available"] == "0.00"

@@ -20,6 +20,7 @@ STATUS: dict[str, int] = {
     "receipt_expired": 409,
     "receipt_not_confirmed": 409,
     "hold_expired": 409,
+    "ambiguous_receipt_id": 409,
     "already_registered": 409,
     "card_taken": 409,
     "card_blocked": 422,

@@ -78,19 +78,7 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
     digest = req.request_hash()
     try:
         async with rt.engine.begin() as conn:
-            rec = (
-                await conn.execute(
-                    select(r.c.id, r.c.state, r.c.account_id, r.c.earned_lot_id, r.c.partner_id)
-                    .where(r.c.terminal_id == term.id, r.c.pos_receipt_id == receipt_id)
-                    .with_for_update()
-                )
-            ).first()
-            if rec is None:
-                raise ServiceError(
-                    "receipt_not_found",
-                    f"no receipt {receipt_id!r} at this terminal",
-                    field="receipt_id",
-                )
+            rec = await _find_receipt(conn, term, receipt_id)
             prior = (
                 await conn.execute(
                     select(t.refunds.c.request_hash, t.refunds.c.response).where(
@@ -252,6 +240,42 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
                 "idempotency_conflict", "refund_id was already used", field="refund_id"
             ) from None
         return bytes(row.response)
+
+
+async def _find_receipt(conn: Any, term: Terminal, receipt_id: str) -> Any:
+    """The receipt to refund, locked: sold at this terminal, or else at another terminal
+    of the same store (goods are often returned at another till).  A receipt id that
+    several tills of the store used is ambiguous (409)."""
+    cols = (r.c.id, r.c.state, r.c.account_id, r.c.earned_lot_id, r.c.partner_id)
+    rec = (
+        await conn.execute(
+            select(*cols)
+            .where(r.c.terminal_id == term.id, r.c.pos_receipt_id == receipt_id)
+            .with_for_update()
+        )
+    ).first()
+    if rec is not None:
+        return rec
+    found = (
+        await conn.execute(
+            select(*cols)
+            .where(r.c.store_id == term.store_id, r.c.pos_receipt_id == receipt_id)
+            .limit(2)
+            .with_for_update()
+        )
+    ).all()
+    if not found:
+        raise ServiceError(
+            "receipt_not_found", f"no receipt {receipt_id!r} in this store", field="receipt_id"
+        )
+    if len(found) > 1:
+        raise ServiceError(
+            "ambiguous_receipt_id",
+            f"several tills of this store used receipt "
+            f"id {receipt_id!r}; refund it at the till that sold it",
+            field="receipt_id",
+        )
+    return found[0]
 
 
 def _plan_lines(lines: Sequence[Any], req: RefundRequest) -> list[dict[str, Any]]:

@@ -247,6 +247,7 @@ receipts = Table(
     Column("confirm_response", LargeBinary),
     Column("source", String(16), nullable=False, server_default="pos"),
     UniqueConstraint("terminal_id", "pos_receipt_id"),
+    Index("ix_receipts_store_id_pos_receipt_id", "store_id", "pos_receipt_id"),
     Index(None, "program_id", "account_id", "occurred_at"),
     Index(None, "program_id", "occurred_at"),
 )

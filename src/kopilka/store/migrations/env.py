@@ -17,12 +17,14 @@ target_metadata = metadata
 def _run(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # A migration waits at most 10 s for a lock instead of queueing the hot path behind it.
-        connection.exec_driver_sql("SET lock_timeout = '10s'")
+        connection.exec_driver_sql("SET lock_timeout = '10s'")  # for the whole session
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        transaction_per_migration=True,  # lets a migration step outside it (CONCURRENTLY)
     )
     with context.begin_transaction():
         context.run_migrations()
