@@ -197,27 +197,7 @@ async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[st
                 card_number=reg.card_number,
                 phone=reg.phone,
             )
-            code = f"{secrets.randbelow(10**6):06d}"
-            await conn.execute(
-                insert(t.phone_codes),
-                {
-                    "program_id": term.program_id,
-                    "customer_id": cust_id,
-                    "code_hash": hash_code(code),
-                    "expires_at": now + timedelta(minutes=10),
-                },
-            )
-            await conn.execute(
-                insert(t.outbox),
-                {
-                    "program_id": term.program_id,
-                    "topic": "sms.send",
-                    "created_at": now,
-                    "payload": orjson.dumps(
-                        {"to": reg.phone, "template": "phone_code", "code": code}
-                    ).decode(),
-                },
-            )
+            await _send_phone_code(conn, term.program_id, cust_id, reg.phone, now)
     except IntegrityError as exc:
         msg = str(exc.orig).lower()
         if "phone" in msg or ("identifiers" in msg and reg.card_number is None):
@@ -232,6 +212,81 @@ async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[st
         "card": {"number": card_number, "id": card_id},
         "phone_confirmation": "sms_sent",
     }
+
+
+CODE_TTL = timedelta(minutes=10)
+RESEND_AFTER = timedelta(seconds=60)
+CODES_PER_DAY = 5
+
+
+async def _send_phone_code(
+    conn: AsyncConnection, program_id: int, customer_id: int, phone: str, now: datetime
+) -> None:
+    """A new one-time code, stored hashed, sent by SMS through the outbox."""
+    code = f"{secrets.randbelow(10**6):06d}"
+    await conn.execute(
+        insert(t.phone_codes),
+        {
+            "program_id": program_id,
+            "customer_id": customer_id,
+            "code_hash": hash_code(code),
+            "expires_at": now + CODE_TTL,
+        },
+    )
+    await conn.execute(
+        insert(t.outbox),
+        {
+            "program_id": program_id,
+            "topic": "sms.send",
+            "created_at": now,
+            "payload": orjson.dumps({"to": phone, "template": "phone_code", "code": code}).decode(),
+        },
+    )
+
+
+async def do_resend_code(rt: Runtime, term: Terminal, customer_id: int) -> dict[str, Any]:
+    """A new code for a phone not yet confirmed: at most one a minute and five a day."""
+    now = rt.now()
+    pc = t.phone_codes
+    async with rt.engine.begin() as conn:
+        cust = (
+            await conn.execute(
+                select(t.customers.c.phone, t.customers.c.phone_confirmed_at).where(
+                    t.customers.c.id == customer_id, t.customers.c.program_id == term.program_id
+                )
+            )
+        ).first()
+        if cust is None or cust.phone is None:
+            raise ServiceError(
+                "customer_not_found", f"no customer {customer_id}", field="customer_id"
+            )
+        if cust.phone_confirmed_at is not None:
+            raise ServiceError(
+                "phone_already_confirmed", "the phone is already confirmed", field="customer_id"
+            )
+        sent = (
+            (
+                await conn.execute(
+                    select(pc.c.expires_at).where(
+                        pc.c.customer_id == customer_id,
+                        pc.c.expires_at > now - timedelta(days=1) + CODE_TTL,
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        last_sent = max((x - CODE_TTL for x in sent), default=None)
+        if len(sent) >= CODES_PER_DAY or (last_sent and now - last_sent < RESEND_AFTER):
+            wait = RESEND_AFTER if len(sent) < CODES_PER_DAY else timedelta(days=1)
+            raise ServiceError(
+                "too_many_attempts",
+                "a code was sent recently; wait before asking for another",
+                field="customer_id",
+                retry_after_s=int(wait.total_seconds()),
+            )
+        await _send_phone_code(conn, term.program_id, customer_id, cust.phone, now)
+    return {"customer_id": customer_id, "phone_confirmation": "sms_sent"}
 
 
 async def create_account_and_card(
@@ -303,7 +358,7 @@ async def do_confirm_phone(
             )
         if row.attempts >= 5:
             raise ServiceError(
-                "too_many_attempts", "too many wrong codes; register again", field="code"
+                "too_many_attempts", "too many wrong codes; ask for a new code", field="code"
             )
         if row.expires_at <= now:
             raise ServiceError("code_expired", "the code expired", field="code")

@@ -23,6 +23,7 @@ STATUS: dict[str, int] = {
     "ambiguous_receipt_id": 409,
     "already_registered": 409,
     "card_taken": 409,
+    "phone_already_confirmed": 409,
     "card_blocked": 422,
     "not_a_member": 422,
     "insufficient_points": 422,

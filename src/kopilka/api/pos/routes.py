@@ -346,6 +346,17 @@ async def confirm_phone(request: Request, customer_id: int) -> Response:
     return _ok(orjson.dumps(data))
 
 
+@router.post(
+    "/customers/{customer_id}/resend-code",
+    responses=ERRORS,
+    summary="Send a new one-time code (at most one a minute, five a day)",
+)
+async def resend_code(request: Request, customer_id: int) -> Response:
+    term = await _auth(request)
+    data = await customers.do_resend_code(_rt(request), term, customer_id)
+    return _ok(orjson.dumps(data))
+
+
 SCHEMAS: list[type[BaseModel]] = [PurchaseIn, BatchIn, ConfirmIn, RefundIn, CustomerIn, PhoneCodeIn]
 
 
@@ -373,11 +384,19 @@ async def _lookup_endpoint(request: Request) -> Response:
     return await lookup(request, identifier)
 
 
-async def _confirm_phone_endpoint(request: Request) -> Response:
-    raw = request.path_params["customer_id"]
+def _customer_id(request: Request) -> int:
+    raw: str = request.path_params["customer_id"]
     if not raw.isdigit() or len(raw) > 18:
         raise problems.invalid("customer_id", "bad_format", "must be a whole number")
-    return await confirm_phone(request, int(raw))
+    return int(raw)
+
+
+async def _confirm_phone_endpoint(request: Request) -> Response:
+    return await confirm_phone(request, _customer_id(request))
+
+
+async def _resend_code_endpoint(request: Request) -> Response:
+    return await resend_code(request, _customer_id(request))
 
 
 def fast_routes() -> list[Route]:
@@ -403,6 +422,9 @@ def fast_routes() -> list[Route]:
             methods=["POST"],
         ),
         Route(f"{p}/customers", register, methods=["POST"]),
+        Route(
+            f"{p}/customers/{{customer_id}}/resend-code", _resend_code_endpoint, methods=["POST"]
+        ),
         Route(
             f"{p}/customers/{{customer_id}}/confirm-phone",
             _confirm_phone_endpoint,

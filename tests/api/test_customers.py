@@ -1,0 +1,60 @@
+"""Registering a customer at the till and confirming the phone with an SMS code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from kopilka.store import tables as t
+from tests.conftest import Clock
+
+
+async def sms_codes(shop: Any, phone: str) -> list[str]:
+    async with shop.rt.engine.connect() as conn:
+        rows = (await conn.execute(
+            select(t.outbox.c.payload).where(t.outbox.c.topic == "sms.send")
+            .order_by(t.outbox.c.id))).scalars().all()
+    payloads = [orjson.loads(p) for p in rows]
+    return [p["code"] for p in payloads if p["to"] == phone]
+
+
+async def test_a_new_customer_confirms_the_phone_with_the_code_sent_by_sms(
+    make_shop: Any, clock: Clock
+) -> None:
+    shop = await make_shop()
+    phone = "+79261234567"
+
+    reg = await shop.post("/customers", {"phone": "8 (926) 123-45-67", "first_name": "Олег"})
+    cid = reg.json()["customer_id"]
+    codes = await sms_codes(shop, phone)
+    wrong = await shop.post(f"/customers/{cid}/confirm-phone", {"code": "000000"
+                            if codes[0] != "000000" else "111111"})
+    ok = await shop.post(f"/customers/{cid}/confirm-phone", {"code": codes[0]})
+
+    assert reg.status_code == 201, reg.text
+    assert len(reg.json()["card"]["number"]) == 13
+    assert len(codes) == 1
+    assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_code"
+    assert ok.status_code == 200 and ok.json()["phone_confirmed"] is True
+
+
+async def test_a_new_code_can_be_asked_for_once_a_minute(make_shop: Any, clock: Clock) -> None:
+    shop = await make_shop()
+    phone = "+79261234568"
+    reg = await shop.post("/customers", {"phone": phone})
+    cid = reg.json()["customer_id"]
+
+    too_soon = await shop.post(f"/customers/{cid}/resend-code")
+    clock.advance(seconds=61)
+    again = await shop.post(f"/customers/{cid}/resend-code")
+    codes = await sms_codes(shop, phone)
+    confirmed = await shop.post(f"/customers/{cid}/confirm-phone", {"code": codes[-1]})
+    after = await shop.post(f"/customers/{cid}/resend-code")
+
+    assert too_soon.status_code == 429 and too_soon.json()["retry_after_s"] == 60
+    assert again.status_code == 200, again.text
+    assert len(codes) == 2
+    assert confirmed.status_code == 200, confirmed.text
+    assert after.status_code == 409 and after.json()["code"] == "phone_already_confirmed"
