@@ -150,3 +150,22 @@ async def test_goods_can_be_returned_at_another_till_of_the_store(make_shop: Any
     assert r.status_code == 200, r.text
     assert r.json()["points_taken_back"] == "20.00"
     assert (await shop.balance(member))["available"] == "0.00"
+
+
+async def test_lookup_shows_the_last_five_purchases_newest_first(
+    make_shop: Any, clock: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    shop = await make_shop(earn_percent="10")
+    member = await shop.customer()
+    clock.set(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    for i in range(7):
+        clock.advance(hours=1)
+        await shop.post("/purchases", receipt(f"r{i}", member.card, ("a", 1, f"{i + 1}0.00")))
+
+    r = await shop.get("/customers/lookup", params={"identifier": member.card})
+
+    last = r.json()["last_purchases"]
+    assert [x["receipt_id"] for x in last] == ["r6", "r5", "r4", "r3", "r2"]
+    assert last[0]["to_pay"] == "70.00" and last[0]["points_earned"] == "7.00"

@@ -46,19 +46,20 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
             raise ServiceError(
                 "unknown_identifier", "no customer with this identifier", field="identifier"
             )
-        cust = (
-            await tx.fetch(
-                "SELECT birthday, phone_confirmed_at FROM customers WHERE id = ?", acc.customer_id
-            )
-        )[0]
-        recent = await tx.fetch(
-            "SELECT r.pos_receipt_id, r.occurred_at, r.to_pay, r.points_earned, "
-            "r.points_redeemed, s.name FROM receipts r JOIN stores s ON s.id = r.store_id "
-            "WHERE r.program_id = ? AND r.account_id = ? AND r.state = 'confirmed' "
-            "ORDER BY r.occurred_at DESC LIMIT 5",
+        # The customer's own fields and the last five receipts in one statement: one row
+        # per receipt (the customer's fields repeated), or one row of NULLs if none.
+        rows = await tx.fetch(
+            "SELECT cu.birthday, cu.phone_confirmed_at, r.pos_receipt_id, r.occurred_at, "
+            "r.to_pay, r.points_earned, r.points_redeemed, s.name FROM customers cu "
+            "LEFT JOIN receipts r ON r.program_id = ? AND r.account_id = ? "
+            "AND r.state = 'confirmed' LEFT JOIN stores s ON s.id = r.store_id "
+            "WHERE cu.id = ? ORDER BY r.occurred_at DESC LIMIT 5",
             term.program_id,
             acc.id,
+            acc.customer_id,
         )
+    cust = rows[0]
+    recent = [x[2:] for x in rows if x[2] is not None]
     birthday = (
         cust[0]
         if isinstance(cust[0], date) or cust[0] is None
