@@ -159,6 +159,9 @@ def cmd_card(args: argparse.Namespace) -> int:
         if args.action == "block":
             await cards.do_block_card(rt, args.number, reason=args.reason)
             print(f"card {args.number} blocked", file=sys.stderr)
+        elif args.action == "link":
+            await cards.do_link_identifier(rt, args.number, kind=args.kind, value=args.value)
+            print(f"{args.kind} {args.value} now identifies card {args.number}", file=sys.stderr)
         else:
             await cards.do_replace_card(rt, args.old, args.new)
             print(f"card {args.old} replaced by {args.new}", file=sys.stderr)
@@ -292,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     cb = csub.add_parser("block", help="block a card (lost, stolen, fraud)")
     cb.add_argument("number")
     cb.add_argument("--reason", default="")
+    cl = csub.add_parser("link", help="attach a QR token or an RFID UID to a card")
+    cl.add_argument("number")
+    cl.add_argument("--kind", choices=["qr", "rfid"], required=True)
+    cl.add_argument("--value", required=True)
     cr = csub.add_parser("replace", help="move the customer to a new card, same account")
     cr.add_argument("old")
     cr.add_argument("new")

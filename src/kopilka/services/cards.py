@@ -60,3 +60,40 @@ async def do_replace_card(rt: Runtime, old: str, new: str) -> None:
             insert(i),
             {"program_id": row.program_id, "value": new, "kind": "card", "card_id": new_id},
         )
+
+
+IDENTIFIER_KINDS = ("qr", "rfid")
+
+
+async def do_link_identifier(rt: Runtime, number: str, *, kind: str, value: str) -> None:
+    """Attach a QR token or an RFID UID to a card: the till can then identify the customer
+    by scanning it (lookup and calculate accept it as ``identifier``)."""
+    if kind not in IDENTIFIER_KINDS:
+        raise ServiceError(
+            "validation_failed", f"kind must be one of {IDENTIFIER_KINDS}", field="kind"
+        )
+    value = value.strip()
+    if not 4 <= len(value) <= 64 or not value.isprintable() or " " in value:
+        raise ServiceError(
+            "validation_failed", "4 to 64 printable characters, no spaces", field="value"
+        )
+    async with rt.engine.begin() as conn:
+        row = (
+            await conn.execute(select(c.c.id, c.c.program_id).where(c.c.number == number))
+        ).first()
+        if row is None:
+            raise ServiceError("unknown_identifier", f"no card {number}", field="number")
+        i = t.identifiers
+        taken = (
+            await conn.execute(
+                select(i.c.card_id).where(i.c.program_id == row.program_id, i.c.value == value)
+            )
+        ).first()
+        if taken is not None:
+            raise ServiceError("card_taken", f"{value!r} already identifies a card", field="value")
+        await conn.execute(
+            insert(i),
+            {"program_id": row.program_id, "value": value, "kind": kind, "card_id": row.id},
+        )
+        column = c.c.qr_token if kind == "qr" else c.c.rfid_uid
+        await conn.execute(update(c).where(c.c.id == row.id).values({column: value}))
