@@ -182,6 +182,13 @@ async def _begin_immediate(conn: sqlite3.Connection, *, patience_s: float = 30.0
         delay = min(delay * 2, 0.02)
 
 
+async def _keep_session(conn: Any) -> None:
+    """asyncpg's default pool reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` on every release: a round trip per till call.  The hot path
+    never sets session state (no SET, LISTEN, advisory locks or cursors), so nothing needs
+    resetting."""
+
+
 class HotPath:
     """Transactions for the till's hot path on the driver itself (store/raw.py)."""
 
@@ -249,6 +256,7 @@ class HotPath:
                     dsn = make_url(self.rt.url).set(drivername="postgresql")
                     self._pool = await asyncpg.create_pool(
                         dsn.render_as_string(hide_password=False),
+                        reset=_keep_session,
                         min_size=1,
                         max_size=self.pool_size,
                         server_settings={"application_name": "kopilka-hot"},
