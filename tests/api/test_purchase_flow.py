@@ -169,3 +169,15 @@ async def test_lookup_shows_the_last_five_purchases_newest_first(
     last = r.json()["last_purchases"]
     assert [x["receipt_id"] for x in last] == ["r6", "r5", "r4", "r3", "r2"]
     assert last[0]["to_pay"] == "70.00" and last[0]["points_earned"] == "7.00"
+
+
+async def test_a_confirm_that_repeats_the_whole_receipt_is_accepted(make_shop: Any) -> None:
+    shop = await make_shop(earn_percent="10")
+    member = await shop.customer()
+    body = receipt("r1", member.card, ("a", 1, "100.00"))
+    await shop.post("/purchases/calculate", body)
+
+    r = await shop.post("/purchases/r1/confirm", body)
+
+    assert r.status_code == 200, r.text
+    assert r.json()["points_earned"] == "10.00"

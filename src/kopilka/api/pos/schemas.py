@@ -87,8 +87,14 @@ class BatchIn(BaseModel):
     receipts: Annotated[list[object], Field(min_length=1, max_length=1000)]
 
 
-class ConfirmIn(Strict):
-    """Optional body of confirm/cancel; everything was sent with calculate."""
+class ConfirmIn(BaseModel):
+    """Optional body of confirm/cancel; everything was sent with calculate.
+
+    Unknown fields are ignored here, unlike everywhere else: a POS that sends the whole
+    receipt again with its confirm must not have a sale that went through refused.
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     occurred_at: AwareDatetime | None = None
 
