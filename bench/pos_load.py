@@ -346,6 +346,7 @@ class Conn:
         self.reader = self.writer = None
 
     async def request(self, method: bytes, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        reused = self.writer is not None
         if self.writer is None:
             await self.open()
         assert self.reader is not None and self.writer is not None
@@ -353,7 +354,16 @@ class Conn:
         if method == b"POST":
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         self.writer.write(head + b"\r\n" + body)
-        raw = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as e:
+            # The server closed a keep-alive connection that sat idle between phases: open
+            # a new one and send again (every POS call is idempotent by its receipt_id).
+            partial = getattr(e, "partial", b"")
+            if not reused or partial:
+                raise
+            self.close()
+            return await self.request(method, path, body)
         status = int(raw[9:12])
         length = -1
         chunked = close = False
