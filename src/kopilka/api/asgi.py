@@ -12,8 +12,8 @@ from kopilka.store.db import create_engine, resolve_url
 
 
 def make_app() -> FastAPI:
-    """One app per worker process.  ``KOPILKA_DB_POOL`` (default 20) connections serve the
+    """One app per worker process.  ``KOPILKA_DB_POOL`` (default 10) connections serve the
     till's hot path on PostgreSQL; SQLAlchemy keeps 5 more for everything else."""
     url = resolve_url(None)
-    pool = int(os.environ.get("KOPILKA_DB_POOL", "20"))
+    pool = int(os.environ.get("KOPILKA_DB_POOL", "10"))
     return create_app(Runtime(engine=create_engine(url, pool_size=5), url=url, pool_size=pool))

@@ -80,7 +80,7 @@ class Runtime:
     cache_ttl_s: float = 5.0
     _terminals: dict[str, tuple[float, Terminal | None]] = field(default_factory=dict)
     _programs: dict[int, tuple[float, ProgramSettings]] = field(default_factory=dict)
-    pool_size: int = 20
+    pool_size: int = 10
     _hot: HotPath | None = None
 
     @property
@@ -192,7 +192,7 @@ async def _keep_session(conn: Any) -> None:
 class HotPath:
     """Transactions for the till's hot path on the driver itself (store/raw.py)."""
 
-    def __init__(self, rt: Runtime, *, pool_size: int = 20) -> None:
+    def __init__(self, rt: Runtime, *, pool_size: int = 10) -> None:
         self.rt = rt
         self.pool_size = pool_size
         self._pool: Any = None
