@@ -40,8 +40,9 @@ def pg_available() -> bool:
 
     async def probe() -> bool:
         try:
-            conn = await asyncpg.connect(PG_ADMIN.replace("postgresql://", "postgres://"),
-                                         timeout=3)
+            conn = await asyncpg.connect(
+                PG_ADMIN.replace("postgresql://", "postgres://"), timeout=3
+            )
         except Exception:
             return False
         await conn.close()
@@ -146,28 +147,46 @@ class Shop:
         return {"Authorization": f"Bearer {self.key}"}
 
     async def post(self, path: str, body: Any = None, **kw: Any) -> httpx.Response:
-        return await self.client.post("/api/pos/v1" + path, json=body, headers=self.headers,
-                                      **kw)
+        return await self.client.post("/api/pos/v1" + path, json=body, headers=self.headers, **kw)
 
     async def get(self, path: str, **kw: Any) -> httpx.Response:
         return await self.client.get("/api/pos/v1" + path, headers=self.headers, **kw)
 
-    async def customer(self, points: Decimal | str | int = 0, *, first_name: str = "Анна",
-                       last_name: str = "Смирнова") -> Member:
+    async def customer(
+        self,
+        points: Decimal | str | int = 0,
+        *,
+        first_name: str = "Анна",
+        last_name: str = "Смирнова",
+    ) -> Member:
         """A member with a card (and a phone), optionally with points credited now."""
         n = next(_serial)
         number = make_card_number("27", self.program_id * 100_000 + n)
         phone = f"+7903{self.program_id % 1000:03d}{n % 10000:04d}"
         async with self.rt.engine.begin() as conn:
-            cid = (await conn.execute(insert(t.customers).returning(t.customers.c.id), {
-                "program_id": self.program_id, "first_name": first_name,
-                "last_name": last_name, "phone": phone, "registered_at": self.rt.now()})
+            cid = (
+                await conn.execute(
+                    insert(t.customers).returning(t.customers.c.id),
+                    {
+                        "program_id": self.program_id,
+                        "first_name": first_name,
+                        "last_name": last_name,
+                        "phone": phone,
+                        "registered_at": self.rt.now(),
+                    },
+                )
             ).scalar_one()
             _, card_id = await create_account_and_card(
-                conn, program_id=self.program_id, customer_id=cid, now=self.rt.now(),
-                card_number=number, phone=phone)
-            acc = (await conn.execute(select(t.cards.c.account_id)
-                                      .where(t.cards.c.id == card_id))).scalar_one()
+                conn,
+                program_id=self.program_id,
+                customer_id=cid,
+                now=self.rt.now(),
+                card_number=number,
+                phone=phone,
+            )
+            acc = (
+                await conn.execute(select(t.cards.c.account_id).where(t.cards.c.id == card_id))
+            ).scalar_one()
         if Decimal(points):
             await do_adjust(self.rt, acc, Decimal(points), program_id=self.program_id)
         return Member(number, phone, acc, cid)
@@ -194,31 +213,60 @@ async def make_shop(rt: Runtime, client: httpx.AsyncClient) -> Any:
         now = rt.now()
         program = ProgramSettings(**settings)
         async with rt.engine.begin() as conn:
-            pid = (await conn.execute(insert(t.programs).returning(t.programs.c.id), {
-                "code": f"p{n}-{secrets.token_hex(3)}", "name": f"Program {n}",
-                "settings": settings_to_json(program), "created_at": now})).scalar_one()
-            partner = (await conn.execute(insert(t.partners).returning(t.partners.c.id), {
-                "program_id": pid, "code": "main", "name": "Shop"})).scalar_one()
+            pid = (
+                await conn.execute(
+                    insert(t.programs).returning(t.programs.c.id),
+                    {
+                        "code": f"p{n}-{secrets.token_hex(3)}",
+                        "name": f"Program {n}",
+                        "settings": settings_to_json(program),
+                        "created_at": now,
+                    },
+                )
+            ).scalar_one()
+            partner = (
+                await conn.execute(
+                    insert(t.partners).returning(t.partners.c.id),
+                    {"program_id": pid, "code": "main", "name": "Shop"},
+                )
+            ).scalar_one()
             code = f"S{n}"
-            store = (await conn.execute(insert(t.stores).returning(t.stores.c.id), {
-                "program_id": pid, "partner_id": partner, "code": code, "name": "Store",
-                "city": "Москва"})).scalar_one()
+            store = (
+                await conn.execute(
+                    insert(t.stores).returning(t.stores.c.id),
+                    {
+                        "program_id": pid,
+                        "partner_id": partner,
+                        "code": code,
+                        "name": "Store",
+                        "city": "Москва",
+                    },
+                )
+            ).scalar_one()
             key = f"kp_test_{secrets.token_hex(12)}"
-            await conn.execute(insert(t.terminals), {
-                "program_id": pid, "store_id": store, "name": "till 1",
-                "key_hash": hash_key(key), "key_prefix": key[:10], "created_at": now})
+            await conn.execute(
+                insert(t.terminals),
+                {
+                    "program_id": pid,
+                    "store_id": store,
+                    "name": "till 1",
+                    "key_hash": hash_key(key),
+                    "key_prefix": key[:10],
+                    "created_at": now,
+                },
+            )
         return Shop(rt, client, pid, partner, code, key)
 
     return make
 
 
-def receipt(rid: str, identifier: str | None, *lines: tuple[str, Any, Any],
-            **extra: Any) -> dict[str, Any]:
+def receipt(
+    rid: str, identifier: str | None, *lines: tuple[str, Any, Any], **extra: Any
+) -> dict[str, Any]:
     """A calculate body: lines as (sku, quantity, price)."""
     body: dict[str, Any] = {
         "receipt_id": rid,
-        "lines": [{"sku": s, "name": f"item {s}", "quantity": q, "price": p}
-                  for s, q, p in lines],
+        "lines": [{"sku": s, "name": f"item {s}", "quantity": q, "price": p} for s, q, p in lines],
         **extra,
     }
     if identifier is not None:

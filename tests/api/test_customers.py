@@ -13,9 +13,17 @@ from tests.conftest import Clock
 
 async def sms_codes(shop: Any, phone: str) -> list[str]:
     async with shop.rt.engine.connect() as conn:
-        rows = (await conn.execute(
-            select(t.outbox.c.payload).where(t.outbox.c.topic == "sms.send")
-            .order_by(t.outbox.c.id))).scalars().all()
+        rows = (
+            (
+                await conn.execute(
+                    select(t.outbox.c.payload)
+                    .where(t.outbox.c.topic == "sms.send")
+                    .order_by(t.outbox.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     payloads = [orjson.loads(p) for p in rows]
     return [p["code"] for p in payloads if p["to"] == phone]
 
@@ -29,8 +37,9 @@ async def test_a_new_customer_confirms_the_phone_with_the_code_sent_by_sms(
     reg = await shop.post("/customers", {"phone": "8 (926) 123-45-67", "first_name": "Олег"})
     cid = reg.json()["customer_id"]
     codes = await sms_codes(shop, phone)
-    wrong = await shop.post(f"/customers/{cid}/confirm-phone", {"code": "000000"
-                            if codes[0] != "000000" else "111111"})
+    wrong = await shop.post(
+        f"/customers/{cid}/confirm-phone", {"code": "000000" if codes[0] != "000000" else "111111"}
+    )
     ok = await shop.post(f"/customers/{cid}/confirm-phone", {"code": codes[0]})
 
     assert reg.status_code == 201, reg.text

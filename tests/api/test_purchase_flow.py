@@ -144,8 +144,9 @@ async def test_goods_can_be_returned_at_another_till_of_the_store(make_shop: Any
     other_key = await do_add_terminal(shop.rt, store_code=shop.store_code, name="till 2")
     other = {"Authorization": f"Bearer {other_key}"}
 
-    r = await shop.client.post("/api/pos/v1/purchases/r1/refunds",
-                               json={"refund_id": "x1"}, headers=other)
+    r = await shop.client.post(
+        "/api/pos/v1/purchases/r1/refunds", json={"refund_id": "x1"}, headers=other
+    )
 
     assert r.status_code == 200, r.text
     assert r.json()["points_taken_back"] == "20.00"

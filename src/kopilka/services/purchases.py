@@ -43,7 +43,13 @@ from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
-from kopilka.store.queries.accounts import AccountState, Posting, load_account, load_by_identifier
+from kopilka.store.queries.accounts import (
+    AccountState,
+    Posting,
+    load_account,
+    load_by_identifier,
+    read_lots,
+)
 from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, insert_rows, parse_ts, ts
 
 
@@ -374,13 +380,12 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     program = await rt.program(term.program_id)
     now = rt.now()
     async with rt.hot.tx() as tx:
-        rec = await _locked_receipt(tx, term, receipt_id)
+        rec, account = await _lock_receipt_and_account(tx, term, receipt_id)
         if rec.state == "confirmed":
             return rec.confirm_response
         if rec.state == "cancelled":
             raise ServiceError("receipt_cancelled", "the receipt was cancelled", field="receipt_id")
         calc = orjson.loads(rec.calc_response)
-        account = await load_account(tx, rec.account_id, lock=True) if rec.account_id else None
         redeemed = views.dec(calc["points_redeemed"])
         hold_id = None
         if account is not None and redeemed > 0:
@@ -424,6 +429,45 @@ class LockedReceipt:
     partner_id: int
 
 
+# PostgreSQL: the receipt and its account locked in one statement, receipt first (the
+# order every path takes).  Locked rows are read in their newest version, so both are
+# current; the lots are read afterwards (read_lots), in a fresh snapshot.
+LOCK_RECEIPT_AND_ACCOUNT_PG = (
+    "WITH r AS (" + LOCK_RECEIPT + " FOR UPDATE), "
+    "a AS (SELECT id, program_id, balance, held, debt FROM accounts "
+    "WHERE id = (SELECT account_id FROM r) FOR UPDATE) "
+    "SELECT r.*, a.id, a.program_id, a.balance, a.held, a.debt FROM r LEFT JOIN a ON true"
+)
+
+
+async def _lock_receipt_and_account(
+    tx: Tx, term: Terminal, receipt_id: str
+) -> tuple[LockedReceipt, AccountState | None]:
+    """The receipt and, for a member's receipt, its account with its lots, both locked."""
+    if not tx.pg:
+        rec = await _locked_receipt(tx, term, receipt_id)
+        acc = await load_account(tx, rec.account_id, lock=True) if rec.account_id else None
+        return rec, acc
+    rows = await tx.fetch(LOCK_RECEIPT_AND_ACCOUNT_PG, term.id, receipt_id)
+    if not rows:
+        raise ServiceError(
+            "receipt_not_found", f"no receipt {receipt_id!r} at this terminal", field="receipt_id"
+        )
+    x = rows[0]
+    rec = _receipt_from_row(x)
+    if x[7] is None:
+        return rec, None
+    account = AccountState(x[7], x[8], dec2(x[9]), dec2(x[10]), dec2(x[11]))
+    await read_lots(tx, account)
+    return rec, account
+
+
+def _receipt_from_row(x: Any) -> LockedReceipt:
+    occurred = parse_ts(x[3])
+    assert occurred is not None
+    return LockedReceipt(x[0], x[1], x[2], occurred, bytes(x[4] or b""), bytes(x[5] or b""), x[6])
+
+
 async def _locked_receipt(tx: Tx, term: Terminal, receipt_id: str) -> LockedReceipt:
     """The receipt row, locked until the transaction ends (PostgreSQL FOR UPDATE)."""
     rows = await tx.fetch(LOCK_RECEIPT + (" FOR UPDATE" if tx.pg else ""), term.id, receipt_id)
@@ -431,10 +475,7 @@ async def _locked_receipt(tx: Tx, term: Terminal, receipt_id: str) -> LockedRece
         raise ServiceError(
             "receipt_not_found", f"no receipt {receipt_id!r} at this terminal", field="receipt_id"
         )
-    x = rows[0]
-    occurred = parse_ts(x[3])
-    assert occurred is not None
-    return LockedReceipt(x[0], x[1], x[2], occurred, bytes(x[4] or b""), bytes(x[5] or b""), x[6])
+    return _receipt_from_row(rows[0])
 
 
 async def _resolve_hold(tx: Tx, receipt_pk: int, now: datetime, state: HoldState) -> int | None:

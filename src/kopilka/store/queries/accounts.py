@@ -96,7 +96,7 @@ async def load_by_identifier(
     sql = LOCK_BY_IDENTIFIER + (FOR_UPDATE if tx.pg else "")
     state = _fold(await tx.fetch(sql, program_id, v[0], v[-1]), with_card=True)
     if state is not None:
-        await _read_lots(tx, state)
+        await read_lots(tx, state)
     return state
 
 
@@ -110,11 +110,11 @@ async def load_account(tx: Tx, account_id: int, *, lock: bool) -> AccountState:
     state = _fold(rows, with_card=False)
     assert state is not None, f"account {account_id} vanished"
     if lock:
-        await _read_lots(tx, state)
+        await read_lots(tx, state)
     return state
 
 
-async def _read_lots(tx: Tx, state: AccountState) -> None:
+async def read_lots(tx: Tx, state: AccountState) -> None:
     """Lots read after the account lock: a fresh snapshot on PostgreSQL."""
     rows = await tx.fetch(LOTS_OF, state.program_id, state.id)
     state.lots = [Lot(r[0], dec2(r[1]), parse_ts(r[2]), parse_ts(r[3])) for r in rows]  # type: ignore[arg-type]
