@@ -217,6 +217,15 @@ FINISH_RECEIPT = (
     "UPDATE receipts SET state = ?, confirmed_at = ?, confirm_response = ?, earned_lot_id = ? "
     "WHERE id = ?"
 )
+HOLD_PG = (
+    "WITH rc AS (" + INSERT_RECEIPT + "), "
+    "h AS (INSERT INTO holds (program_id, account_id, receipt_pk, amount, state, created_at, "
+    "expires_at) SELECT ?, ?, rc.id, ?, 'active', ?, ? FROM rc RETURNING id, receipt_pk), "
+    "e AS (INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, "
+    "hold_id, receipt_pk, funding_partner_id, created_at) "
+    "SELECT ?, ?, 'hold', 0, ?, h.id, h.receipt_pk, ?, ? FROM h RETURNING 1) "
+    "UPDATE accounts SET held = ?, updated_at = ? WHERE id = ?"
+)
 LOCK_RECEIPT = (
     "SELECT id, state, account_id, occurred_at, calc_response, confirm_response, partner_id "
     "FROM receipts WHERE terminal_id = ? AND pos_receipt_id = ?"
@@ -276,8 +285,7 @@ async def _calculate(
         hold_expires if priced.points_redeemed and not confirm else None,
     )
     c = cents
-    rows = await tx.fetch(
-        INSERT_RECEIPT,
+    receipt_args = (
         term.program_id,
         term.partner_id,
         term.store_id,
@@ -301,6 +309,31 @@ async def _calculate(
         views.dumps(calc_body),
         "purchase" if confirm else "calculate",
     )
+    holding = account is not None and priced.points_redeemed > 0 and not confirm
+    if holding and tx.pg and account is not None:
+        # Receipt, hold, hold entry and account total in one round trip (the account is
+        # locked); the same rows as the statements below.
+        held = account.held + priced.points_redeemed
+        assert held >= 0
+        await tx.execute(
+            HOLD_PG,
+            *receipt_args,
+            account.program_id,
+            account.id,
+            c(priced.points_redeemed),
+            ts(tx, now),
+            ts(tx, hold_expires),
+            account.program_id,
+            account.id,
+            c(priced.points_redeemed),
+            term.partner_id,
+            ts(tx, now),
+            c(held),
+            ts(tx, now),
+            account.id,
+        )
+        return views.dumps(calc_body)
+    rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
     receipt_pk = int(rows[0][0])
     # Past this point the call must succeed: only writes follow.
     if confirm:
