@@ -182,3 +182,24 @@ async def test_a_confirm_that_repeats_the_whole_receipt_is_accepted(make_shop: A
 
     assert r.status_code == 200, r.text
     assert r.json()["points_earned"] == "10.00"
+
+
+async def test_points_that_cannot_be_taken_back_are_reported_per_line(make_shop: Any) -> None:
+    shop = await make_shop(earn_percent="10", burn_max_percent="100")
+    member = await shop.customer()
+    await shop.post(
+        "/purchases", receipt("r1", member.card, ("a", 1, "300.00"), ("b", 1, "200.00"))
+    )  # earns 30 + 20
+    await shop.post(
+        "/purchases", receipt("r2", member.card, ("c", 1, "45.00"), redeem_points="45")
+    )  # spends 45 of the 50
+
+    r = await shop.post("/purchases/r1/refunds", {"refund_id": "x1"})
+
+    body = r.json()
+    # 50 owed, 5 left (the r2 purchase earned nothing: all of it was paid with points)
+    assert (body["points_taken_back"], body["points_uncollected"]) == ("5.00", "45.00")
+    assert [(x["points_taken_back"], x["points_uncollected"]) for x in body["lines"]] == [
+        ("3.00", "27.00"),  # 45 x 30/50 = 27
+        ("2.00", "18.00"),  # 45 x 20/50 = 18
+    ]

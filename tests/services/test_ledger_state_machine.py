@@ -424,13 +424,16 @@ class LedgerMachine(RuleBasedStateMachine):
         taken, returned = D(answer["points_taken_back"]), D(answer["points_returned"])
         event(f"refund: uncollected {'>' if D(answer['points_uncollected']) else '='} 0")
         event(f"refund: account in debt {self.lookup()['debt'] > 0}")
-        assert taken + D(answer["points_uncollected"]) == lines_taken
+        lines_short = sum((D(x["points_uncollected"]) for x in answer["lines"]), ZERO)
+        assert taken == lines_taken
+        assert D(answer["points_uncollected"]) == lines_short
         assert returned == lines_returned
         self.total += returned - taken
         for x in answer["lines"]:
             line = rec.lines[x["index"]]
             line.refunded += D(x["quantity"])
-            line.taken_back += D(x["points_taken_back"])
+            # owed for the line = taken back + what could not be collected
+            line.taken_back += D(x["points_taken_back"]) + D(x["points_uncollected"])
             line.returned += D(x["points_returned"])
             line.amount_back += D(x["amount"])
             assert line.refunded <= line.quantity

@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.ledger import ZERO, EntryKind, Take, balance_of, plan_take_back
-from kopilka.domain.money import KOPECK, MILLI, fmt2, fmt3, from_minor, prorate, to_minor
+from kopilka.domain.money import KOPECK, MILLI, allocate, fmt2, fmt3, from_minor, prorate, to_minor
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
@@ -157,6 +157,12 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
             elif rec.account_id is not None:
                 account = await load_account(SATx(conn), rec.account_id, lock=False)
                 balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
+            # What could not be taken back is spread over the lines by what each owed
+            # (largest remainder), so the lines add up to the totals.
+            short = _spread_short(uncollected, [p["points_taken_back"] for p in plan])
+            for p, miss in zip(plan, short, strict=True):
+                p["points_uncollected"] = miss
+                p["points_taken_back"] -= miss
             body = views.dumps(
                 {
                     "receipt_id": receipt_id,
@@ -167,6 +173,7 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
                             "quantity": fmt3(p["quantity"]),
                             "amount": fmt2(p["amount"]),
                             "points_taken_back": fmt2(p["points_taken_back"]),
+                            "points_uncollected": fmt2(p["points_uncollected"]),
                             "points_returned": fmt2(p["points_returned"]),
                         }
                         for p in plan
@@ -240,6 +247,13 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
                 "idempotency_conflict", "refund_id was already used", field="refund_id"
             ) from None
         return bytes(row.response)
+
+
+def _spread_short(total: Decimal, owed: list[Decimal]) -> list[Decimal]:
+    if total == 0 or sum(owed, ZERO) == 0:
+        return [ZERO] * len(owed)
+    parts = allocate(to_minor(total), [to_minor(x) for x in owed])
+    return [from_minor(x) for x in parts]
 
 
 async def _find_receipt(conn: Any, term: Terminal, receipt_id: str) -> Any:
