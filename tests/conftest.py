@@ -31,6 +31,7 @@ from kopilka.services.customers import create_account_and_card
 from kopilka.services.runtime import Runtime, hash_key, settings_to_json
 from kopilka.store import tables as t
 from kopilka.store.migrate import upgrade
+from kopilka.store.queries import insert_id
 
 PG_ADMIN = os.environ.get("KOPILKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -206,56 +207,57 @@ class Member:
     customer_id: int
 
 
+async def new_shop(rt: Runtime, client: httpx.AsyncClient, **settings: Any) -> Shop:
+    """A program with one partner, store and terminal, on any runtime and client (the
+    in-process app or a served one)."""
+    n = next(_serial)
+    now = rt.now()
+    tag = f"{n}-{secrets.token_hex(3)}"
+    async with rt.engine.begin() as conn:
+        pid = await insert_id(
+            conn,
+            t.programs,
+            {
+                "code": f"p{tag}",
+                "name": f"Program {n}",
+                "settings": settings_to_json(ProgramSettings(**settings)),
+                "created_at": now,
+            },
+        )
+        partner = await insert_id(
+            conn, t.partners, {"program_id": pid, "code": "main", "name": "Shop"}
+        )
+        code = f"S{tag}"
+        store = await insert_id(
+            conn,
+            t.stores,
+            {
+                "program_id": pid,
+                "partner_id": partner,
+                "code": code,
+                "name": "Store",
+                "city": "Москва",
+            },
+        )
+        key = f"kp_test_{secrets.token_hex(12)}"
+        await conn.execute(
+            insert(t.terminals),
+            {
+                "program_id": pid,
+                "store_id": store,
+                "name": "till 1",
+                "key_hash": hash_key(key),
+                "key_prefix": key[:10],
+                "created_at": now,
+            },
+        )
+    return Shop(rt, client, pid, partner, code, key)
+
+
 @pytest.fixture
 async def make_shop(rt: Runtime, client: httpx.AsyncClient) -> Any:
     async def make(**settings: Any) -> Shop:
-        n = next(_serial)
-        now = rt.now()
-        program = ProgramSettings(**settings)
-        async with rt.engine.begin() as conn:
-            pid = (
-                await conn.execute(
-                    insert(t.programs).returning(t.programs.c.id),
-                    {
-                        "code": f"p{n}-{secrets.token_hex(3)}",
-                        "name": f"Program {n}",
-                        "settings": settings_to_json(program),
-                        "created_at": now,
-                    },
-                )
-            ).scalar_one()
-            partner = (
-                await conn.execute(
-                    insert(t.partners).returning(t.partners.c.id),
-                    {"program_id": pid, "code": "main", "name": "Shop"},
-                )
-            ).scalar_one()
-            code = f"S{n}"
-            store = (
-                await conn.execute(
-                    insert(t.stores).returning(t.stores.c.id),
-                    {
-                        "program_id": pid,
-                        "partner_id": partner,
-                        "code": code,
-                        "name": "Store",
-                        "city": "Москва",
-                    },
-                )
-            ).scalar_one()
-            key = f"kp_test_{secrets.token_hex(12)}"
-            await conn.execute(
-                insert(t.terminals),
-                {
-                    "program_id": pid,
-                    "store_id": store,
-                    "name": "till 1",
-                    "key_hash": hash_key(key),
-                    "key_prefix": key[:10],
-                    "created_at": now,
-                },
-            )
-        return Shop(rt, client, pid, partner, code, key)
+        return await new_shop(rt, client, **settings)
 
     return make
 

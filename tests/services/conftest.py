@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import os
 import secrets
 import socket
@@ -21,69 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from kopilka.domain.program import ProgramSettings
 from kopilka.services.ledger_jobs import Discrepancy, verify_ledger
-from kopilka.services.runtime import Runtime, hash_key, settings_to_json
+from kopilka.services.runtime import Runtime
 from kopilka.services.terminals import do_add_terminal
 from kopilka.store import tables as t
 from kopilka.store.migrate import upgrade
-from tests.conftest import PG_ADMIN, Clock, Shop, _pg_admin, pg_available
+from tests.conftest import PG_ADMIN, Clock, Shop, _pg_admin, new_shop, pg_available
 
 KOPILKA = str(Path(sys.executable).with_name("kopilka"))
-_serial = itertools.count(1)
-
-
-async def new_shop(rt: Runtime, client: httpx.AsyncClient, **settings: Any) -> Shop:
-    """A program with one partner, store and terminal (what ``make_shop`` makes), on any
-    runtime and client: the in-process app or a served one."""
-    n = next(_serial)
-    now = rt.now()
-    async with rt.engine.begin() as conn:
-        pid = (
-            await conn.execute(
-                insert(t.programs).returning(t.programs.c.id),
-                {
-                    "code": f"svc{n}-{secrets.token_hex(3)}",
-                    "name": f"Program {n}",
-                    "settings": settings_to_json(ProgramSettings(**settings)),
-                    "created_at": now,
-                },
-            )
-        ).scalar_one()
-        partner = (
-            await conn.execute(
-                insert(t.partners).returning(t.partners.c.id),
-                {"program_id": pid, "code": "main", "name": "Shop"},
-            )
-        ).scalar_one()
-        code = f"SVC{n}-{secrets.token_hex(3)}"
-        store = (
-            await conn.execute(
-                insert(t.stores).returning(t.stores.c.id),
-                {
-                    "program_id": pid,
-                    "partner_id": partner,
-                    "code": code,
-                    "name": "Store",
-                    "city": "Москва",
-                },
-            )
-        ).scalar_one()
-        key = f"kp_test_{secrets.token_hex(12)}"
-        await conn.execute(
-            insert(t.terminals),
-            {
-                "program_id": pid,
-                "store_id": store,
-                "name": "till 1",
-                "key_hash": hash_key(key),
-                "key_prefix": key[:10],
-                "created_at": now,
-            },
-        )
-    return Shop(rt, client, pid, partner, code, key)
 
 
 async def add_tills(shop: Shop, n: int) -> list[Shop]:

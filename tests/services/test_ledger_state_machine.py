@@ -57,8 +57,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.migrate import upgrade
-from tests.conftest import PG_ADMIN, Member, _pg_admin, pg_available
-from tests.services.conftest import new_shop
+from tests.conftest import PG_ADMIN, Member, _pg_admin, new_shop, pg_available
 
 T = TypeVar("T")
 ZERO = Decimal("0")
