@@ -16,12 +16,12 @@ from kopilka.domain.program import ProgramSettings
 from kopilka.domain.receipt import (
     Basket,
     BasketLine,
-    CustomerContext,
     PricedReceipt,
     RedeemRefused,
     price_receipt,
     redeem_limit,
 )
+from kopilka.domain.rules.facts import CustomerContext
 
 NOW = datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
 D = Decimal

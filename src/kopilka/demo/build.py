@@ -42,11 +42,11 @@ from kopilka.domain.receipt import (
     MAX,
     Basket,
     BasketLine,
-    CustomerContext,
     PricedReceipt,
     price_receipt,
     redeem_limit,
 )
+from kopilka.domain.rules.facts import CustomerContext
 from kopilka.services.purchases import PurchaseRequest, lot_dates
 
 Row = dict[str, Any]

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from kopilka.domain.money import (
     HUNDRED,
@@ -36,6 +38,10 @@ from kopilka.domain.money import (
     to_minor,
 )
 from kopilka.domain.program import ProgramSettings
+from kopilka.domain.rules.facts import CustomerContext
+
+if TYPE_CHECKING:
+    from kopilka.domain.rules.compiler import CompiledProgram
 
 MAX = "max"
 
@@ -60,14 +66,8 @@ class Basket:
     lines: tuple[BasketLine, ...]
     redeem_points: Decimal | str | None = None
     occurred_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerContext:
-    """What the calculation knows of the customer; ``None`` for a non-member receipt."""
-
-    account_id: int
-    available: Decimal
+    coupons: tuple[str, ...] = ()
+    gift_card_payment: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,11 @@ class PricedReceipt:
     points_earned: Decimal
     redeem_max: Decimal
     applied: tuple[Applied, ...] = field(default_factory=tuple)
+    messages: tuple[str, ...] = ()  # for the printed receipt
+    cashier_messages: tuple[str, ...] = ()
+    gifts: tuple[tuple[str, ...], ...] = ()  # (sku, name, quantity)
+    program_version: int = 1
+    explanations: dict[str, str] | None = None  # promotion id -> why (not) applied
 
 
 class RedeemRefused(Exception):
@@ -126,100 +131,30 @@ def redeem_limit(net_total: Decimal, available: Decimal, program: ProgramSetting
 def price_receipt(
     basket: Basket,
     customer: CustomerContext | None,
-    program: ProgramSettings,
+    program: ProgramSettings | CompiledProgram,
     now: datetime,
+    **kwargs: Any,
 ) -> PricedReceipt:
-    """Price a basket.  Raises ``RedeemRefused`` when the requested points cannot be burned."""
-    del now  # the base rule does not depend on time; promotions will
-    amounts = [line.amount for line in basket.lines]
-    discounts = [line.discount for line in basket.lines]
-    nets = [a - d for a, d in zip(amounts, discounts, strict=True)]
-    net_total = sum(nets, ZERO)
+    """Price a basket with the rules engine (``rules.engine.price_receipt``).
 
-    # Lines are ranked by content for largest-remainder ties, so that the same basket
-    # scanned in another order gives every line the same figures.
-    rank = _content_rank(basket.lines)
-    redeem = _points_to_redeem(basket.redeem_points, customer, net_total, program)
-    redeem_max = redeem_limit(net_total, customer.available, program) if customer else ZERO
-    value = q2(redeem * program.point_value)
-    net_minor = [to_minor(n) for n in nets]
-    value_lines = _spread(value, net_minor, rank)
-    points_lines = _spread(redeem, net_minor, rank)
-    to_pay = [n - v for n, v in zip(nets, value_lines, strict=True)]
-    paid_total = sum(to_pay, ZERO)
+    Given bare ``ProgramSettings`` the basket is priced by a bonus program with those
+    settings and no promotions.  Raises ``RedeemRefused``.
+    """
+    from kopilka.domain.rules import engine
 
-    earned = ZERO
-    if customer is not None:
-        earned = round_points(
-            paid_total * program.earn_percent / HUNDRED,
-            step=program.points_step,
-            mode=program.earn_rounding,
-        )
-    earned_lines = _spread(earned, [to_minor(p) for p in to_pay], rank)
-
-    lines = tuple(
-        _priced_line(
-            amounts[i],
-            discounts[i],
-            points_lines[i],
-            value_lines[i],
-            to_pay[i],
-            earned_lines[i],
-            program,
-        )
-        for i in range(len(basket.lines))
-    )
-    applied: list[Applied] = []
-    if redeem:
-        applied.append(
-            Applied(
-                "redeem",
-                discount=value,
-                points=-redeem,
-                reason=f"{redeem} points x {program.point_value} RUB",
-            )
-        )
-    if earned:
-        applied.append(
-            Applied(
-                "base_earn",
-                points=earned,
-                reason=f"{program.earn_percent}% of {paid_total} RUB paid",
-            )
-        )
-    return PricedReceipt(
-        lines=lines,
-        amount=sum(amounts, ZERO),
-        discount=sum(discounts, ZERO),
-        points_redeemed=redeem,
-        redeemed_value=value,
-        to_pay=paid_total,
-        points_earned=earned,
-        redeem_max=redeem_max,
-        applied=tuple(applied),
-    )
+    if isinstance(program, ProgramSettings):
+        program = _base_program(program)
+    return engine.price_receipt(basket, customer, program, now, **kwargs)
 
 
-def _priced_line(
-    amount: Decimal,
-    discount: Decimal,
-    points: Decimal,
-    value: Decimal,
-    to_pay: Decimal,
-    earned: Decimal,
-    program: ProgramSettings,
-) -> PricedLine:
-    applied: list[Applied] = []
-    if points:
-        applied.append(Applied("redeem", discount=value, points=-points))
-    if earned:
-        applied.append(
-            Applied("base_earn", points=earned, reason=f"{program.earn_percent}% of paid amount")
-        )
-    return PricedLine(amount, discount, points, value, to_pay, earned, tuple(applied))
+@lru_cache(maxsize=64)
+def _base_program(settings: ProgramSettings) -> CompiledProgram:
+    from kopilka.domain.rules.compiler import compile_program, program_from_settings
+
+    return compile_program(program_from_settings(settings))
 
 
-def _content_rank(lines: Sequence[BasketLine]) -> list[int]:
+def content_rank(lines: Sequence[BasketLine]) -> list[int]:
     order = sorted(
         range(len(lines)),
         key=lambda i: (
@@ -237,20 +172,27 @@ def _content_rank(lines: Sequence[BasketLine]) -> list[int]:
     return rank
 
 
-def _spread(total: Decimal, weights_minor: Sequence[int], rank: Sequence[int]) -> list[Decimal]:
+def spread(total: Decimal, weights_minor: Sequence[int], rank: Sequence[int]) -> list[Decimal]:
     if total == 0 or sum(weights_minor) == 0:
         return [ZERO.quantize(KOPECK)] * len(weights_minor)
     return [from_minor(x) for x in allocate(to_minor(total), weights_minor, tiebreak=rank)]
 
 
-def _points_to_redeem(
+def points_to_redeem(
     requested: Decimal | str | None,
     customer: CustomerContext | None,
     net_total: Decimal,
     program: ProgramSettings,
+    *,
+    enabled: bool = True,
 ) -> Decimal:
+    """Points the request asks to burn, checked against the limits."""
     if requested is None or (requested != MAX and Decimal(requested) == 0):
         return ZERO
+    if not enabled:
+        raise RedeemRefused(
+            "points_not_enabled", "this program has no points to redeem", redeem_max=ZERO
+        )
     if customer is None:
         raise RedeemRefused(
             "not_a_member",

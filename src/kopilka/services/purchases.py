@@ -34,11 +34,11 @@ from kopilka.domain.money import fmt2
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.receipt import (
     Basket,
-    CustomerContext,
     PricedReceipt,
     RedeemRefused,
     price_receipt,
 )
+from kopilka.domain.rules.facts import CustomerContext
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164

@@ -1,0 +1,810 @@
+"""The calculation with the rules engine: a pure function of
+(basket, customer context, compiled program, clock) that explains itself.
+
+Order of the steps (each rounds once, to the kopeck, half up, unless said otherwise):
+
+1. ``amount = quantity x price``; the POS's own line discount is kept as it is.
+2. The program's discount (a discount, cumulative or tier percent) on every line it
+   covers, per line.
+3. Promotions, in priority order, on what is left of each line: line and basket
+   discounts, price overrides, cheapest-free, bundle prices; earn rates, multipliers,
+   points per unit, fixed points; gifts and messages.  Stacking groups and exclusive
+   promotions are resolved by ``_select`` (one named function, its table in the docs).
+   No line is ever discounted below its price floor or below zero, and the receipt's
+   discount never passes ``max_discount_percent``.
+4. Points to burn (as in the base rule, with the tier's burn limit).
+5. Points earned: each line's rate (base or tier, changed by promotions) on what it
+   earns on (``earn_on``), plus points per unit and fixed points; the receipt total is
+   rounded once with the program's rounding and spread over lines and promotions by the
+   largest remainder, so every part adds up to the receipt's figure.
+
+Ties in every largest-remainder split go by the lines' content, so the answer does not
+depend on the order the lines came in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from kopilka.domain.money import HUNDRED, KOPECK, ZERO, from_minor, q2, round_points
+from kopilka.domain.receipt import (
+    Applied,
+    Basket,
+    BasketLine,
+    PricedLine,
+    PricedReceipt,
+    content_rank,
+    points_to_redeem,
+    redeem_limit,
+    spread,
+)
+from kopilka.domain.rules import model as m
+from kopilka.domain.rules.compiler import CompiledProgram, CompiledPromotion, Facts, LineFacts
+from kopilka.domain.rules.facts import BudgetLeft, CustomerContext, StoreContext
+
+PROGRAM_DISCOUNT = "program_discount"
+BASE_EARN = "base_earn"
+WEIGHT_SCALE = Decimal(10) ** 10
+NO_STORE = StoreContext()
+
+
+@dataclass(slots=True)
+class _State:
+    net: list[Decimal]  # each line after the discounts so far
+    disc: list[list[tuple[str, Decimal]]]  # each line: (who, discount)
+    rate: list[list[tuple[str, Decimal]]]  # each line: (who, earn percent)
+    per_unit: list[list[tuple[str, Decimal]]]  # each line: (who, raw points)
+    fixed: list[tuple[str, Decimal, tuple[int, ...]]]  # (who, points, over lines)
+    notes: list[tuple[str, str, str]]  # (kind, who, text)
+    cap_left: Decimal | None  # what the receipt may still be discounted
+    given: dict[str, Decimal]  # discount given per promotion
+
+    def clone(self) -> _State:
+        return _State(
+            list(self.net),
+            [list(x) for x in self.disc],
+            [list(x) for x in self.rate],
+            [list(x) for x in self.per_unit],
+            list(self.fixed),
+            list(self.notes),
+            self.cap_left,
+            dict(self.given),
+        )
+
+
+@dataclass(slots=True)
+class _Calc:
+    """The fixed inputs of one calculation."""
+
+    prog: CompiledProgram
+    lines: tuple[BasketLine, ...]
+    facts: Facts
+    rank: list[int]
+    room_floor: list[Decimal]  # each line's floor amount (min price x quantity)
+    whole: list[bool]  # piece goods (integer quantity)
+    point_value: Decimal
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def price_receipt(
+    basket: Basket,
+    customer: CustomerContext | None,
+    prog: CompiledProgram,
+    now: datetime,
+    *,
+    store: StoreContext = NO_STORE,
+    budgets: Mapping[str, BudgetLeft] | None = None,
+    excluded: Collection[str] = (),
+    explain: Collection[str] | bool = (),
+) -> PricedReceipt:
+    """Price a basket.  Raises ``RedeemRefused`` when the requested points cannot be burned.
+
+    ``budgets``: what promotions with a budget may still give (missing: their whole
+    budget).  ``excluded``: promotions not to apply (the service's budget reservation
+    lost a race).  ``explain``: promotion ids (or True for all) to say why they did not
+    apply; the till asks for none.
+    """
+    at = basket.occurred_at or now
+    tz = prog.tz if store.timezone is None else _zone(store.timezone, prog)
+    lines = basket.lines
+    amounts = [ln.amount for ln in lines]
+    nets = [a - ln.discount for a, ln in zip(amounts, lines, strict=True)]
+    lfacts = [
+        LineFacts(ln.sku, prog.ancestors(ln.category), ln.quantity, amounts[i])
+        for i, ln in enumerate(lines)
+    ]
+    facts = Facts(
+        store=store,
+        local=at.astimezone(tz),
+        customer=customer,
+        lines=lfacts,
+        coupons=frozenset(c.upper() for c in basket.coupons),
+        gift_card_payment=basket.gift_card_payment,
+        amount=sum(amounts, ZERO),
+    )
+    floors = [q2(prog.floor_of(lf) * lf.quantity) for lf in lfacts]
+    calc = _Calc(
+        prog,
+        lines,
+        facts,
+        content_rank(lines),
+        floors,
+        [ln.quantity == ln.quantity.to_integral_value() for ln in lines],
+        prog.settings.point_value,
+    )
+    n = len(lines)
+    cap = None
+    if prog.doc.max_discount_percent is not None:
+        cap = q2(facts.amount * prog.doc.max_discount_percent / HUNDRED)
+    state = _State(
+        nets,
+        [[] for _ in range(n)],
+        [[] for _ in range(n)],
+        [[] for _ in range(n)],
+        [],
+        [],
+        cap,
+        {},
+    )
+    if customer is not None and prog.points_enabled:
+        base_rate = prog.settings.earn_percent
+        tier = prog.tiers.get(customer.tier or "")
+        if tier is not None and tier.earn_percent is not None:
+            base_rate = tier.earn_percent
+        if base_rate:
+            for r in state.rate:
+                r.append((BASE_EARN, base_rate))
+    _program_discount(calc, state, customer)
+
+    explained = set(prog.by_id) if explain is True else set(explain or ())
+    candidates = prog.candidates(lfacts, store.code)
+    if explained:
+        candidates = sorted(
+            set(candidates) | {prog.by_id[x].order for x in explained if x in prog.by_id}
+        )
+    matched = []
+    for idx in candidates:
+        p = prog.promotions[idx]
+        why = _why_not(calc, p, at, budgets, excluded)
+        if why is None:
+            matched.append(p)
+        else:
+            calc.reasons[p.id] = why
+    state = _select(calc, state, matched, budgets)
+    priced = _finish(calc, state, basket, customer, prog, amounts)
+    if explained:
+        applied = {a.rule for a in priced.applied}
+        out = {}
+        for pid in sorted(explained):
+            if pid not in prog.by_id:
+                out[pid] = "no such promotion"
+            elif pid in applied:
+                out[pid] = "applied"
+            else:
+                out[pid] = calc.reasons.get(pid, "gave nothing on this basket")
+        priced = replace(priced, explanations=out)
+    return priced
+
+
+def _zone(name: str, prog: CompiledProgram):  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(name)
+    except Exception:  # an unknown zone in store data falls back to the program's
+        return prog.tz
+
+
+# --- which promotions may apply ------------------------------------------------------------
+
+
+PERIOD_LABEL = {"day": "a day", "week": "a week", "month": "a month", "year": "a year"}
+
+
+def _why_not(
+    calc: _Calc,
+    p: CompiledPromotion,
+    at: datetime,
+    budgets: Mapping[str, BudgetLeft] | None,
+    excluded: Collection[str],
+) -> str | None:
+    if not p.enabled:
+        return "disabled"
+    if p.starts_at is not None and at < p.starts_at:
+        return f"starts at {p.starts_at.isoformat()}"
+    if p.ends_at is not None and at >= p.ends_at:
+        return f"ended at {p.ends_at.isoformat()}"
+    if p.id in excluded:
+        return "budget spent"
+    cu = calc.facts.customer
+    if p.personal and (cu is None or p.id not in cu.offers):
+        return "a personal offer not assigned to this customer"
+    if p.when is not None:
+        why = p.when(calc.facts)
+        if why is not None:
+            return why
+    if p.target is not None and not any(p.target(lf) for lf in calc.facts.lines):
+        return "no line matches its lines"
+    if p.limits:
+        if cu is None:
+            return "has a per-customer limit: members only"
+        used = cu.usage.get(p.id, {})
+        for lim in p.limits:
+            if used.get(lim.period, 0) >= lim.count:
+                per = PERIOD_LABEL.get(lim.period, "in all")
+                return f"limit reached: {lim.count} {per} per customer"
+    if p.budget is not None:
+        left = (budgets or {}).get(p.id)
+        if left is not None and (
+            (left.money is not None and left.money <= 0)
+            or (left.points is not None and left.points <= 0)
+        ):
+            return "budget spent"
+    return None
+
+
+def _select(
+    calc: _Calc,
+    base: _State,
+    matched: list[CompiledPromotion],
+    budgets: Mapping[str, BudgetLeft] | None,
+) -> _State:
+    """Stacking: promotions run in priority order on what earlier ones left.
+
+    - No group, or a group in ``stack`` mode: each applies.
+    - A group in ``best`` mode: each member is tried alone at the group's first place and
+      the one worth most to the customer (discount + points x point value) applies;
+      ``first``: the first member (by priority) that gives something.
+    - Exclusive promotions apply alone (after the program discount): ``best`` weighs
+      each against everything else stacked and keeps what is worth most; ``first``
+      takes the first exclusive one that gives something.
+    """
+    prog = calc.prog
+    stack = base.clone()
+    done: set[str] = set()
+    plain = [p for p in matched if not p.exclusive]
+    for p in plain:
+        if (
+            p.group is not None
+            and (prog.group_modes.get(p.group) or prog.default_group_mode) != "stack"
+        ):
+            if p.group in done:
+                continue
+            done.add(p.group)
+            members = [q for q in plain if q.group == p.group]
+            mode = prog.group_modes.get(p.group) or prog.default_group_mode
+            stack = _best_of(calc, stack, members, budgets, mode, f"group {p.group}")
+        else:
+            tried = _try(calc, stack, p, budgets)
+            if tried is not None:
+                stack = tried
+    exclusive = [p for p in matched if p.exclusive]
+    if not exclusive:
+        return stack
+    options: list[tuple[str, _State, Decimal]] = [("", stack, _worth(calc, stack, base))]
+    for p in exclusive:
+        tried = _try(calc, base, p, budgets)
+        if tried is None:
+            continue
+        options.append((p.id, tried, _worth(calc, tried, base)))
+        if prog.exclusive_mode == "first":
+            break
+    if prog.exclusive_mode == "first" and len(options) > 1:
+        winner = options[1]
+    else:
+        winner = max(options, key=lambda o: o[2])  # the first of equals: stack, then priority
+    for pid, _, _ in options:
+        if pid != winner[0]:
+            calc.reasons[pid or "-"] = f"lost to {winner[0] or 'the other promotions'} (exclusive)"
+    if winner[0]:
+        for p in plain:
+            calc.reasons.setdefault(p.id, f"an exclusive promotion {winner[0]} applied")
+    return winner[1]
+
+
+def _best_of(
+    calc: _Calc,
+    state: _State,
+    members: list[CompiledPromotion],
+    budgets: Mapping[str, BudgetLeft] | None,
+    mode: str,
+    label: str,
+) -> _State:
+    best: tuple[CompiledPromotion, _State, Decimal] | None = None
+    for q in members:
+        tried = _try(calc, state, q, budgets)
+        if tried is None:
+            continue
+        worth = _worth(calc, tried, state)
+        if best is None or worth > best[2]:
+            best = (q, tried, worth)
+        if mode == "first":
+            break
+    if best is None:
+        return state
+    how = "best for the customer" if mode == "best" else "first by priority"
+    for q in members:
+        if q.id != best[0].id:
+            calc.reasons.setdefault(q.id, f"lost to {best[0].id} in {label} ({how})")
+    return best[1]
+
+
+def _try(
+    calc: _Calc,
+    state: _State,
+    p: CompiledPromotion,
+    budgets: Mapping[str, BudgetLeft] | None,
+) -> _State | None:
+    """The state after ``p``, or None when it gives nothing (or more than its budget)."""
+    s = state.clone()
+    gave_something = False
+    for eff in p.effects:
+        if _apply(calc, s, p, eff):
+            gave_something = True
+    if not gave_something:
+        calc.reasons.setdefault(p.id, "gave nothing on this basket (price floor or limits)")
+        return None
+    if p.budget is not None:
+        left = (budgets or {}).get(p.id) or BudgetLeft(p.budget.money, p.budget.points)
+        money = s.given.get(p.id, ZERO)
+        points = _points_of(calc, s, p.id)
+        if (left.money is not None and money > left.money) or (
+            left.points is not None and points > left.points
+        ):
+            calc.reasons[p.id] = "budget spent"
+            return None
+    return s
+
+
+def _worth(calc: _Calc, s: _State, base: _State) -> Decimal:
+    """Roubles a state gives the customer beyond ``base``: discount + points x value."""
+    disc = sum(base.net, ZERO) - sum(s.net, ZERO)
+    return disc + (_raw_points(calc, s) - _raw_points(calc, base)) * calc.point_value
+
+
+def _raw_points(calc: _Calc, s: _State) -> Decimal:
+    total = ZERO
+    for i, rates in enumerate(s.rate):
+        if rates:
+            total += s.net[i] * sum((r for _, r in rates), ZERO) / HUNDRED
+    for extra in s.per_unit:
+        for _, pts in extra:
+            total += pts
+    for _, pts, _ in s.fixed:
+        total += pts
+    return total
+
+
+def _points_of(calc: _Calc, s: _State, pid: str) -> Decimal:
+    total = ZERO
+    for i, rates in enumerate(s.rate):
+        for who, r in rates:
+            if who == pid:
+                total += s.net[i] * r / HUNDRED
+    for extra in s.per_unit:
+        for who, pts in extra:
+            if who == pid:
+                total += pts
+    for who, pts, _ in s.fixed:
+        if who == pid:
+            total += pts
+    return total
+
+
+# --- effects -------------------------------------------------------------------------------
+
+
+def _targets(calc: _Calc, p: CompiledPromotion) -> list[int]:
+    if p.target is None:
+        return list(range(len(calc.lines)))
+    target = p.target
+    return [i for i, lf in enumerate(calc.facts.lines) if target(lf)]
+
+
+def _apply(calc: _Calc, s: _State, p: CompiledPromotion, eff: m.Effect) -> bool:
+    """Apply one effect to ``s``; True when it gave something."""
+    idx = _targets(calc, p)
+    if isinstance(eff, m.LineDiscount):
+        if eff.percent is not None:
+            pct = eff.percent
+            parts = {i: q2(s.net[i] * pct / HUNDRED) for i in idx}
+        else:
+            amount = eff.amount or ZERO
+            parts = {i: q2(amount * calc.lines[i].quantity) for i in idx}
+        return _discount(calc, s, p, parts)
+    if isinstance(eff, m.BasketDiscount):
+        base = sum((s.net[i] for i in idx), ZERO)
+        total = (
+            q2(base * eff.percent / HUNDRED) if eff.percent is not None else (eff.amount or ZERO)
+        )
+        return _discount_spread(calc, s, p, idx, min(total, base))
+    if isinstance(eff, m.PriceOverride):
+        parts = {i: max(s.net[i] - q2(eff.price * calc.lines[i].quantity), ZERO) for i in idx}
+        return _discount(calc, s, p, parts)
+    if isinstance(eff, m.CheapestFree):
+        return _cheapest_free(calc, s, p, idx, eff)
+    if isinstance(eff, m.BundlePrice):
+        return _bundle(calc, s, p, eff)
+    if isinstance(eff, (m.EarnPercent, m.EarnMultiplier, m.PointsPerUnit, m.FixedPoints)):
+        if calc.facts.customer is None or not calc.prog.points_enabled:
+            return False
+        return _earn_effect(calc, s, p, idx, eff)
+    if isinstance(eff, m.Gift):
+        s.notes.append(("gift", p.id, f"{eff.sku}\x1f{eff.name}\x1f{eff.quantity}"))
+        return True
+    if isinstance(eff, m.ReceiptMessage):
+        s.notes.append(("receipt", p.id, eff.text))
+        return True
+    if isinstance(eff, m.CashierMessage):
+        s.notes.append(("cashier", p.id, eff.text))
+        return True
+    raise AssertionError(f"unknown effect {eff!r}")
+
+
+def _room(calc: _Calc, s: _State, i: int) -> Decimal:
+    return max(s.net[i] - calc.room_floor[i], ZERO)
+
+
+def _discount(calc: _Calc, s: _State, p: CompiledPromotion, parts: dict[int, Decimal]) -> bool:
+    """Take ``parts`` off their lines, each within its room above the floor, together
+    within the promotion's and the receipt's caps."""
+    capped = {i: min(v, _room(calc, s, i)) for i, v in parts.items() if v > 0}
+    return _take(calc, s, p.id, capped, p.max_discount)
+
+
+def _discount_spread(
+    calc: _Calc, s: _State, p: CompiledPromotion, idx: list[int], total: Decimal
+) -> bool:
+    rooms = {i: _room(calc, s, i) for i in idx}
+    total = min(total, sum(rooms.values(), ZERO))
+    if total <= 0:
+        return False
+    keys = [i for i in idx if rooms[i] > 0]
+    shares = spread(total, [_minor(rooms[i]) for i in keys], [calc.rank[i] for i in keys])
+    return _take(calc, s, p.id, dict(zip(keys, shares, strict=True)), p.max_discount)
+
+
+def _take(
+    calc: _Calc, s: _State, who: str, parts: dict[int, Decimal], promo_cap: Decimal | None
+) -> bool:
+    parts = {i: v for i, v in parts.items() if v > 0}
+    if not parts:
+        return False
+    limit = s.cap_left
+    if promo_cap is not None:
+        left = promo_cap - s.given.get(who, ZERO)
+        limit = left if limit is None else min(limit, left)
+    total = sum(parts.values(), ZERO)
+    if limit is not None and total > limit:
+        if limit <= 0:
+            return False
+        keys = sorted(parts, key=lambda i: calc.rank[i])
+        shares = spread(limit, [_minor(parts[i]) for i in keys], [calc.rank[i] for i in keys])
+        parts = {i: v for i, v in zip(keys, shares, strict=True) if v > 0}
+        total = limit
+    for i, v in parts.items():
+        s.net[i] -= v
+        s.disc[i].append((who, v))
+    s.given[who] = s.given.get(who, ZERO) + total
+    if s.cap_left is not None:
+        s.cap_left -= total
+    return True
+
+
+def _unit_lines(calc: _Calc, s: _State, idx: list[int]) -> list[tuple[Decimal, int, int]]:
+    """(net per unit, rank, line) of the piece-goods lines among ``idx``."""
+    out = []
+    for i in idx:
+        qty = calc.lines[i].quantity
+        if calc.whole[i] and qty > 0 and s.net[i] > 0:
+            out.append((s.net[i] / qty, calc.rank[i], i))
+    return out
+
+
+def _cheapest_free(
+    calc: _Calc, s: _State, p: CompiledPromotion, idx: list[int], eff: m.CheapestFree
+) -> bool:
+    units = _unit_lines(calc, s, idx)
+    count = sum(int(calc.lines[i].quantity) for _, _, i in units)
+    free = (count // eff.every) * eff.free
+    if free == 0:
+        return False
+    parts: dict[int, Decimal] = {}
+    for _, _, i in sorted(units):
+        if free == 0:
+            break
+        qty = int(calc.lines[i].quantity)
+        k = min(qty, free)
+        free -= k
+        parts[i] = s.net[i] if k == qty else q2(s.net[i] * k / qty)
+    return _discount(calc, s, p, parts)
+
+
+def _bundle(calc: _Calc, s: _State, p: CompiledPromotion, eff: m.BundlePrice) -> bool:
+    """As many complete sets as the basket holds; each set costs ``price``.  Each line
+    counts for the first item it matches; the dearest units make up the sets."""
+    idx = _targets(calc, p)
+    items = []
+    for item in eff.items:
+        skus = frozenset(item.sku or ())
+        cats = frozenset(item.category or ())
+        items.append((skus, cats, item.quantity))
+    pools: list[list[tuple[Decimal, int, int]]] = [[] for _ in items]
+    for unit in _unit_lines(calc, s, idx):
+        lf = calc.facts.lines[unit[2]]
+        for j, (skus, cats, _) in enumerate(items):
+            if lf.sku in skus or not cats.isdisjoint(lf.cats):
+                pools[j].append(unit)
+                break
+    sets = min(
+        sum(int(calc.lines[i].quantity) for _, _, i in pool) // qty
+        for pool, (_, _, qty) in zip(pools, items, strict=True)
+    )
+    if sets == 0:
+        return False
+    taken: dict[int, Decimal] = {}
+    for pool, (_, _, qty) in zip(pools, items, strict=True):
+        need = sets * qty
+        for unit_net, _, i in sorted(pool, key=lambda u: (-u[0], u[1])):
+            if need == 0:
+                break
+            k = min(int(calc.lines[i].quantity), need)
+            need -= k
+            taken[i] = taken.get(i, ZERO) + q2(unit_net * k)
+    regular = sum(taken.values(), ZERO)
+    total = regular - eff.price * sets
+    if total <= 0:
+        return False
+    keys = sorted(taken, key=lambda i: calc.rank[i])
+    weights = [_minor(min(taken[i], _room(calc, s, i))) for i in keys]
+    if sum(weights) == 0:
+        return False
+    total = min(total, from_minor(sum(weights)))
+    shares = spread(total, weights, [calc.rank[i] for i in keys])
+    return _take(calc, s, p.id, dict(zip(keys, shares, strict=True)), p.max_discount)
+
+
+def _earn_effect(
+    calc: _Calc,
+    s: _State,
+    p: CompiledPromotion,
+    idx: list[int],
+    eff: m.EarnPercent | m.EarnMultiplier | m.PointsPerUnit | m.FixedPoints,
+) -> bool:
+    if isinstance(eff, m.FixedPoints):
+        if eff.points <= 0 or not idx:
+            return False
+        s.fixed.append((p.id, eff.points, tuple(idx)))
+        return True
+    if isinstance(eff, m.PointsPerUnit):
+        gave = False
+        for i in idx:
+            pts = eff.points * calc.lines[i].quantity
+            if pts > 0:
+                s.per_unit[i].append((p.id, pts))
+                gave = True
+        return gave
+    gave = False
+    for i in idx:
+        rates = s.rate[i]
+        current = sum((r for _, r in rates), ZERO)
+        target = eff.percent if isinstance(eff, m.EarnPercent) else current * eff.factor
+        if target > current:
+            rates.append((p.id, target - current))
+            gave = True
+        elif target < current and current > 0:
+            scale = target / current
+            s.rate[i] = [(who, r * scale) for who, r in rates]
+            gave = True
+    return gave
+
+
+def _program_discount(calc: _Calc, s: _State, customer: CustomerContext | None) -> None:
+    """The card's discount: the best of the program's fixed percent (or the customer's
+    group percent), his cumulative level and his tier's percent."""
+    if customer is None:
+        return
+    doc = calc.prog.doc
+    pct = ZERO
+    if doc.discount is not None and doc.type in ("discount", "mixed"):
+        pct = doc.discount.percent
+        for tag in customer.tags:
+            g = doc.discount.groups.get(tag)
+            if g is not None and g > pct:
+                pct = g
+    if doc.cumulative is not None and customer.discount_percent is not None:
+        pct = max(pct, customer.discount_percent)
+    tier = calc.prog.tiers.get(customer.tier or "")
+    if tier is not None and tier.discount_percent is not None:
+        pct = max(pct, tier.discount_percent)
+    if pct <= 0:
+        return
+    excl = calc.prog.discount_exclude
+    parts = {
+        i: min(q2(s.net[i] * pct / HUNDRED), _room(calc, s, i))
+        for i, lf in enumerate(calc.facts.lines)
+        if excl is None or not excl(lf)
+    }
+    _take(calc, s, PROGRAM_DISCOUNT, parts, None)
+    s.notes.append(("label", PROGRAM_DISCOUNT, f"{pct.normalize():f}% card discount"))
+
+
+# --- totals --------------------------------------------------------------------------------
+
+
+def _finish(
+    calc: _Calc,
+    s: _State,
+    basket: Basket,
+    customer: CustomerContext | None,
+    prog: CompiledProgram,
+    amounts: list[Decimal],
+) -> PricedReceipt:
+    lines = basket.lines
+    n = len(lines)
+    settings = prog.settings
+    if customer is not None:
+        tier = prog.tiers.get(customer.tier or "")
+        if tier is not None and tier.burn_max_percent is not None:
+            settings = replace(settings, burn_max_percent=tier.burn_max_percent)
+    nets = s.net
+    discounts = [amounts[i] - nets[i] for i in range(n)]
+    net_total = sum(nets, ZERO)
+    redeem = points_to_redeem(
+        basket.redeem_points, customer, net_total, settings, enabled=prog.points_enabled
+    )
+    redeem_max = (
+        redeem_limit(net_total, customer.available, settings)
+        if customer and prog.points_enabled
+        else ZERO
+    )
+    value = q2(redeem * settings.point_value)
+    net_minor = [_minor(x) for x in nets]
+    value_lines = spread(value, net_minor, calc.rank)
+    points_lines = spread(redeem, net_minor, calc.rank)
+    to_pay = [nets[i] - value_lines[i] for i in range(n)]
+    paid_total = sum(to_pay, ZERO)
+
+    # Points earned: raw per line and contributor, rounded once for the receipt.
+    contrib: list[dict[str, Decimal]] = [{} for _ in range(n)]
+    if customer is not None and prog.points_enabled:
+        for i in range(n):
+            base = (
+                to_pay[i]
+                if prog.doc.earn_on == "paid"
+                else amounts[i] - lines[i].discount - value_lines[i]
+            )
+            c = contrib[i]
+            for who, rate in s.rate[i]:
+                c[who] = c.get(who, ZERO) + base * rate / HUNDRED
+            for who, pts in s.per_unit[i]:
+                c[who] = c.get(who, ZERO) + pts
+        for who, pts, over in s.fixed:
+            w = [_minor(max(to_pay[i], ZERO)) or 1 for i in over]
+            for i, share in zip(
+                over, _spread_exact(pts, w, [calc.rank[i] for i in over]), strict=True
+            ):
+                contrib[i][who] = contrib[i].get(who, ZERO) + share
+    line_raw = [sum(c.values(), ZERO) for c in contrib]
+    earned = round_points(
+        sum(line_raw, ZERO), step=settings.points_step, mode=settings.earn_rounding
+    )
+    earned = max(earned, ZERO)
+    earned_lines = _spread_weighted(earned, line_raw, calc.rank)
+
+    priced_lines = []
+    by_who: dict[str, list[Decimal]] = {}
+    for i in range(n):
+        applied: list[Applied] = []
+        for who, d in s.disc[i]:
+            applied.append(Applied(who, discount=d, reason=_name(prog, who)))
+        if points_lines[i]:
+            applied.append(Applied("redeem", discount=value_lines[i], points=-points_lines[i]))
+        if earned_lines[i]:
+            whos = sorted(contrib[i])
+            shares = _spread_weighted(
+                earned_lines[i], [contrib[i][w] for w in whos], list(range(len(whos)))
+            )
+            for name, pts in zip(whos, shares, strict=True):
+                if pts:
+                    applied.append(Applied(name, points=pts, reason=_name(prog, name)))
+        for a in applied:
+            tot = by_who.setdefault(a.rule, [ZERO, ZERO])
+            tot[0] += a.discount
+            tot[1] += a.points
+        priced_lines.append(
+            PricedLine(
+                amounts[i],
+                discounts[i],
+                points_lines[i],
+                value_lines[i],
+                to_pay[i],
+                earned_lines[i],
+                _merge(applied),
+            )
+        )
+    receipt_applied = []
+    for who, (d, pts) in by_who.items():
+        reason = _name(prog, who)
+        if who == "redeem":
+            reason = f"{redeem} points x {settings.point_value} RUB"
+        elif who == BASE_EARN:
+            reason = f"{settings.earn_percent}% of the paid amount"
+        receipt_applied.append(Applied(who, discount=d, points=pts, reason=reason))
+    noted = {who for _, who, _ in s.notes if who != PROGRAM_DISCOUNT}
+    for who in sorted(noted - set(by_who)):
+        receipt_applied.append(Applied(who, reason=_name(prog, who)))
+    receipt_applied.sort(key=_applied_order(prog))
+    return PricedReceipt(
+        lines=tuple(priced_lines),
+        amount=sum(amounts, ZERO),
+        discount=sum(discounts, ZERO),
+        points_redeemed=redeem,
+        redeemed_value=value,
+        to_pay=paid_total,
+        points_earned=earned,
+        redeem_max=redeem_max,
+        applied=tuple(receipt_applied),
+        messages=tuple(t for kind, _, t in s.notes if kind == "receipt"),
+        cashier_messages=tuple(t for kind, _, t in s.notes if kind == "cashier"),
+        gifts=tuple(tuple(t.split("\x1f")) for kind, _, t in s.notes if kind == "gift"),
+        program_version=prog.version,
+    )
+
+
+def _applied_order(prog: CompiledProgram):  # type: ignore[no-untyped-def]
+    def key(a: Applied) -> tuple[int, int, str]:
+        if a.rule == PROGRAM_DISCOUNT:
+            return (0, 0, "")
+        p = prog.by_id.get(a.rule)
+        if p is not None:
+            return (1, p.order, "")
+        return (2, {"redeem": 0, BASE_EARN: 1}.get(a.rule, 2), a.rule)
+
+    return key
+
+
+def _merge(items: list[Applied]) -> tuple[Applied, ...]:
+    """One entry per promotion on a line (a promotion may both discount and earn)."""
+    out: dict[str, Applied] = {}
+    for a in items:
+        b = out.get(a.rule)
+        out[a.rule] = (
+            a
+            if b is None
+            else Applied(a.rule, b.discount + a.discount, b.points + a.points, b.reason)
+        )
+    return tuple(out.values())
+
+
+def _name(prog: CompiledProgram, who: str) -> str:
+    p = prog.by_id.get(who)
+    if p is not None:
+        return p.name
+    if who == PROGRAM_DISCOUNT:
+        return "card discount"
+    if who == BASE_EARN:
+        return f"{prog.settings.earn_percent}% of paid amount"
+    return who
+
+
+def _minor(x: Decimal) -> int:
+    return int((x / KOPECK).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _spread_weighted(total: Decimal, weights: list[Decimal], rank: list[int]) -> list[Decimal]:
+    """``total`` (hundredths) over arbitrary non-negative decimal weights."""
+    ints = [int(max(w, ZERO) * WEIGHT_SCALE) for w in weights]
+    if total == 0 or sum(ints) == 0:
+        return [ZERO.quantize(KOPECK)] * len(weights)
+    return spread(total, ints, rank)
+
+
+def _spread_exact(total: Decimal, weights: list[int], rank: list[int]) -> list[Decimal]:
+    return spread(total, weights, rank)
+
+
+__all__ = ["BASE_EARN", "PROGRAM_DISCOUNT", "price_receipt", "timedelta"]
