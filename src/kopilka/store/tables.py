@@ -115,6 +115,8 @@ customers = Table(
     Column("registered_at", UTCDateTime, nullable=False),
     Column("phone_confirmed_at", UTCDateTime),
     Column("status", String(16), nullable=False, server_default="active"),
+    Column("tags", Text),  # JSON list of customer groups ("staff", "wholesale", ...)
+    Column("rfm_segment", String(32)),
     UniqueConstraint("program_id", "phone"),
 )
 
@@ -129,6 +131,11 @@ accounts = Table(
     Column("debt", Money, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Kept by the till (upgrade at once) and the tier job (downgrade at period end).
+    Column("tier", String(64)),
+    Column("tier_since", UTCDateTime),
+    # The cumulative-discount level in hundredths of a percent, kept likewise.
+    Column("discount_percent", Money),
     Index(None, "program_id", "id"),
 )
 
@@ -325,4 +332,79 @@ phone_codes = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("used_at", UTCDateTime),
+)
+
+# --- the rules engine ------------------------------------------------------------------------
+
+program_versions = Table(
+    "program_versions",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", Text, nullable=False),  # the program document, JSON
+    Column("author", String(200), nullable=False),
+    Column("note", String(500), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "version"),
+)
+
+# What a promotion with a budget has given so far (confirmed and reserved by calculated
+# receipts); the conditional UPDATE on this row is what makes budgets exact.
+promotion_budgets = Table(
+    "promotion_budgets",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("promotion_id", String(64), primary_key=True),
+    Column("spent_money", Money, nullable=False, server_default="0"),
+    Column("spent_points", Money, nullable=False, server_default="0"),
+)
+
+# Receipts that used a promotion with per-customer limits, per customer and period
+# ("day:2026-11-23", "week:2026-W48", "month:2026-11", "year:2026", "ever").
+promotion_usage = Table(
+    "promotion_usage",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("account_id", BigInteger, primary_key=True),
+    Column("promotion_id", String(64), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
+)
+
+# What each promotion gave on a receipt: the promotion-effect report's raw data, and what a
+# cancel or an expired calculation gives back to budgets and limits.
+receipt_promotions = Table(
+    "receipt_promotions",
+    metadata,
+    Column("receipt_pk", ForeignKey("receipts.id"), primary_key=True),
+    Column("promotion_id", String(64), primary_key=True),
+    Column("program_id", BigInteger, nullable=False),
+    Column("account_id", BigInteger),
+    Column("discount", Money, nullable=False),
+    Column("points", Money, nullable=False),
+    Column("counted", Boolean, nullable=False, server_default="0"),  # in budgets/limits
+)
+
+personal_offers = Table(
+    "personal_offers",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("customer_id", ForeignKey("customers.id"), primary_key=True),
+    Column("promotion_id", String(64), primary_key=True),
+    Column("valid_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    Column("role", String(32), nullable=False, server_default="owner"),
+    Column("program_id", BigInteger),  # None: every program
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(12), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
 )
