@@ -25,9 +25,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.domain.program import ProgramSettings
+from kopilka.domain.rules.compiler import CompiledProgram, compile_program, program_from_settings
+from kopilka.domain.rules.facts import StoreContext
+from kopilka.domain.rules.model import ProgramDoc
 from kopilka.store import tables as t
 from kopilka.store.db import create_engine, is_sqlite
 from kopilka.store.raw import PgTx, SqliteTx, Tx, sqlite_connect
+
+NO_STORE = StoreContext()
 
 
 def utcnow() -> datetime:
@@ -47,6 +52,7 @@ class Terminal:
     name: str
     active: bool
     store_timezone: str
+    store: StoreContext = NO_STORE  # what promotions see of the store
 
 
 _DEFAULTS = ProgramSettings()
@@ -79,7 +85,7 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     cache_ttl_s: float = 5.0
     _terminals: dict[str, tuple[float, Terminal | None]] = field(default_factory=dict)
-    _programs: dict[int, tuple[float, ProgramSettings]] = field(default_factory=dict)
+    _programs: dict[int, tuple[float, CompiledProgram]] = field(default_factory=dict)
     pool_size: int = 10
     _hot: HotPath | None = None
 
@@ -121,8 +127,13 @@ class Runtime:
                 t.terminals.c.name,
                 t.terminals.c.status,
                 t.stores.c.timezone,
+                t.stores.c.code,
+                t.stores.c.city,
+                t.stores.c.region,
+                t.partners.c.code.label("partner_code"),
             )
             .join(t.stores, t.stores.c.id == t.terminals.c.store_id)
+            .join(t.partners, t.partners.c.id == t.stores.c.partner_id)
             .where(t.terminals.c.key_hash == digest)
         )
         async with self.engine.connect() as conn:
@@ -137,6 +148,13 @@ class Runtime:
                 row.name,
                 row.status == "active",
                 row.timezone,
+                StoreContext(
+                    code=row.code,
+                    partner=row.partner_code,
+                    city=row.city or None,
+                    region=row.region or None,
+                    timezone=row.timezone or None,
+                ),
             )
         if len(self._terminals) > 10_000:
             self._terminals.clear()
@@ -144,19 +162,59 @@ class Runtime:
         return term
 
     async def program(self, program_id: int) -> ProgramSettings:
+        """The program's base settings (of its current version)."""
+        return (await self.compiled(program_id)).settings
+
+    async def compiled(self, program_id: int) -> CompiledProgram:
+        """The program's current version, compiled; cached per process.
+
+        Every ``cache_ttl_s`` one cheap read checks the version number; a new version
+        (``kopilka program apply``, the admin API) is loaded and compiled once, so a
+        change reaches every server process within seconds, without a restart.
+        """
         hit = self._programs.get(program_id)
         mono = time.monotonic()
         if hit is not None and mono - hit[0] < self.cache_ttl_s:
             return hit[1]
         async with self.engine.connect() as conn:
-            raw = (
+            row = (
                 await conn.execute(
-                    select(t.programs.c.settings).where(t.programs.c.id == program_id)
+                    select(t.programs.c.version, t.programs.c.code).where(
+                        t.programs.c.id == program_id
+                    )
                 )
-            ).scalar_one()
-        settings = settings_from_json(raw)
-        self._programs[program_id] = (mono, settings)
-        return settings
+            ).one()
+            if hit is not None and hit[1].version == row.version:
+                compiled = hit[1]
+            else:
+                compiled = await load_compiled(conn, program_id, row.version)
+        self._programs[program_id] = (mono, compiled)
+        return compiled
+
+
+async def load_compiled(conn: Any, program_id: int, version: int) -> CompiledProgram:
+    """Compile a program version: its document, or (a program set up only with
+    ``kopilka program create|set``) a bonus program of its settings."""
+    doc_raw = (
+        await conn.execute(
+            select(t.program_versions.c.document).where(
+                t.program_versions.c.program_id == program_id,
+                t.program_versions.c.version == version,
+            )
+        )
+    ).scalar_one_or_none()
+    if doc_raw is not None:
+        doc = ProgramDoc.model_validate(orjson.loads(doc_raw))
+    else:
+        prog = (
+            await conn.execute(
+                select(t.programs.c.code, t.programs.c.settings).where(
+                    t.programs.c.id == program_id
+                )
+            )
+        ).one()
+        doc = program_from_settings(settings_from_json(prog.settings), code=prog.code)
+    return compile_program(doc, version=version)
 
 
 async def _begin_immediate(conn: sqlite3.Connection, *, patience_s: float = 30.0) -> None:
