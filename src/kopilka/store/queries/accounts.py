@@ -37,6 +37,13 @@ class AccountState:
     card_status: str = "active"
     first_name: str = ""
     last_name: str = ""
+    # What promotions see of the customer (read with the card, no extra statement).
+    tier: str | None = None
+    discount_percent: Decimal | None = None
+    tags: str | None = None  # JSON list
+    rfm_segment: str | None = None
+    birthday: Any = None  # date (or ISO text on SQLite)
+    phone: str | None = None
 
 
 _ACCOUNT = "a.id, a.program_id, a.balance, a.held, a.debt"
@@ -45,7 +52,10 @@ _LOTS_JOIN = (
     "LEFT JOIN lots l ON l.program_id = a.program_id AND l.account_id = a.id AND l.remaining > 0"
 )
 
-_CARD = "c.id, c.number, c.status, c.customer_id, cu.first_name, cu.last_name"
+_CARD = (
+    "c.id, c.number, c.status, c.customer_id, cu.first_name, cu.last_name, "
+    "a.tier, a.discount_percent, cu.tags, cu.rfm_segment, cu.birthday, cu.phone"
+)
 _BY_IDENTIFIER_FROM = (
     "FROM identifiers i JOIN cards c ON c.id = i.card_id "
     "JOIN accounts a ON a.id = c.account_id JOIN customers cu ON cu.id = c.customer_id "
@@ -79,6 +89,9 @@ def _fold(rows: Sequence[Any], *, with_card: bool) -> AccountState | None:
     if with_card:
         state.card_id, state.card_number, state.card_status = r0[9], r0[10], r0[11]
         state.customer_id, state.first_name, state.last_name = r0[12], r0[13], r0[14]
+        state.tier, state.tags, state.rfm_segment = r0[15], r0[17], r0[18]
+        state.discount_percent = None if r0[16] is None else dec2(r0[16])
+        state.birthday, state.phone = r0[19], r0[20]
         rows = [r for r in rows if r[9] == state.card_id]
     for r in rows:
         if r[5] is not None:
