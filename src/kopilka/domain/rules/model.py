@@ -32,6 +32,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -180,7 +181,9 @@ class Condition(Model):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
-        if not self.model_fields_set:
+        # Keys given as null count as absent: ``{sku: null}`` would otherwise be a
+        # condition that always holds.
+        if not self.keys_set():
             raise ValueError("an empty condition; give at least one key")
         return self
 
@@ -386,15 +389,22 @@ class Promotion(Model):
             raise ValueError("give a time zone offset, e.g. 2026-12-01T00:00:00+03:00")
         return v
 
-    @model_validator(mode="after")
-    def _check(self) -> Promotion:
-        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
-            raise ValueError("starts_at must be before ends_at")
-        if self.lines is not None and not self.lines.is_line_only():
-            raise ValueError(
-                "lines: only sku, sku_list, category, brand (with all/any/not) select lines"
-            )
-        return self
+    # Field validators, not a model validator, so that the problem's path names the field
+    # to fix (``promotions[3].ends_at``), not the whole promotion.
+    @field_validator("ends_at")
+    @classmethod
+    def _after_start(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("starts_at")
+        if v is not None and start is not None and start >= v:
+            raise ValueError("must be after starts_at")
+        return v
+
+    @field_validator("lines")
+    @classmethod
+    def _line_keys(cls, v: Condition | None) -> Condition | None:
+        if v is not None and not v.is_line_only():
+            raise ValueError("only sku, sku_list, category, brand (with all/any/not) select lines")
+        return v
 
 
 # --- program-level rules -------------------------------------------------------------------
@@ -510,7 +520,8 @@ class Segment(Model):
 
     @model_validator(mode="after")
     def _something(self) -> Segment:
-        if not self.model_fields_set:
+        # Null keys count as absent: a segment of nothing but nulls would hold everyone.
+        if all(getattr(self, k) is None for k in type(self).model_fields):
             raise ValueError("give customers or a filter (rfm, tag, days_since_last_purchase)")
         return self
 
@@ -592,16 +603,22 @@ def reference_problems(doc: ProgramDoc) -> list[tuple[str, str]]:
     for i, c in enumerate(doc.categories):
         if c.parent is not None and c.parent not in cats:
             out.append((f"categories[{i}].parent", f"unknown category {c.parent!r}"))
-    for code in parent:
-        seen = set()
-        cur: str | None = code
-        while cur is not None:
-            if cur in seen:
-                out.append(("categories", f"{code!r} is its own ancestor"))
-                break
+    for i, c in enumerate(doc.categories):
+        # Only the categories on a cycle are reported: one whose parents merely lead
+        # into a cycle is not its own ancestor.
+        seen: set[str] = set()
+        cur: str | None = c.parent
+        while cur is not None and cur not in seen and cur != c.code:
             seen.add(cur)
             cur = parent.get(cur)
+        if cur == c.code:
+            out.append((f"categories[{i}].parent", f"{c.code!r} is its own ancestor"))
     tiers = {t.code for t in doc.tiers.levels} if doc.tiers else set()
+    # The program's own exclusions name lists and brands too; an unknown name there
+    # would silently exclude nothing.
+    for key, rule in (("discount", doc.discount), ("cumulative", doc.cumulative)):
+        if rule is not None and rule.exclude is not None:
+            out.extend(_condition_refs(f"{key}.exclude", rule.exclude, doc, tiers))
     ids: set[str] = set()
     for i, p in enumerate(doc.promotions):
         if p.id in ids:
@@ -709,6 +726,8 @@ def _message(err: Any) -> str:
         return f"at most {ctx.get('decimal_places')} decimals"
     if kind == "too_short":
         return "must not be empty"
+    if kind == "union_tag_invalid":
+        return f"unknown kind {ctx.get('tag')!r}; one of {ctx.get('expected_tags')}"
     if kind == "string_pattern_mismatch":
         return "letters, digits, '_', '.', '-' only (up to 64)"
     msg = str(err["msg"])
