@@ -296,9 +296,15 @@ def _select(
         winner = options[1]
     else:
         winner = max(options, key=lambda o: o[2])  # the first of equals: stack, then priority
+    lost = f"lost to {winner[0] or 'the other promotions'} (exclusive)"
     for pid, _, _ in options:
         if pid != winner[0]:
-            calc.reasons[pid or "-"] = f"lost to {winner[0] or 'the other promotions'} (exclusive)"
+            calc.reasons[pid or "-"] = lost
+    # In ``first`` mode the exclusive ones after the winner are never tried; without this
+    # they would be explained as "gave nothing", which is not why they did not apply.
+    for p in exclusive:
+        if p.id != winner[0]:
+            calc.reasons.setdefault(p.id, lost)
     if winner[0]:
         for p in plain:
             calc.reasons.setdefault(p.id, f"an exclusive promotion {winner[0]} applied")
