@@ -11,7 +11,11 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
@@ -191,7 +195,13 @@ def cmd_setup(args: argparse.Namespace) -> int:
                 rt, code=args.code, name=args.name, changes=pairs(args.set)
             )
         elif what == ("program", "set"):
-            await setup.do_set_program(rt, code=args.code, changes=pairs(args.set))
+            from kopilka.services import programs
+
+            if await programs.has_document(rt, args.code):
+                # A settings-only version would be compiled without the promotions.
+                await programs.do_set_settings(rt, args.code, pairs(args.set), author=_author(None))
+            else:
+                await setup.do_set_program(rt, code=args.code, changes=pairs(args.set))
         elif what == ("program", "show"):
             print(settings_to_json(await setup.show_program(rt, args.code)))
         elif what == ("partner", "add"):
@@ -210,6 +220,221 @@ def cmd_setup(args: argparse.Namespace) -> int:
                 longitude=args.lon,
                 timezone=args.timezone,
             )
+        return 0
+
+    return _run(go, args.db)
+
+
+def _author(given: str | None) -> str:
+    return given or os.environ.get("USER") or os.environ.get("USERNAME") or "cli"
+
+
+def _yaml() -> Any:
+    import yaml  # type: ignore[import-untyped]
+
+    return yaml
+
+
+def _yaml_loader() -> Any:
+    """``yaml.SafeLoader`` reading floats as exact decimals (``0.1`` stays ``0.1``)."""
+    yaml = _yaml()
+
+    loader: Any = type("Loader", (yaml.SafeLoader,), {})
+
+    def decimal(loader: Any, node: Any) -> Any:
+        text = loader.construct_scalar(node).replace("_", "")
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            return loader.construct_yaml_float(node)
+
+    loader.add_constructor("tag:yaml.org,2002:float", decimal)
+    return loader
+
+
+def _yaml_dumper() -> Any:
+    """``yaml.SafeDumper`` writing decimals as plain numbers (``10.50``, not ``'10.50'``)."""
+    yaml = _yaml()
+
+    dumper: Any = type("Dumper", (yaml.SafeDumper,), {})
+
+    def decimal(d: Any, value: Decimal) -> Any:
+        text = format(value, "f")
+        tag = "float" if "." in text else "int"
+        return d.represent_scalar(f"tag:yaml.org,2002:{tag}", text)
+
+    dumper.add_representer(Decimal, decimal)
+    return dumper
+
+
+class BadFile(Exception):
+    pass
+
+
+def load_document(path: str) -> Any:
+    """A YAML or JSON file (``-``: standard input): JSON by the extension ``.json`` or by
+    a first character ``{``, YAML otherwise."""
+    import json
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadFile(f"{path}: cannot read: {exc}") from None
+    if path.endswith(".json") or text.lstrip().startswith("{"):
+        try:
+            return json.loads(text, parse_float=Decimal)
+        except ValueError as exc:
+            raise BadFile(f"{path}: not valid JSON: {exc}") from None
+    yaml = _yaml()
+    try:
+        return yaml.load(text, Loader=_yaml_loader())
+    except yaml.YAMLError as exc:
+        raise BadFile(f"{path}: not valid YAML: {exc}") from None
+
+
+def dump_document(doc: dict[str, Any], fmt: str) -> str:
+    """The document as YAML (decimals as numbers, dates as dates) or JSON (as stored)."""
+    from kopilka.domain.rules.model import ProgramDoc
+
+    if fmt == "json":
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    data = ProgramDoc.model_validate(doc).model_dump(
+        mode="python", by_alias=True, exclude_none=True
+    )
+    text: str = _yaml().dump(
+        data, Dumper=_yaml_dumper(), allow_unicode=True, sort_keys=False, width=100
+    )
+    return text
+
+
+def _problems(exc: ServiceError) -> int:
+    for e in exc.extra.get("errors", []):
+        print(f"{e['field']}: {e['detail']}")
+    return 1
+
+
+def cmd_program(args: argparse.Namespace) -> int:
+    """program validate|apply|export|versions|diff|rollback."""
+    from kopilka.services import programs
+
+    if args.action in ("validate", "apply"):
+        try:
+            data = load_document(args.file)
+        except BadFile as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        try:
+            doc = programs.check_document(data)
+        except programs.ProgramError as exc:
+            return _problems(exc)
+        if args.action == "validate":
+            print(f"ok: {len(doc.promotions)} promotions")
+            return 0
+
+    async def go(rt: Runtime) -> int:
+        if args.action == "apply":
+            v = await programs.do_apply(rt, doc, author=_author(args.author), note=args.note)
+            print(v)
+        elif args.action == "export":
+            code = args.code or await _only_program(rt)
+            exported.append(
+                dump_document(await programs.export(rt, code, args.version), args.format)
+            )
+        elif args.action == "versions":
+            code = args.code or await _only_program(rt)
+            for x in await programs.versions(rt, code):
+                print(
+                    f"{x.version}\t{x.created_at:%Y-%m-%d %H:%M:%S}\t{x.author}\t"
+                    f"{x.promotions} promotions\t{x.note}"
+                )
+        elif args.action == "diff":
+            changes = await programs.diff(rt, args.code, args.a, args.b)
+            for c in changes:
+                print(c)
+            print(f"{len(changes)} changes", file=sys.stderr)
+        else:
+            v = await programs.do_rollback(rt, args.code, args.version, author=_author(args.author))
+            print(v)
+        return 0
+
+    exported: list[str] = []
+    status = _run(go, args.db)
+    for text in exported:
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    return status
+
+
+async def _only_program(rt: Runtime) -> str:
+    from kopilka.services import programs
+
+    codes = [p.code for p in await programs.program_codes(rt)]
+    if len(codes) != 1:
+        raise ServiceError(
+            "validation_failed",
+            f"give the program code (there are {len(codes)} programs)",
+            field="code",
+        )
+    return codes[0]
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """What a basket would get, without writing anything (the admin API's simulator)."""
+    import json
+
+    from pydantic import ValidationError
+
+    from kopilka.api.admin.schemas import SimulateIn, to_simulation
+    from kopilka.api.problems import validation_errors
+    from kopilka.services import programs
+
+    try:
+        body = load_document(args.file)
+    except BadFile as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if not isinstance(body, dict):
+        print(f"{args.file}: expected a JSON object with lines", file=sys.stderr)
+        return 1
+    body["program"] = args.program
+    body["store"] = args.store
+    for name in ("identifier", "at"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    try:
+        req = SimulateIn.model_validate_json(json.dumps(body, default=str))
+    except ValidationError as exc:
+        for e in validation_errors(exc):
+            print(f"{e['field']}: {e['detail']}")
+        return 1
+
+    async def go(rt: Runtime) -> int:
+        answer = await programs.simulate(rt, to_simulation(req))
+        print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return 0
+
+    return _run(go, args.db)
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """admin token add|list|disable."""
+    from kopilka.services import admin
+
+    async def go(rt: Runtime) -> int:
+        if args.action == "add":
+            print(await admin.do_add_token(rt, name=args.name, program_code=args.program))
+        elif args.action == "list":
+            for x in await admin.list_tokens(rt):
+                state = "active" if x.disabled_at is None else "disabled"
+                print(
+                    f"{x.id}\t{x.name}\t{x.program_code or '*'}\t{x.key_prefix}…\t{state}\t"
+                    f"{x.created_at:%Y-%m-%d %H:%M}"
+                )
+        else:
+            await admin.do_disable_token(rt, args.id)
+            print(f"admin token {args.id} disabled", file=sys.stderr)
         return 0
 
     return _run(go, args.db)
@@ -304,8 +529,31 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("new")
     c.set_defaults(fn=cmd_card)
 
-    pr = sub.add_parser("program", help="create a program, show or change its settings")
+    pr = sub.add_parser("program", help="program documents, versions, settings")
     prs = pr.add_subparsers(dest="action", required=True)
+    pv = prs.add_parser("validate", help="check a program document (YAML or JSON)")
+    pv.add_argument("file")
+    pap = prs.add_parser("apply", help="make a document the program's new version")
+    pap.add_argument("file")
+    pap.add_argument("--author", default=None, help="default: $USER")
+    pap.add_argument("--note", default="")
+    pe = prs.add_parser("export", help="print a version's document")
+    pe.add_argument("code", nargs="?", default=None, help="default: the only program")
+    pe.add_argument("--version", type=int, default=None, help="default: the current one")
+    pe.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    pe.add_argument("--out", default=None, help="write to this file")
+    pvs = prs.add_parser("versions", help="list versions: time, author, promotions, note")
+    pvs.add_argument("code", nargs="?", default=None, help="default: the only program")
+    pdf = prs.add_parser("diff", help="what changed from version A to version B")
+    pdf.add_argument("code")
+    pdf.add_argument("a", type=int)
+    pdf.add_argument("b", type=int)
+    prb = prs.add_parser("rollback", help="apply an old version's document as a new version")
+    prb.add_argument("code")
+    prb.add_argument("version", type=int)
+    prb.add_argument("--author", default=None, help="default: $USER")
+    for sp in (pv, pap, pe, pvs, pdf, prb):
+        sp.set_defaults(fn=cmd_program)
     pc = prs.add_parser("create", help="create a bonus program")
     pc.add_argument("--code", required=True)
     pc.add_argument("--name", required=True)
@@ -321,7 +569,30 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--set", nargs="+", required=True, metavar="NAME=VALUE")
     psh = prs.add_parser("show", help="print the settings as JSON")
     psh.add_argument("--code", required=True)
-    pr.set_defaults(fn=cmd_setup)
+    for sp in (pc, ps, psh):
+        sp.set_defaults(fn=cmd_setup)
+
+    sm = sub.add_parser(
+        "simulate", help="what would a basket get (prints JSON with explanations; writes nothing)"
+    )
+    sm.add_argument("--program", required=True)
+    sm.add_argument("--store", required=True)
+    sm.add_argument("--identifier", default=None, help="a real customer: card, phone, QR")
+    sm.add_argument("--at", default=None, help="receipt time, ISO with offset (default: now)")
+    sm.add_argument("file", help="basket JSON like the POS calculate body ('-': stdin)")
+    sm.set_defaults(fn=cmd_simulate)
+
+    ad = sub.add_parser("admin", help="admin API tokens")
+    ads = ad.add_subparsers(dest="what", required=True)
+    adt = ads.add_parser("token", help="admin API tokens")
+    adts = adt.add_subparsers(dest="action", required=True)
+    ata = adts.add_parser("add", help="create a token; prints only its key")
+    ata.add_argument("--name", required=True, help="who uses it (the author of changes)")
+    ata.add_argument("--program", default=None, help="limit the token to this program")
+    adts.add_parser("list", help="list tokens")
+    atd = adts.add_parser("disable", help="disable a token (at once)")
+    atd.add_argument("id", type=int)
+    ad.set_defaults(fn=cmd_admin)
 
     pa = sub.add_parser("partner", help="partners of a program")
     pas = pa.add_subparsers(dest="action", required=True)

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from kopilka import __version__
 from kopilka.api import problems
+from kopilka.api.admin import routes as admin
 from kopilka.api.pos import routes as pos
 from kopilka.services import ledger_jobs
 from kopilka.services.errors import ServiceError
@@ -51,7 +52,10 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app = FastAPI(
         title="Kopilka processing center",
         version=__version__,
-        description="Loyalty processing center. POS API contract: see docs/pos-integration.md.",
+        description=(
+            "Loyalty processing center. POS API contract: see docs/pos-integration.md; "
+            "admin API: docs/admin-api.md."
+        ),
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -59,6 +63,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.state.runtime = rt
     app.router.routes.extend(pos.fast_routes())  # serve first; FastAPI's copies document
     app.include_router(pos.router)
+    app.include_router(admin.router)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> Response:
@@ -125,12 +130,13 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in pos.SCHEMAS:
+        for model in (*pos.SCHEMAS, *admin.SCHEMAS):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))
             comps[model.__name__] = js
         schema["components"]["securitySchemes"] = {
-            "terminalKey": {"type": "http", "scheme": "bearer"}
+            "terminalKey": {"type": "http", "scheme": "bearer"},
+            "adminToken": {"type": "http", "scheme": "bearer"},
         }
         schema["security"] = [{"terminalKey": []}]
         app.openapi_schema = schema

@@ -1,0 +1,1 @@
+"""Admin API v1 (``/api/admin/v1``): program documents, versions, the simulator."""
