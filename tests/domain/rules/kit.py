@@ -55,6 +55,7 @@ def price(
     store: StoreContext | None = None,
     budgets: Mapping[str, BudgetLeft] | None = None,
     explain: Collection[str] | bool = (),
+    excluded: Collection[str] = (),
     **basket: Any,
 ) -> PricedReceipt:
     """Compile (when given a document) and price; ``basket`` keys go to ``Basket``."""
@@ -66,6 +67,7 @@ def price(
         at,
         store=store or StoreContext("s1", "p1", "Moscow", "msk"),
         budgets=budgets,
+        excluded=excluded,
         explain=explain,
     )
 

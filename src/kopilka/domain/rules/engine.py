@@ -11,7 +11,7 @@ Order of the steps (each rounds once, to the kopeck, half up, unless said otherw
    points per unit, fixed points; gifts and messages.  Stacking groups and exclusive
    promotions are resolved by ``_select`` (one named function, its table in the docs).
    No line is ever discounted below its price floor or below zero, and the receipt's
-   discount never passes ``max_discount_percent``.
+   discount (the POS's own included) never passes ``max_discount_percent``.
 4. Points to burn (as in the base rule, with the tier's burn limit).
 5. Points earned: each line's rate (base or tier, changed by promotions) on what it
    earns on (``earn_on``), plus points per unit and fixed points; the receipt total is
@@ -138,7 +138,11 @@ def price_receipt(
     n = len(lines)
     cap = None
     if prog.doc.max_discount_percent is not None:
+        # The receipt's discount includes the POS's own line discounts, so they use up
+        # the cap first; otherwise a receipt could end up discounted past it.
+        pos_discount = sum((ln.discount for ln in lines), ZERO)
         cap = q2(facts.amount * prog.doc.max_discount_percent / HUNDRED)
+        cap = max(cap - pos_discount, ZERO)
     state = _State(
         nets,
         [[] for _ in range(n)],
@@ -435,7 +439,12 @@ def _apply(calc: _Calc, s: _State, p: CompiledPromotion, eff: m.Effect) -> bool:
     if isinstance(eff, m.BundlePrice):
         return _bundle(calc, s, p, eff)
     if isinstance(eff, (m.EarnPercent, m.EarnMultiplier, m.PointsPerUnit, m.FixedPoints)):
-        if calc.facts.customer is None or not calc.prog.points_enabled:
+        # Said here, so that "why not" does not blame a price floor for it.
+        if not calc.prog.points_enabled:
+            calc.reasons.setdefault(p.id, "this program has no points")
+            return False
+        if calc.facts.customer is None:
+            calc.reasons.setdefault(p.id, "points are for members only")
             return False
         return _earn_effect(calc, s, p, idx, eff)
     if isinstance(eff, m.Gift):
