@@ -334,12 +334,12 @@ async def _document_at(
     return doc
 
 
-async def program_codes(rt: Runtime, *, program_id: int | None = None) -> list[ProgramSummary]:
-    """Every program (or the one ``program_id``) with its current version."""
+async def list_programs(rt: Runtime, *, code: str | None = None) -> list[ProgramSummary]:
+    """Every program (or the one ``code``) with its current version."""
     p = t.programs
     q = select(p.c.id, p.c.code, p.c.name, p.c.version).order_by(p.c.code)
-    if program_id is not None:
-        q = q.where(p.c.id == program_id)
+    if code is not None:
+        q = q.where(p.c.code == code)
     async with rt.engine.connect() as conn:
         rows = (await conn.execute(q)).all()
     return [ProgramSummary(r.id, r.code, r.name, r.version) for r in rows]
@@ -560,8 +560,10 @@ async def simulate(rt: Runtime, sim: Simulation) -> dict[str, Any]:
                 field="version",
             )
         store = await _store_context(conn, pid, sim.store)
-        compiled = await rt.compiled(pid)
-        if compiled.version != version:  # a cached older one, or an older one asked for
+    # SQLite has one pooled connection: the runtime's own read comes after ours closed.
+    compiled = await rt.compiled(pid)
+    if compiled.version != version:  # a cached older one, or an older one asked for
+        async with rt.engine.connect() as conn:
             compiled = await load_compiled(conn, pid, version)
     local = at.astimezone(ZoneInfo(store.timezone or compiled.doc.timezone))
     basket = replace(sim.basket, occurred_at=at)

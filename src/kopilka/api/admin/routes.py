@@ -74,7 +74,7 @@ def _strict(model: type[BaseModel], data: Any) -> Any:
 @router.get("/programs", responses=ERRORS, openapi_extra=SECURITY, summary="List programs")
 async def list_programs(request: Request) -> Response:
     token = await _auth(request)
-    rows = await programs.program_codes(_rt(request))
+    rows = await programs.list_programs(_rt(request))
     return _ok(
         [
             {"code": p.code, "name": p.name, "version": p.version}
@@ -113,9 +113,9 @@ async def put_program(
             raise programs.invalid_program([("code", f"must be {code!r}, as in the URL")])
     doc = programs.check_document(data)
     rt = _rt(request)
-    known = {p.code for p in await programs.program_codes(rt)}
+    known = await programs.list_programs(rt, code=code)
     version = await programs.do_apply(rt, doc, author=token.name, note=note)
-    return _ok({"code": code, "version": version}, 200 if code in known else 201)
+    return _ok({"code": code, "version": version}, 200 if known else 201)
 
 
 @router.get(
