@@ -4,6 +4,8 @@ account and to the outbox, and what the till's review costs in statements."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,10 +16,17 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from kopilka.domain.rules.model import validate_document
-from kopilka.services.levels import recompute_levels, refresh_after_purchase
+from kopilka.services.levels import (
+    Change,
+    recompute_levels,
+    refresh_account,
+    refresh_after_purchase,
+    run_levels_cli,
+)
 from kopilka.services.runtime import Runtime
 from kopilka.store import raw
 from kopilka.store import tables as t
+from kopilka.store.raw import SATx
 from tests.conftest import Clock, Member, Shop
 
 D = Decimal
@@ -421,3 +430,59 @@ async def test_till_costs_nothing_without_tiers_or_cumulative_rules(
 
     assert await till_review(shop, anna) == []
     assert await recompute_levels(rt, program_id=shop.program_id) == 0
+
+
+async def test_the_job_waits_for_a_confirm_in_progress_and_counts_its_purchase(
+    make_shop: Any, rt: Runtime, at_now: Clock
+) -> None:
+    shop = await make_shop()
+    await publish(shop, tiers=SPEND_TIERS)
+    compiled = await rt.compiled(shop.program_id)
+    anna = await shop.customer()
+    await bought(shop, anna, "9000.00", at=NOW - timedelta(days=2))
+    pending = await bought(shop, anna, "2000.00", at=NOW, state="calculated")
+
+    async def job() -> Change | None:
+        async with rt.engine.begin() as conn:
+            return await refresh_account(
+                SATx(conn),
+                compiled,
+                program_id=shop.program_id,
+                account_id=anna.account_id,
+                now=NOW,
+            )
+
+    async with rt.hot.tx() as tx:  # a confirm: the account locked, the receipt confirmed
+        lock = " FOR UPDATE" if tx.pg else ""
+        await tx.fetch("SELECT id FROM accounts WHERE id = ?" + lock, anna.account_id)
+        await tx.execute("UPDATE receipts SET state = 'confirmed' WHERE id = ?", pending)
+        running = asyncio.create_task(job())
+        await asyncio.sleep(0.3)
+        assert not running.done()  # waiting for the account
+    change = await running
+
+    assert change is not None and change.after.tier == "silver"
+    assert await levels(shop, anna) == ("silver", NOW, None)
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+async def test_levels_recompute_command(
+    make_shop: Any, rt: Runtime, at_now: Clock, db_url: str
+) -> None:
+    shop = await make_shop()
+    await publish(shop, tiers=SPEND_TIERS)
+    anna = await shop.customer()
+    await bought(shop, anna, "10000.00", at=datetime.now(UTC) - timedelta(days=1))
+    async with rt.engine.connect() as conn:
+        code = (
+            await conn.execute(select(t.programs.c.code).where(t.programs.c.id == shop.program_id))
+        ).scalar_one()
+
+    def run(program: str) -> int:  # the command runs its own event loop and runtime
+        return run_levels_cli(argparse.Namespace(db=db_url, program=program))
+
+    assert await asyncio.to_thread(run, "no-such-program") == 2
+    assert await asyncio.to_thread(run, code) == 0
+    assert (await levels(shop, anna))[0] == "silver"
