@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 
+from kopilka.domain.receipt import PricedReceipt
 from kopilka.domain.rules import model as m
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.domain.rules.facts import BudgetLeft, CustomerContext
 from kopilka.store.queries.accounts import AccountState
-from kopilka.store.raw import Tx, dec2, parse_ts, ts
+from kopilka.store.raw import Tx, cents, dec2, parse_ts, ts
 
 
 def needs(compiled: CompiledProgram) -> tuple[bool, bool, bool]:
@@ -186,3 +187,141 @@ async def budgets_left(tx: Tx, compiled: CompiledProgram, program_id: int) -> di
             None if b.points is None else b.points - points,
         )
     return out
+
+
+# --- promotions with budgets and per-customer limits ----------------------------------------
+
+INSERT_RECEIPT_PROMOTIONS = (
+    "INSERT INTO receipt_promotions (receipt_pk, promotion_id, program_id, account_id, "
+    "discount, points, counted, periods)"
+)
+ENSURE_BUDGET = (
+    "INSERT INTO promotion_budgets (program_id, promotion_id, spent_money, spent_points) "
+    "VALUES (?, ?, 0, 0) ON CONFLICT DO NOTHING"
+)
+# The conditional update is the whole guarantee: two tills racing for the last of a budget
+# both run it; the row lock makes the second see the first's sum and match no row.
+SPEND_BUDGET = (
+    "UPDATE promotion_budgets SET spent_money = spent_money + ?, spent_points = spent_points + ? "
+    "WHERE program_id = ? AND promotion_id = ? AND spent_money + ? <= ? AND spent_points + ? <= ? "
+    "RETURNING 1"
+)
+USE_LIMIT = (
+    "INSERT INTO promotion_usage (program_id, account_id, promotion_id, period, uses) "
+    "VALUES (?, ?, ?, ?, 1) ON CONFLICT (program_id, account_id, promotion_id, period) "
+    "DO UPDATE SET uses = promotion_usage.uses + 1 WHERE promotion_usage.uses < ? RETURNING uses"
+)
+UNLIMITED = 10**15  # hundredths: no budget of this kind
+
+
+def promotion_rows(
+    compiled: CompiledProgram,
+    priced: PricedReceipt,
+    program_id: int,
+    account: AccountState | None,
+    local: datetime,
+) -> list[tuple[Any, ...]]:
+    """(promotion_id, program_id, account_id, discount, points, counted, periods) of every
+    promotion the receipt got; ``counted`` when it took from a budget or a per-customer
+    limit, ``periods`` the usage rows it counted in."""
+    out = []
+    keys = period_keys(local)
+    for a in priced.applied:
+        p = compiled.by_id.get(a.rule)
+        if p is None:
+            continue
+        counted = bool(p.budget is not None or (p.limits and account is not None))
+        periods = None
+        if p.limits and account is not None:
+            periods = ",".join(keys[lim.period] for lim in p.limits)
+        out.append(
+            (
+                a.rule,
+                program_id,
+                account.id if account else None,
+                cents(a.discount),
+                cents(a.points),
+                counted,
+                periods,
+            )
+        )
+    return out
+
+
+async def reserve_promotions(
+    tx: Tx,
+    compiled: CompiledProgram,
+    priced: PricedReceipt,
+    *,
+    program_id: int,
+    account: AccountState | None,
+    local: datetime,
+) -> str | None:
+    """Take what the receipt's promotions give from their budgets and count the receipt
+    against their per-customer limits, in the caller's transaction.
+
+    Returns None when everything fit.  Otherwise gives back what this call took and
+    returns the id of the promotion that no longer fits: the caller prices again
+    without it.
+    """
+    keys = period_keys(local)
+    taken: list[tuple[Any, ...]] = []
+    for a in priced.applied:
+        p = compiled.by_id.get(a.rule)
+        if p is None or (p.budget is None and not p.limits):
+            continue
+        if p.budget is not None:
+            money = UNLIMITED if p.budget.money is None else cents(p.budget.money)
+            points = UNLIMITED if p.budget.points is None else cents(p.budget.points)
+            d, pts = cents(a.discount), cents(a.points)
+            await tx.execute(ENSURE_BUDGET, program_id, p.id)
+            rows = await tx.fetch(SPEND_BUDGET, d, pts, program_id, p.id, d, money, pts, points)
+            if not rows:
+                await _give_back(tx, program_id, taken)
+                return p.id
+            taken.append(("budget", p.id, d, pts))
+        if p.limits and account is not None:
+            for lim in p.limits:
+                period = keys[lim.period]
+                rows = await tx.fetch(USE_LIMIT, program_id, account.id, p.id, period, lim.count)
+                if not rows:
+                    await _give_back(tx, program_id, taken)
+                    return p.id
+                taken.append(("usage", p.id, account.id, period))
+    return None
+
+
+RETURN_BUDGET = (
+    "UPDATE promotion_budgets SET spent_money = spent_money - ?, "
+    "spent_points = spent_points - ? WHERE program_id = ? AND promotion_id = ?"
+)
+RETURN_USE = (
+    "UPDATE promotion_usage SET uses = uses - 1 "
+    "WHERE program_id = ? AND account_id = ? AND promotion_id = ? AND period = ? AND uses > 0"
+)
+
+
+async def _give_back(tx: Tx, program_id: int, taken: list[tuple[Any, ...]]) -> None:
+    for item in taken:
+        if item[0] == "budget":
+            await tx.execute(RETURN_BUDGET, item[2], item[3], program_id, item[1])
+        else:
+            await tx.execute(RETURN_USE, program_id, item[2], item[1], item[3])
+
+
+async def release_promotions(tx: Tx, *, receipt_pk: int) -> int:
+    """A receipt that did not happen (cancelled, or its hold expired) gives back what its
+    promotions took from budgets and limits.  Idempotent (``counted`` is cleared)."""
+    rows = await tx.fetch(
+        "UPDATE receipt_promotions SET counted = ? WHERE receipt_pk = ? AND counted = ? "
+        "RETURNING promotion_id, program_id, account_id, discount, points, periods",
+        False,
+        receipt_pk,
+        True,
+    )
+    for pid, program_id, account_id, discount, points, periods in rows:
+        await tx.execute(RETURN_BUDGET, discount, points, program_id, pid)
+        if account_id is not None and periods:
+            for period in periods.split(","):
+                await tx.execute(RETURN_USE, program_id, account_id, pid, period)
+    return len(rows)

@@ -10,6 +10,7 @@ request hash gets the stored answer byte for byte, another body gets 409.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,10 +39,18 @@ from kopilka.domain.receipt import (
     RedeemRefused,
     price_receipt,
 )
-from kopilka.domain.rules.facts import CustomerContext
+from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
+from kopilka.services.pricing import (
+    INSERT_RECEIPT_PROMOTIONS,
+    budgets_left,
+    customer_context,
+    promotion_rows,
+    release_promotions,
+    reserve_promotions,
+)
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store.queries.accounts import (
     AccountState,
@@ -146,16 +155,17 @@ async def _priced_call(
     refusal (say, the points are now held by the first call) is checked against an
     earlier receipt too, so a retry never gets a refusal the first call did not get.
     """
-    program = await rt.program(term.program_id)
+    compiled = await rt.compiled(term.program_id)
     digest = req.request_hash()
     want = "purchase" if confirm else "calc"
     now = rt.now()
     try:
         # A calculate that burns nothing is one read and one insert: on PostgreSQL it needs
-        # no transaction (the insert is atomic by itself), saving BEGIN and COMMIT.
-        moves_points = confirm or _redeems(req.basket.redeem_points)
+        # no transaction (the insert is atomic by itself), saving BEGIN and COMMIT.  With
+        # promotions the receipt's promotion rows (and budgets) are written with it.
+        moves_points = confirm or _redeems(req.basket.redeem_points) or bool(compiled.promotions)
         async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
-            return await _calculate(tx, rt, term, req, program, digest, now, confirm=confirm)
+            return await _calculate(tx, rt, term, req, compiled, digest, now, confirm=confirm)
     except UniqueViolation:
         replay = await _replay(rt, term, req.receipt_id, digest, want=want)
         if replay is None:
@@ -200,7 +210,7 @@ INSERT_RECEIPT = (
     "account_id, customer_id, card_id, state, occurred_at, created_at, confirmed_at, "
     "cashier_id, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned, "
     "request_hash, calc_response, source, program_version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 INSERT_HOLD = (
     "INSERT INTO holds (program_id, account_id, receipt_pk, amount, state, created_at, "
@@ -237,12 +247,13 @@ async def _calculate(
     rt: Runtime,
     term: Terminal,
     req: PurchaseRequest,
-    program: ProgramSettings,
+    compiled: CompiledProgram,
     digest: str,
     now: datetime,
     *,
     confirm: bool,
 ) -> bytes:
+    program = compiled.settings
     occurred_at = req.occurred_at or now
     account: AccountState | None = None
     if req.identifier is not None:
@@ -264,13 +275,35 @@ async def _calculate(
     balance = (
         balance_of(account.lots, held=account.held, debt=account.debt, now=now) if account else None
     )
-    ctx = CustomerContext(account.id, balance.available) if account and balance else None
-    try:
-        priced = price_receipt(req.basket, ctx, program, now)
-    except RedeemRefused as exc:
-        raise ServiceError(
-            exc.code, exc.detail, field="redeem_points", redeem_max=fmt2(exc.redeem_max)
-        ) from None
+    local = occurred_at.astimezone(_store_zone(term, compiled))
+    ctx = None
+    if account is not None and balance is not None:
+        ctx = await customer_context(
+            tx, compiled, account, available=balance.available, local=local
+        )
+    budgets = await budgets_left(tx, compiled, term.program_id) if compiled.promotions else None
+    excluded: set[str] = set()
+    while True:
+        try:
+            priced = price_receipt(
+                req.basket,
+                ctx,
+                compiled,
+                now,
+                store=term.store,
+                budgets=budgets,
+                excluded=excluded,
+            )
+        except RedeemRefused as exc:
+            raise ServiceError(
+                exc.code, exc.detail, field="redeem_points", redeem_max=fmt2(exc.redeem_max)
+            ) from None
+        lost = await reserve_promotions(
+            tx, compiled, priced, program_id=term.program_id, account=account, local=local
+        )
+        if lost is None:
+            break
+        excluded.add(lost)  # another till spent its budget or limit first: price without it
 
     hold_expires = now + timedelta(seconds=program.hold_ttl_s)
     activates, _ = lot_dates(occurred_at, program)
@@ -308,9 +341,11 @@ async def _calculate(
         digest,
         views.dumps(calc_body),
         "purchase" if confirm else "calculate",
+        compiled.version,
     )
+    promo_rows = promotion_rows(compiled, priced, term.program_id, account, local)
     holding = account is not None and priced.points_redeemed > 0 and not confirm
-    if holding and tx.pg and account is not None:
+    if holding and tx.pg and account is not None and not promo_rows:
         # Receipt, hold, hold entry and account total in one round trip (the account is
         # locked); the same rows as the statements below.
         held = account.held + priced.points_redeemed
@@ -336,6 +371,8 @@ async def _calculate(
     rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
     receipt_pk = int(rows[0][0])
     # Past this point the call must succeed: only writes follow.
+    if promo_rows:
+        await insert_rows(tx, INSERT_RECEIPT_PROMOTIONS, [(receipt_pk, *r) for r in promo_rows])
     if confirm:
         body = await _settle(
             tx,
@@ -365,6 +402,18 @@ async def _calculate(
         posting.hold(priced.points_redeemed, int(rows[0][0]))
         await posting.flush(tx)
     return views.dumps(calc_body)
+
+
+def _store_zone(term: Terminal, compiled: CompiledProgram) -> ZoneInfo:
+    tz = term.store.timezone
+    if not tz or tz == compiled.doc.timezone:
+        return compiled.tz
+    return _zone(tz)
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def _calc_answer(
@@ -399,6 +448,9 @@ def _calc_answer(
         **views.totals_view(priced),
         "redeem_max": fmt2(priced.redeem_max),
         "promotions": views.applied_view(priced.applied),
+        "cashier_messages": list(priced.cashier_messages),
+        "gifts": [{"sku": g[0], "name": g[1], "quantity": g[2]} for g in priced.gifts],
+        "program_version": priced.program_version,
         "balance_after": None if after is None else views.balance_view(after),
         "receipt_text": views.receipt_text(priced, after, pending_earn),
         "hold_expires_at": views.iso(hold_expires_at),
@@ -749,6 +801,7 @@ async def _settle_pg(
 async def do_cancel(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     """The sale did not happen: release the hold.  Idempotent; refuses a confirmed receipt."""
     now = rt.now()
+    has_promotions = bool((await rt.compiled(term.program_id)).promotions)
     async with rt.hot.tx() as tx:
         rec = await _locked_receipt(tx, term, receipt_id)
         if rec.state == "cancelled":
@@ -768,6 +821,10 @@ async def do_cancel(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
                 now=now,
                 kind=HoldState.RELEASED,
             )
+        # Budgets and per-customer limits taken at calculate are given back only here: a
+        # receipt whose hold expired may still be confirmed with what it was shown.
+        if has_promotions:
+            await release_promotions(tx, receipt_pk=rec.id)
         body = views.dumps({"receipt_id": receipt_id, "state": "cancelled"})
         await tx.execute(
             "UPDATE receipts SET state = 'cancelled', confirm_response = ? WHERE id = ?",

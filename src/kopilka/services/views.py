@@ -67,10 +67,11 @@ def totals_view(priced: PricedReceipt) -> dict[str, str]:
 
 
 def receipt_text(priced: PricedReceipt, balance: Balance | None, pending_earn: bool) -> list[str]:
-    """Lines for the printed receipt, Russian first (the fiscal receipt's language)."""
+    """Lines for the printed receipt, Russian first (the fiscal receipt's language):
+    the promotions' messages, then the points."""
+    text = list(priced.messages)
     if balance is None:
-        return []
-    text = []
+        return text
     if priced.points_redeemed:
         text.append(
             f"Списано баллов: {fmt2(priced.points_redeemed)} "

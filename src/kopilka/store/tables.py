@@ -384,6 +384,7 @@ receipt_promotions = Table(
     Column("discount", Money, nullable=False),
     Column("points", Money, nullable=False),
     Column("counted", Boolean, nullable=False, server_default="0"),  # in budgets/limits
+    Column("periods", String(120)),  # the promotion_usage periods it counted in, comma-separated
 )
 
 personal_offers = Table(

@@ -109,6 +109,7 @@ def upgrade() -> None:
         sa.Column("discount", sa.BigInteger(), nullable=False),
         sa.Column("points", sa.BigInteger(), nullable=False),
         sa.Column("counted", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("periods", sa.String(length=120), nullable=True),
         sa.ForeignKeyConstraint(
             ["receipt_pk"], ["receipts.id"], name=op.f("fk_receipt_promotions_receipt_pk_receipts")
         ),
