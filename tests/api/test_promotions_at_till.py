@@ -242,6 +242,10 @@ async def test_the_accounts_tier_sets_the_earn_rate(make_shop: Any) -> None:
     b = await shop.post("/purchases/calculate", receipt("t2", boris.card, ("a", 1, "1000.00")))
 
     assert (a.json()["points_earned"], b.json()["points_earned"]) == ("50.00", "100.00")
+    la = await shop.get("/customers/lookup", params={"identifier": anna.card})
+    lb = await shop.get("/customers/lookup", params={"identifier": boris.card})
+    assert la.json()["tier"] == {"code": "base", "name": "Base"}
+    assert lb.json()["tier"] == {"code": "gold", "name": "Gold"}
 
 
 async def test_receipts_without_promotions_write_no_promotion_rows(make_shop: Any) -> None:

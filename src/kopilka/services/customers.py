@@ -21,6 +21,7 @@ from kopilka.domain.identifiers import (
 )
 from kopilka.domain.ledger import balance_of
 from kopilka.domain.money import fmt2
+from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import identifier_values
@@ -38,6 +39,7 @@ BIRTHDAY_WINDOW_DAYS = 7
 async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str, Any]:
     """Everything the cashier needs before the sale; reads only."""
     now = rt.now()
+    compiled = await rt.compiled(term.program_id)
     async with rt.hot.read() as tx:
         acc = await load_by_identifier(
             tx, program_id=term.program_id, values=identifier_values(identifier), lock=False
@@ -116,7 +118,7 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
             "phone_confirmed": phone_confirmed,
         },
         "card": {"number": mask_card(acc.card_number), "status": acc.card_status},
-        "tier": None,
+        "tier": _tier_view(compiled, acc.tier),
         "balance": {**views.balance_view(bal), "debt": fmt2(acc.debt)},
         "discount_percent": None,
         "offers": [],
@@ -134,6 +136,14 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         ],
         "messages": messages,
     }
+
+
+def _tier_view(compiled: CompiledProgram, code: str | None) -> dict[str, str] | None:
+    rules = compiled.doc.tiers
+    if rules is None:
+        return None
+    tier = compiled.tiers.get(code or "") or rules.levels[0]
+    return {"code": tier.code, "name": tier.name}
 
 
 def _birthday_near(birthday: date, today: date) -> bool:
