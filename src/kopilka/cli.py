@@ -370,7 +370,7 @@ def cmd_program(args: argparse.Namespace) -> int:
 async def _only_program(rt: Runtime) -> str:
     from kopilka.services import programs
 
-    codes = [p.code for p in await programs.program_codes(rt)]
+    codes = [p.code for p in await programs.list_programs(rt)]
     if len(codes) != 1:
         raise ServiceError(
             "validation_failed",

@@ -36,11 +36,11 @@ class AdminToken:
     program_code: str | None
     active: bool
 
-    def check_program(self, program_id: int | None, code: str) -> None:
+    def check_program(self, code: str) -> None:
         """Refuse a program outside the token's scope (a new program included)."""
-        if self.program_id is not None and program_id != self.program_id:
+        if self.program_code is not None and code != self.program_code:
             raise ProgramError(
-                "forbidden", f"this token is limited to program {self.program_code!r}", field=code
+                "forbidden", f"this token is limited to program {self.program_code!r}", field="code"
             )
 
 
