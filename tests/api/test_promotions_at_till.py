@@ -261,3 +261,36 @@ async def test_receipts_without_promotions_write_no_promotion_rows(make_shop: An
             )
         ).scalar_one()
     assert n == 0
+
+
+async def test_a_purchase_that_crosses_the_threshold_upgrades_the_tier_at_once(
+    make_shop: Any,
+) -> None:
+    shop = await make_shop()
+    tiers = {
+        "qualify_by": "spend",
+        "period_days": 365,
+        "levels": [
+            {"code": "base", "name": "Base", "threshold": 0},
+            {"code": "gold", "name": "Gold", "threshold": 1000, "earn_percent": 10},
+        ],
+    }
+    await publish(shop, [], tiers=tiers)
+    anna = await shop.customer()
+
+    first = await shop.post("/purchases", receipt("u1", anna.card, ("a", 1, "1200.00")))
+    second = await shop.post("/purchases", receipt("u2", anna.card, ("a", 1, "1000.00")))
+
+    assert first.json()["points_earned"] == "60.00"  # still Base (5 %) on this receipt
+    assert second.json()["points_earned"] == "100.00"  # Gold (10 %) from the next one
+    async with shop.rt.engine.connect() as conn:
+        topics = (
+            (
+                await conn.execute(
+                    select(t.outbox.c.topic).where(t.outbox.c.program_id == shop.program_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert "tier.changed" in topics

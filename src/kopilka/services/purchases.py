@@ -42,6 +42,7 @@ from kopilka.domain.receipt import (
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
+from kopilka.services.levels import refresh_after_purchase
 from kopilka.services.phones import to_e164
 from kopilka.services.pricing import (
     INSERT_RECEIPT_PROMOTIONS,
@@ -387,6 +388,10 @@ async def _calculate(
             occurred_at,
             hold_id=None,
         )
+        if account is not None:
+            await refresh_after_purchase(
+                tx, compiled, program_id=term.program_id, account_id=account.id, now=now
+            )
         return body
     if account is not None and priced.points_redeemed > 0:
         rows = await tx.fetch(
@@ -462,7 +467,8 @@ def _calc_answer(
 
 async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     """Burn the held points, credit the earned ones; locks the receipt and the account."""
-    program = await rt.program(term.program_id)
+    compiled = await rt.compiled(term.program_id)
+    program = compiled.settings
     now = rt.now()
     async with rt.hot.tx() as tx:
         rec, account = await _lock_receipt_and_account(tx, term, receipt_id)
@@ -500,6 +506,10 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
             rec.occurred_at,
             hold_id=hold_id,
         )
+        if account is not None:  # tier or discount up at once (the job lowers them)
+            await refresh_after_purchase(
+                tx, compiled, program_id=term.program_id, account_id=account.id, now=now
+            )
         return body
 
 
