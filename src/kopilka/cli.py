@@ -442,10 +442,12 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
-    from kopilka.services import ledger_jobs
+    from kopilka.services import ledger_jobs, levels
 
     async def go(rt: Runtime) -> int:
-        last_expiry = 0.0
+        # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
+        # the hourly jobs would skip their first run.
+        last_expiry = last_levels = float("-inf")
         loop = asyncio.get_running_loop()
         while True:
             released = await ledger_jobs.expire_holds(rt)
@@ -456,11 +458,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
                     print(f"expired {lots} lots, {pts} points", file=sys.stderr)
             if released:
                 print(f"released {released} expired holds", file=sys.stderr)
+            if loop.time() - last_levels >= args.levels_every_s:
+                changed = await levels.recompute_levels(rt)
+                last_levels = loop.time()
+                if changed:
+                    print(f"{changed} accounts changed tier or discount", file=sys.stderr)
             if args.once:
                 return 0
             await asyncio.sleep(args.every_s)
 
     return _run(go, args.db)
+
+
+def cmd_levels(args: argparse.Namespace) -> int:
+    from kopilka.services.levels import run_levels_cli
+
+    return run_levels_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -621,7 +634,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--every-s", type=float, default=10.0, help="hold sweep period")
     w.add_argument("--expiry-every-s", type=float, default=3600.0, help="points expiry period")
     w.add_argument("--once", action="store_true", help="run each job once and exit")
+    w.add_argument("--levels-every-s", type=float, default=3600.0, help="tiers/discounts period")
     w.set_defaults(fn=cmd_worker)
+
+    lv = sub.add_parser("levels", help="tiers and cumulative discounts")
+    lvs = lv.add_subparsers(dest="action", required=True)
+    lvr = lvs.add_parser("recompute", help="review every account now (downgrades, decay)")
+    lvr.add_argument("--program", default=None, help="program code (default: every program)")
+    lv.set_defaults(fn=cmd_levels)
     return p
 
 

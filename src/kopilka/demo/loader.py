@@ -20,12 +20,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+import orjson
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.demo.build import DEMO_CUSTOMERS, DemoBuilder, IdBase, Row
 from kopilka.demo.data import PARTNER_NAME
+from kopilka.demo.program import demo_document
 from kopilka.domain.program import ProgramSettings
+from kopilka.domain.rules.model import validate_document
+from kopilka.services.levels import recompute_levels
 from kopilka.services.runtime import Runtime, hash_key, settings_to_json
 from kopilka.services.terminals import new_key
 from kopilka.store import tables as t
@@ -138,6 +142,26 @@ async def load_demo(
         await _insert(conn, t.ledger_entries, b.entry_rows())
         if not rt.sqlite:
             await _advance_sequences(conn)
+        # The year of history was priced by the base rule (version 1); from now on the
+        # demo program has tiers and promotions (version 2).
+        doc = validate_document(demo_document(PROGRAM_CODE, PROGRAM_NAME))
+        await conn.execute(
+            insert(t.program_versions),
+            {
+                "program_id": program_id,
+                "version": 2,
+                "document": orjson.dumps(
+                    doc.model_dump(mode="json", by_alias=True, exclude_none=True)
+                ).decode(),
+                "author": "demo",
+                "note": "tiers and promotions",
+                "created_at": now,
+            },
+        )
+        await conn.execute(
+            update(t.programs).where(t.programs.c.id == program_id).values(version=2)
+        )
+    await recompute_levels(rt, program_id=program_id)
     counts = {
         "stores": len(b.stores),
         "terminals": len(b.stores) + 1,
