@@ -195,13 +195,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
                 rt, code=args.code, name=args.name, changes=pairs(args.set)
             )
         elif what == ("program", "set"):
-            from kopilka.services import programs
-
-            if await programs.has_document(rt, args.code):
-                # A settings-only version would be compiled without the promotions.
-                await programs.do_set_settings(rt, args.code, pairs(args.set), author=_author(None))
-            else:
-                await setup.do_set_program(rt, code=args.code, changes=pairs(args.set))
+            await setup.do_set_program(
+                rt, code=args.code, changes=pairs(args.set), author=_author(None)
+            )
         elif what == ("program", "show"):
             print(settings_to_json(await setup.show_program(rt, args.code)))
         elif what == ("partner", "add"):

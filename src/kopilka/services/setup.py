@@ -94,8 +94,18 @@ async def do_create_program(rt: Runtime, *, code: str, name: str, changes: dict[
         )
 
 
-async def do_set_program(rt: Runtime, *, code: str, changes: dict[str, str]) -> ProgramSettings:
-    """Change settings; every server process picks them up within its cache TTL (5 s)."""
+async def do_set_program(
+    rt: Runtime, *, code: str, changes: dict[str, str], author: str = "kopilka program set"
+) -> ProgramSettings:
+    """Change settings; every server process picks them up within its cache TTL (5 s).
+
+    A program with a document gets a new document version with the settings changed (its
+    promotions stay); a program without one, new settings."""
+    from kopilka.services import programs
+
+    if await programs.has_document(rt, code):
+        await programs.do_set_settings(rt, code, changes, author=author)
+        return await show_program(rt, code)
     async with rt.engine.begin() as conn:
         row = (
             await conn.execute(
