@@ -846,3 +846,39 @@ def test_why_a_points_promotion_gave_nothing(
     receipt = price(compiled, line("a", "1", "100.00"), customer=customer, explain=True)
 
     assert receipt.explanations == {"P": why}
+
+
+@pytest.mark.parametrize(
+    ("earn_on", "left", "why", "earned"),
+    [
+        # 10% off 1000.00; the promotion lifts 5% to 10%.  Earning on the paid 900.00 it
+        # gives 45 points, within 47 left: 90 in all.
+        pytest.param("paid", "47", "applied", "90", id="paid-45-of-47"),
+        # Earning before the discount it would give 5% of 1000.00 = 50 > 47: refused,
+        # and the base 5% of 1000.00 = 50 stays.
+        pytest.param("before_discount", "47", "budget spent", "50", id="before-discount-50-of-47"),
+        pytest.param("before_discount", "50", "applied", "100", id="before-discount-50-of-50"),
+    ],
+)
+def test_a_points_budget_counts_points_on_what_they_are_earned_on(
+    earn_on: str, left: str, why: str, earned: str
+) -> None:
+    doc = program(
+        type="mixed",
+        discount={"percent": "10"},
+        earn_on=earn_on,
+        promotions=[
+            promo("P", {"kind": "earn_percent", "percent": "10"}, budget={"points": "1000"})
+        ],
+    )
+
+    receipt = price(
+        doc,
+        line("a", "1", "1000.00"),
+        customer=MEMBER,
+        budgets={"P": BudgetLeft(points=Decimal(left))},
+        explain=True,
+    )
+
+    assert receipt.explanations == {"P": why}
+    assert str(receipt.points_earned) == earned

@@ -345,3 +345,37 @@ def test_an_exclusive_promotion_applies_after_the_card_discount() -> None:
         "X": "95.00",
     }
     assert str(receipt.to_pay) == "855.00"
+
+
+@pytest.mark.parametrize(
+    ("earn_on", "winner", "loser", "discount", "earned"),
+    [
+        # Earning on the paid amount, 10% off costs 5% of 100.00 = 5 points: worth 95.00,
+        # less than the 97.5 more points of x2.95 (5% -> 14.75% of 1000.00 = 147.5 -> 147).
+        pytest.param("paid", "more-points", "ten-off", "0.00", "147", id="paid"),
+        # Earning before the discount, 10% off costs no points: worth 100.00, more than
+        # 97.5; points stay 5% of 1000.00 = 50.
+        pytest.param("before_discount", "ten-off", "more-points", "100.00", "50", id="before"),
+    ],
+)
+def test_group_best_counts_points_on_what_they_are_earned_on(
+    earn_on: str, winner: str, loser: str, discount: str, earned: str
+) -> None:
+    doc = program(
+        type="mixed",
+        discount={"percent": "0"},
+        earn_on=earn_on,
+        promotions=[
+            promo("more-points", {"kind": "earn_multiplier", "factor": "2.95"}, group="g"),
+            promo("ten-off", percent_off("10"), group="g"),
+        ],
+    )
+
+    receipt = price(doc, line("a", "1", "1000.00"), customer=member(), explain=True)
+
+    assert receipt.explanations == {
+        winner: WON,
+        loser: f"lost to {winner} in group g (best for the customer)",
+    }
+    assert str(receipt.discount) == discount
+    assert str(receipt.points_earned) == earned

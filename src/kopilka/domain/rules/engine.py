@@ -87,6 +87,14 @@ class _Calc:
     whole: list[bool]  # piece goods (integer quantity)
     point_value: Decimal
     reasons: dict[str, str] = field(default_factory=dict)
+    # Each line before the engine's discounts (amount - the POS's discount): what points
+    # are earned on when ``earn_on`` is ``before_discount``.
+    gross: list[Decimal] = field(default_factory=list)
+
+    def earn_base(self, s: _State, i: int) -> Decimal:
+        """What line ``i`` earns on in state ``s``, before points burned (step 4 comes
+        later): its net, or its gross with ``earn_on: before_discount``."""
+        return self.gross[i] if self.prog.doc.earn_on == "before_discount" else s.net[i]
 
 
 def price_receipt(
@@ -134,6 +142,7 @@ def price_receipt(
         floors,
         [ln.quantity == ln.quantity.to_integral_value() for ln in lines],
         prog.settings.point_value,
+        gross=list(nets),
     )
     n = len(lines)
     cap = None
@@ -379,7 +388,7 @@ def _raw_points(calc: _Calc, s: _State) -> Decimal:
     total = ZERO
     for i, rates in enumerate(s.rate):
         if rates:
-            total += s.net[i] * sum((r for _, r in rates), ZERO) / HUNDRED
+            total += calc.earn_base(s, i) * sum((r for _, r in rates), ZERO) / HUNDRED
     for extra in s.per_unit:
         for _, pts in extra:
             total += pts
@@ -393,7 +402,9 @@ def _points_of(calc: _Calc, s: _State, pid: str) -> Decimal:
     for i, rates in enumerate(s.rate):
         for who, r in rates:
             if who == pid:
-                total += s.net[i] * r / HUNDRED
+                # On what the points are earned on: with earn_on before_discount a
+                # points budget checked on the net would let the promotion overspend.
+                total += calc.earn_base(s, i) * r / HUNDRED
     for extra in s.per_unit:
         for who, pts in extra:
             if who == pid:
