@@ -294,3 +294,33 @@ async def test_a_purchase_that_crosses_the_threshold_upgrades_the_tier_at_once(
             .all()
         )
     assert "tier.changed" in topics
+
+
+async def test_a_discount_program_discounts_every_line_and_lookup_shows_the_percent(
+    make_shop: Any,
+) -> None:
+    shop = await make_shop()
+    await publish(shop, [], type="discount", discount={"percent": 3, "groups": {"staff": 15}})
+    anna = await shop.customer()
+    staff = await shop.customer()
+    async with shop.rt.engine.begin() as conn:
+        await conn.execute(
+            update(t.customers)
+            .where(t.customers.c.id == staff.customer_id)
+            .values(tags='["staff"]')
+        )
+
+    a = await shop.post(
+        "/purchases/calculate",
+        receipt("d1", anna.card, ("a", 1, "199.99"), redeem_points="max"),
+    )
+    s = await shop.post("/purchases/calculate", receipt("d2", staff.card, ("a", 1, "199.99")))
+    la = await shop.get("/customers/lookup", params={"identifier": anna.card})
+    ls = await shop.get("/customers/lookup", params={"identifier": staff.card})
+
+    assert a.status_code == 200, a.text
+    # 3 % of 199.99 = 5.9997 -> 6.00; 15 % = 29.9985 -> 30.00; no points in this program
+    assert (a.json()["discount"], a.json()["points_earned"]) == ("6.00", "0.00")
+    assert a.json()["points_redeemed"] == "0.00"  # "max" of nothing is nothing
+    assert s.json()["discount"] == "30.00"
+    assert (la.json()["discount_percent"], ls.json()["discount_percent"]) == ("3.00", "15.00")

@@ -190,6 +190,8 @@ def points_to_redeem(
     if requested is None or (requested != MAX and Decimal(requested) == 0):
         return ZERO
     if not enabled:
+        if requested == MAX:  # "as much as allowed" is none; a till may always send it
+            return ZERO
         raise RedeemRefused(
             "points_not_enabled", "this program has no points to redeem", redeem_max=ZERO
         )

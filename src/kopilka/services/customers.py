@@ -20,15 +20,18 @@ from kopilka.domain.identifiers import (
     mask_name,
 )
 from kopilka.domain.ledger import balance_of
-from kopilka.domain.money import fmt2
+from kopilka.domain.money import ZERO, fmt2
 from kopilka.domain.rules.compiler import CompiledProgram
+from kopilka.domain.rules.engine import card_discount_percent
+from kopilka.domain.rules.facts import CustomerContext
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
+from kopilka.services.pricing import tags_of
 from kopilka.services.purchases import identifier_values
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.queries import insert_id
-from kopilka.store.queries.accounts import load_by_identifier
+from kopilka.store.queries.accounts import AccountState, load_by_identifier
 from kopilka.store.raw import dec2, parse_ts
 
 VIRTUAL_CARD_PREFIX = "29"
@@ -120,7 +123,7 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         "card": {"number": mask_card(acc.card_number), "status": acc.card_status},
         "tier": _tier_view(compiled, acc.tier),
         "balance": {**views.balance_view(bal), "debt": fmt2(acc.debt)},
-        "discount_percent": None,
+        "discount_percent": _discount_view(compiled, acc),
         "offers": [],
         "recommendations": [],
         "last_purchases": [
@@ -136,6 +139,21 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         ],
         "messages": messages,
     }
+
+
+def _discount_view(compiled: CompiledProgram, acc: AccountState) -> str | None:
+    """The card's discount percent, when the program gives one."""
+    doc = compiled.doc
+    if doc.discount is None and doc.cumulative is None and not compiled.tiers:
+        return None
+    ctx = CustomerContext(
+        account_id=acc.id,
+        available=ZERO,
+        tier=acc.tier or (doc.tiers.levels[0].code if doc.tiers else None),
+        discount_percent=acc.discount_percent,
+        tags=tags_of(acc.tags),
+    )
+    return fmt2(card_discount_percent(compiled, ctx))
 
 
 def _tier_view(compiled: CompiledProgram, code: str | None) -> dict[str, str] | None:

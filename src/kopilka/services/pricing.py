@@ -137,7 +137,7 @@ async def customer_context(
         keys=frozenset(k for k in names if k),
         tier=account.tier or _lowest_tier(compiled),
         discount_percent=account.discount_percent,
-        tags=_tags(account.tags),
+        tags=tags_of(account.tags),
         rfm=account.rfm_segment,
         last_purchase_on=last_on,
         purchases=purchases,
@@ -152,7 +152,8 @@ def _lowest_tier(compiled: CompiledProgram) -> str | None:
     return tiers.levels[0].code if tiers else None
 
 
-def _tags(raw: str | None) -> frozenset[str]:
+def tags_of(raw: str | None) -> frozenset[str]:
+    """The customer's groups from their JSON column."""
     if not raw:
         return frozenset()
     try:

@@ -163,10 +163,7 @@ def price_receipt(
         {},
     )
     if customer is not None and prog.points_enabled:
-        base_rate = prog.settings.earn_percent
-        tier = prog.tiers.get(customer.tier or "")
-        if tier is not None and tier.earn_percent is not None:
-            base_rate = tier.earn_percent
+        base_rate = _base_rate(prog, customer)
         if base_rate:
             for r in state.rate:
                 r.append((BASE_EARN, base_rate))
@@ -188,7 +185,7 @@ def price_receipt(
             calc.reasons[p.id] = why
     state = _select(calc, state, matched, budgets)
     priced = _finish(calc, state, basket, customer, prog, amounts)
-    if explained:
+    if explained or explain is True:
         applied = {a.rule for a in priced.applied}
         out = {}
         for pid in sorted(explained):
@@ -629,23 +626,10 @@ def _earn_effect(
 
 
 def _program_discount(calc: _Calc, s: _State, customer: CustomerContext | None) -> None:
-    """The card's discount: the best of the program's fixed percent (or the customer's
-    group percent), his cumulative level and his tier's percent."""
+    """The card's discount (``card_discount_percent``) on every line it covers."""
     if customer is None:
         return
-    doc = calc.prog.doc
-    pct = ZERO
-    if doc.discount is not None and doc.type in ("discount", "mixed"):
-        pct = doc.discount.percent
-        for tag in customer.tags:
-            g = doc.discount.groups.get(tag)
-            if g is not None and g > pct:
-                pct = g
-    if doc.cumulative is not None and customer.discount_percent is not None:
-        pct = max(pct, customer.discount_percent)
-    tier = calc.prog.tiers.get(customer.tier or "")
-    if tier is not None and tier.discount_percent is not None:
-        pct = max(pct, tier.discount_percent)
+    pct = card_discount_percent(calc.prog, customer)
     if pct <= 0:
         return
     excl = calc.prog.discount_exclude
@@ -656,6 +640,25 @@ def _program_discount(calc: _Calc, s: _State, customer: CustomerContext | None) 
     }
     _take(calc, s, PROGRAM_DISCOUNT, parts, None)
     s.notes.append(("label", PROGRAM_DISCOUNT, f"{pct.normalize():f}% card discount"))
+
+
+def card_discount_percent(prog: CompiledProgram, customer: CustomerContext) -> Decimal:
+    """The best of the program's fixed percent (or the customer's group percent), his
+    cumulative level and his tier's percent; 0 when none applies."""
+    doc = prog.doc
+    pct = ZERO
+    if doc.discount is not None and doc.type in ("discount", "mixed"):
+        pct = doc.discount.percent
+        for tag in customer.tags:
+            g = doc.discount.groups.get(tag)
+            if g is not None and g > pct:
+                pct = g
+    if doc.cumulative is not None and customer.discount_percent is not None:
+        pct = max(pct, customer.discount_percent)
+    tier = prog.tiers.get(customer.tier or "")
+    if tier is not None and tier.discount_percent is not None:
+        pct = max(pct, tier.discount_percent)
+    return pct
 
 
 # --- totals --------------------------------------------------------------------------------
@@ -694,8 +697,11 @@ def _finish(
     to_pay = [nets[i] - value_lines[i] for i in range(n)]
     paid_total = sum(to_pay, ZERO)
 
-    # Points earned: raw per line and contributor, rounded once for the receipt.
-    contrib: list[dict[str, Decimal]] = [{} for _ in range(n)]
+    # Points earned, rounded once for the receipt.  Points per unit and fixed points are
+    # exact amounts and stay exactly where they were given; the rates (base, tier,
+    # promotions) take the rounding, spread back by their raw values.
+    rated: list[dict[str, Decimal]] = [{} for _ in range(n)]
+    extra: list[dict[str, Decimal]] = [{} for _ in range(n)]
     if customer is not None and prog.points_enabled:
         for i in range(n):
             base = (
@@ -703,24 +709,37 @@ def _finish(
                 if prog.doc.earn_on == "paid"
                 else amounts[i] - lines[i].discount - value_lines[i]
             )
-            c = contrib[i]
+            r, e = rated[i], extra[i]
             for who, rate in s.rate[i]:
-                c[who] = c.get(who, ZERO) + base * rate / HUNDRED
+                r[who] = r.get(who, ZERO) + base * rate / HUNDRED
             for who, pts in s.per_unit[i]:
-                c[who] = c.get(who, ZERO) + pts
+                e[who] = e.get(who, ZERO) + q2(pts)
         for who, pts, over in s.fixed:
             w = [_minor(max(to_pay[i], ZERO)) or 1 for i in over]
             for i, share in zip(
                 over, _spread_exact(pts, w, [calc.rank[i] for i in over]), strict=True
             ):
-                contrib[i][who] = contrib[i].get(who, ZERO) + share
-    line_raw = [sum(c.values(), ZERO) for c in contrib]
-    earned = round_points(
-        sum(line_raw, ZERO), step=settings.points_step, mode=settings.earn_rounding
-    )
+                extra[i][who] = extra[i].get(who, ZERO) + share
+    step, mode = settings.points_step, settings.earn_rounding
+    rated_raw = [sum(c.values(), ZERO) for c in rated]
+    extra_raw = [sum(c.values(), ZERO) for c in extra]
+    extra_sum = sum(extra_raw, ZERO)
+    earned = round_points(sum(rated_raw, ZERO) + extra_sum, step=step, mode=mode)
     earned = max(earned, ZERO)
-    earned_lines = _spread_weighted(earned, line_raw, calc.rank)
+    if earned >= extra_sum:  # the usual case: exact extras, the rates take the rounding
+        rated_lines = _spread_weighted(earned - extra_sum, rated_raw, calc.rank)
+    else:  # rounding took more than the rates gave: everything shares it
+        total_raw = [rated_raw[i] + extra_raw[i] for i in range(n)]
+        lines_all = _spread_weighted(earned, total_raw, calc.rank)
+        for i in range(n):
+            both = _split(lines_all[i], _merge_points(rated[i], extra[i]))
+            rated[i] = {w: both[w] for w in rated[i]}
+            extra[i] = {w: both[w] - rated[i].get(w, ZERO) for w in extra[i]}
+        rated_lines = [sum(rated[i].values(), ZERO) for i in range(n)]
+    earned_lines = [rated_lines[i] + sum(extra[i].values(), ZERO) for i in range(n)]
+    contrib = [_merge_points(_split(rated_lines[i], rated[i]), extra[i]) for i in range(n)]
 
+    base_label = f"{_base_rate(prog, customer)}% of paid amount"
     priced_lines = []
     by_who: dict[str, list[Decimal]] = {}
     for i in range(n):
@@ -729,14 +748,10 @@ def _finish(
             applied.append(Applied(who, discount=d, reason=_name(prog, who)))
         if points_lines[i]:
             applied.append(Applied("redeem", discount=value_lines[i], points=-points_lines[i]))
-        if earned_lines[i]:
-            whos = sorted(contrib[i])
-            shares = _spread_weighted(
-                earned_lines[i], [contrib[i][w] for w in whos], list(range(len(whos)))
-            )
-            for name, pts in zip(whos, shares, strict=True):
-                if pts:
-                    applied.append(Applied(name, points=pts, reason=_name(prog, name)))
+        for name, pts in sorted(contrib[i].items()):
+            if pts:
+                why = base_label if name == BASE_EARN else _name(prog, name)
+                applied.append(Applied(name, points=pts, reason=why))
         for a in applied:
             tot = by_who.setdefault(a.rule, [ZERO, ZERO])
             tot[0] += a.discount
@@ -758,7 +773,7 @@ def _finish(
         if who == "redeem":
             reason = f"{redeem} points x {settings.point_value} RUB"
         elif who == BASE_EARN:
-            reason = f"{settings.earn_percent}% of the paid amount"
+            reason = f"{_base_rate(prog, customer)}% of the paid amount"
         receipt_applied.append(Applied(who, discount=d, points=pts, reason=reason))
     noted = {who for _, who, _ in s.notes if who != PROGRAM_DISCOUNT}
     for who in sorted(noted - set(by_who)):
@@ -815,6 +830,30 @@ def _name(prog: CompiledProgram, who: str) -> str:
     if who == BASE_EARN:
         return f"{prog.settings.earn_percent}% of paid amount"
     return who
+
+
+def _split(total: Decimal, parts: dict[str, Decimal]) -> dict[str, Decimal]:
+    """``total`` over the contributors of a line by their raw values (largest remainder)."""
+    if not parts:
+        return {}
+    whos = sorted(parts)
+    shares = _spread_weighted(total, [parts[w] for w in whos], list(range(len(whos))))
+    return dict(zip(whos, shares, strict=True))
+
+
+def _merge_points(a: dict[str, Decimal], b: dict[str, Decimal]) -> dict[str, Decimal]:
+    out = dict(a)
+    for who, pts in b.items():
+        out[who] = out.get(who, ZERO) + pts
+    return out
+
+
+def _base_rate(prog: CompiledProgram, customer: CustomerContext | None) -> Decimal:
+    """The customer's base earn percent: his tier's, else the program's."""
+    tier = prog.tiers.get(customer.tier or "") if customer is not None else None
+    if tier is not None and tier.earn_percent is not None:
+        return tier.earn_percent
+    return prog.settings.earn_percent
 
 
 def _minor(x: Decimal) -> int:
