@@ -61,6 +61,8 @@ class _State:
     notes: list[tuple[str, str, str]]  # (kind, who, text)
     cap_left: Decimal | None  # what the receipt may still be discounted
     given: dict[str, Decimal]  # discount given per promotion
+    rate_sum: list[Decimal] = field(default_factory=list)  # each line's total rate
+    points_cache: Decimal | None = None  # _raw_points of this state; None: stale
 
     def clone(self) -> _State:
         return _State(
@@ -72,6 +74,8 @@ class _State:
             list(self.notes),
             self.cap_left,
             dict(self.given),
+            list(self.rate_sum),
+            self.points_cache,
         )
 
 
@@ -91,10 +95,13 @@ class _Calc:
     # are earned on when ``earn_on`` is ``before_discount``.
     gross: list[Decimal] = field(default_factory=list)
 
+    before_discount: bool = False  # earn_on: before_discount
+    targets: dict[str, list[int]] = field(default_factory=dict)  # per promotion, cached
+
     def earn_base(self, s: _State, i: int) -> Decimal:
         """What line ``i`` earns on in state ``s``, before points burned (step 4 comes
         later): its net, or its gross with ``earn_on: before_discount``."""
-        return self.gross[i] if self.prog.doc.earn_on == "before_discount" else s.net[i]
+        return self.gross[i] if self.before_discount else s.net[i]
 
 
 def price_receipt(
@@ -143,6 +150,7 @@ def price_receipt(
         [ln.quantity == ln.quantity.to_integral_value() for ln in lines],
         prog.settings.point_value,
         gross=list(nets),
+        before_discount=prog.doc.earn_on == "before_discount",
     )
     n = len(lines)
     cap = None
@@ -161,12 +169,14 @@ def price_receipt(
         [],
         cap,
         {},
+        [ZERO] * n,
     )
     if customer is not None and prog.points_enabled:
         base_rate = _base_rate(prog, customer)
         if base_rate:
             for r in state.rate:
                 r.append((BASE_EARN, base_rate))
+            state.rate_sum = [base_rate] * n
     _program_discount(calc, state, customer)
 
     explained = set(prog.by_id) if explain is True else set(explain or ())
@@ -236,7 +246,7 @@ def _why_not(
         why = p.when(calc.facts)
         if why is not None:
             return why
-    if p.target is not None and not any(p.target(lf) for lf in calc.facts.lines):
+    if p.target is not None and not _targets(calc, p):
         return "no line matches its lines"
     if p.limits:
         if cu is None:
@@ -382,15 +392,21 @@ def _worth(calc: _Calc, s: _State, base: _State) -> Decimal:
 
 
 def _raw_points(calc: _Calc, s: _State) -> Decimal:
+    """Points a state would earn, unrounded (cached until the state changes)."""
+    if s.points_cache is not None:
+        return s.points_cache
     total = ZERO
-    for i, rates in enumerate(s.rate):
-        if rates:
-            total += calc.earn_base(s, i) * sum((r for _, r in rates), ZERO) / HUNDRED
+    base = calc.gross if calc.before_discount else s.net
+    for b, r in zip(base, s.rate_sum, strict=True):
+        if r:
+            total += b * r
+    total /= HUNDRED
     for extra in s.per_unit:
         for _, pts in extra:
             total += pts
     for _, pts, _ in s.fixed:
         total += pts
+    s.points_cache = total
     return total
 
 
@@ -416,10 +432,16 @@ def _points_of(calc: _Calc, s: _State, pid: str) -> Decimal:
 
 
 def _targets(calc: _Calc, p: CompiledPromotion) -> list[int]:
-    if p.target is None:
-        return list(range(len(calc.lines)))
-    target = p.target
-    return [i for i, lf in enumerate(calc.facts.lines) if target(lf)]
+    """The lines a promotion touches (computed once per calculation)."""
+    hit = calc.targets.get(p.id)
+    if hit is None:
+        if p.target is None:
+            hit = list(range(len(calc.lines)))
+        else:
+            target = p.target
+            hit = [i for i, lf in enumerate(calc.facts.lines) if target(lf)]
+        calc.targets[p.id] = hit
+    return hit
 
 
 def _apply(calc: _Calc, s: _State, p: CompiledPromotion, eff: m.Effect) -> bool:
@@ -511,6 +533,7 @@ def _take(
     for i, v in parts.items():
         s.net[i] -= v
         s.disc[i].append((who, v))
+    s.points_cache = None
     s.given[who] = s.given.get(who, ZERO) + total
     if s.cap_left is not None:
         s.cap_left -= total
@@ -601,6 +624,7 @@ def _earn_effect(
         if eff.points <= 0 or not idx:
             return False
         s.fixed.append((p.id, eff.points, tuple(idx)))
+        s.points_cache = None
         return True
     if isinstance(eff, m.PointsPerUnit):
         gave = False
@@ -609,19 +633,25 @@ def _earn_effect(
             if pts > 0:
                 s.per_unit[i].append((p.id, pts))
                 gave = True
+        if gave:
+            s.points_cache = None
         return gave
     gave = False
     for i in idx:
         rates = s.rate[i]
-        current = sum((r for _, r in rates), ZERO)
+        current = s.rate_sum[i]
         target = eff.percent if isinstance(eff, m.EarnPercent) else current * eff.factor
         if target > current:
             rates.append((p.id, target - current))
+            s.rate_sum[i] = target
             gave = True
         elif target < current and current > 0:
             scale = target / current
             s.rate[i] = [(who, r * scale) for who, r in rates]
+            s.rate_sum[i] = target
             gave = True
+    if gave:
+        s.points_cache = None
     return gave
 
 
@@ -834,8 +864,8 @@ def _name(prog: CompiledProgram, who: str) -> str:
 
 def _split(total: Decimal, parts: dict[str, Decimal]) -> dict[str, Decimal]:
     """``total`` over the contributors of a line by their raw values (largest remainder)."""
-    if not parts:
-        return {}
+    if len(parts) <= 1:
+        return {who: total for who in parts}
     whos = sorted(parts)
     shares = _spread_weighted(total, [parts[w] for w in whos], list(range(len(whos))))
     return dict(zip(whos, shares, strict=True))
