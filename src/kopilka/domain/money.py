@@ -31,6 +31,8 @@ def to_minor(value: Decimal, *, unit: Decimal = KOPECK) -> int:
 
 
 def from_minor(value: int, *, unit: Decimal = KOPECK) -> Decimal:
+    if unit is KOPECK:  # the hot case: an exact shift, no rounding needed
+        return Decimal(value).scaleb(-2)
     return (Decimal(value) * unit).quantize(unit)
 
 

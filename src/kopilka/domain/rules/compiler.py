@@ -24,7 +24,7 @@ from kopilka.domain.rules import model as m
 from kopilka.domain.rules.facts import CustomerContext, StoreContext
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per line per receipt: not frozen, for speed; never mutated
 class LineFacts:
     sku: str
     cats: frozenset[str]  # the line's category and its ancestors

@@ -298,7 +298,7 @@ def _select(
             mode = prog.group_modes.get(p.group) or prog.default_group_mode
             stack = _best_of(calc, stack, members, budgets, mode, f"group {p.group}")
         else:
-            tried = _try(calc, stack, p, budgets)
+            tried = _try(calc, stack, p, budgets, inplace=True)
             if tried is not None:
                 stack = tried
     exclusive = [p for p in matched if p.exclusive]
@@ -363,9 +363,15 @@ def _try(
     state: _State,
     p: CompiledPromotion,
     budgets: Mapping[str, BudgetLeft] | None,
+    *,
+    inplace: bool = False,
 ) -> _State | None:
-    """The state after ``p``, or None when it gives nothing (or more than its budget)."""
-    s = state.clone()
+    """The state after ``p``, or None when it gives nothing (or more than its budget).
+
+    ``inplace``: change ``state`` itself (no copy) when nothing may need undoing: an
+    effect that gives nothing changes nothing, so only a budget check needs the copy.
+    """
+    s = state if inplace and p.budget is None else state.clone()
     gave_something = False
     for eff in p.effects:
         if _apply(calc, s, p, eff):
@@ -766,8 +772,16 @@ def _finish(
             rated[i] = {w: both[w] for w in rated[i]}
             extra[i] = {w: both[w] - rated[i].get(w, ZERO) for w in extra[i]}
         rated_lines = [sum(rated[i].values(), ZERO) for i in range(n)]
-    earned_lines = [rated_lines[i] + sum(extra[i].values(), ZERO) for i in range(n)]
-    contrib = [_merge_points(_split(rated_lines[i], rated[i]), extra[i]) for i in range(n)]
+    earned_lines = [
+        rated_lines[i] + sum(extra[i].values(), ZERO) if extra[i] else rated_lines[i]
+        for i in range(n)
+    ]
+    contrib = [
+        _merge_points(_split(rated_lines[i], rated[i]), extra[i])
+        if extra[i]
+        else _split(rated_lines[i], rated[i])
+        for i in range(n)
+    ]
 
     base_label = f"{_base_rate(prog, customer)}% of paid amount"
     priced_lines = []
@@ -778,7 +792,7 @@ def _finish(
             applied.append(Applied(who, discount=d, reason=_name(prog, who)))
         if points_lines[i]:
             applied.append(Applied("redeem", discount=value_lines[i], points=-points_lines[i]))
-        for name, pts in sorted(contrib[i].items()):
+        for name, pts in sorted(contrib[i].items()) if len(contrib[i]) > 1 else contrib[i].items():
             if pts:
                 why = base_label if name == BASE_EARN else _name(prog, name)
                 applied.append(Applied(name, points=pts, reason=why))
@@ -794,7 +808,7 @@ def _finish(
                 value_lines[i],
                 to_pay[i],
                 earned_lines[i],
-                _merge(applied),
+                _merge(applied) if len(applied) > 1 else tuple(applied),
             )
         )
     receipt_applied = []
@@ -887,7 +901,7 @@ def _base_rate(prog: CompiledProgram, customer: CustomerContext | None) -> Decim
 
 
 def _minor(x: Decimal) -> int:
-    return int((x / KOPECK).to_integral_value(rounding=ROUND_HALF_UP))
+    return int(x.scaleb(2).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _spread_weighted(total: Decimal, weights: list[Decimal], rank: list[int]) -> list[Decimal]:
