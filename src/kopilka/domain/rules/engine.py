@@ -48,6 +48,7 @@ from kopilka.domain.rules.facts import BudgetLeft, CustomerContext, StoreContext
 PROGRAM_DISCOUNT = "program_discount"
 BASE_EARN = "base_earn"
 WEIGHT_SCALE = Decimal(10) ** 10
+ZERO2 = Decimal("0.00")
 NO_STORE = StoreContext()
 
 
@@ -877,12 +878,23 @@ def _name(prog: CompiledProgram, who: str) -> str:
 
 
 def _split(total: Decimal, parts: dict[str, Decimal]) -> dict[str, Decimal]:
-    """``total`` over the contributors of a line by their raw values (largest remainder)."""
+    """``total`` (hundredths) over the contributors of a line by their raw values, by the
+    largest remainder, ties to the first name.  Inlined: it runs for every line."""
     if len(parts) <= 1:
         return {who: total for who in parts}
     whos = sorted(parts)
-    shares = _spread_weighted(total, [parts[w] for w in whos], list(range(len(whos))))
-    return dict(zip(whos, shares, strict=True))
+    ws = [int(max(parts[w], ZERO) * WEIGHT_SCALE) for w in whos]
+    weight = sum(ws)
+    units = int(total.scaleb(2))
+    if units == 0 or weight <= 0:
+        return {w: ZERO2 for w in whos}
+    floors = [units * w // weight for w in ws]
+    short = units - sum(floors)
+    if short:
+        rems = [units * w % weight for w in ws]
+        for i in sorted(range(len(ws)), key=lambda i: (-rems[i], i))[:short]:
+            floors[i] += 1
+    return {w: Decimal(f).scaleb(-2) for w, f in zip(whos, floors, strict=True)}
 
 
 def _merge_points(a: dict[str, Decimal], b: dict[str, Decimal]) -> dict[str, Decimal]:
