@@ -104,3 +104,46 @@ async def test_non_redeeming_calculate_is_one_read_and_one_write(
 
     assert r.status_code == 200
     assert data_statements(seen) == ["SELECT", "INSERT"]
+
+
+def promotions(n: int) -> list[dict[str, Any]]:
+    """``n`` promotions on SKUs, most of which a basket of sku0..sku19 does not touch."""
+    return [
+        {
+            "id": f"p{i}",
+            "name": f"{5 + i % 10}% off sku{i}",
+            "lines": {"sku": [f"sku{i}"]},
+            "effects": [{"kind": "line_discount", "percent": 5 + i % 10}],
+        }
+        for i in range(n)
+    ]
+
+
+async def test_the_number_of_promotions_does_not_change_the_statements(
+    make_shop: Any, rt: Runtime
+) -> None:
+    from tests.api.test_promotions_at_till import publish
+
+    counts = {}
+    for n in (10, 200):
+        shop = await make_shop()
+        await publish(shop, promotions(n))
+        member = await shop.customer(points=1000)
+        with counting(rt):  # warm the caches
+            await shop.get("/customers/lookup", params={"identifier": member.card})
+        with counting(rt) as calc:
+            r = await shop.post(
+                "/purchases/calculate", receipt("c1", member.card, *basket(20), redeem_points="5")
+            )
+        with counting(rt) as conf:
+            c = await shop.post("/purchases/c1/confirm")
+        assert r.status_code == 200 and c.status_code == 200, (r.text, c.text)
+        assert len(r.json()["promotions"]) > 2  # promotions did apply
+        counts[n] = (data_statements(calc), data_statements(conf))
+
+    assert counts[10] == counts[200]
+    calc_stmts, _ = counts[200]
+    # card+account (locked), lots, receipt, what each promotion gave (one multi-row
+    # insert), hold, hold entry, account totals; on PostgreSQL too (the one-statement
+    # hold of a receipt without promotions does not carry the promotion rows)
+    assert calc_stmts == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"]
