@@ -141,7 +141,10 @@ def price_receipt(
         gift_card_payment=basket.gift_card_payment,
         amount=sum(amounts, ZERO),
     )
-    floors = [q2(prog.floor_of(lf) * lf.quantity) for lf in lfacts]
+    if prog.floor_sku or prog.floor_cat:
+        floors = [q2(prog.floor_of(lf) * lf.quantity) for lf in lfacts]
+    else:
+        floors = [ZERO] * len(lfacts)
     calc = _Calc(
         prog,
         lines,
@@ -740,17 +743,21 @@ def _finish(
     rated: list[dict[str, Decimal]] = [{} for _ in range(n)]
     extra: list[dict[str, Decimal]] = [{} for _ in range(n)]
     if customer is not None and prog.points_enabled:
+        on_paid = not calc.before_discount
         for i in range(n):
-            base = (
-                to_pay[i]
-                if prog.doc.earn_on == "paid"
-                else amounts[i] - lines[i].discount - value_lines[i]
-            )
-            r, e = rated[i], extra[i]
-            for who, rate in s.rate[i]:
-                r[who] = r.get(who, ZERO) + base * rate / HUNDRED
-            for who, pts in s.per_unit[i]:
-                e[who] = e.get(who, ZERO) + q2(pts)
+            base = to_pay[i] if on_paid else amounts[i] - lines[i].discount - value_lines[i]
+            rates = s.rate[i]
+            if len(rates) == 1:  # the common line: the base (or tier) rate alone
+                who, rate = rates[0]
+                rated[i] = {who: (base * rate).scaleb(-2)}
+            else:
+                r = rated[i]
+                for who, rate in rates:
+                    r[who] = r.get(who, ZERO) + (base * rate).scaleb(-2)
+            if s.per_unit[i]:
+                e = extra[i]
+                for who, pts in s.per_unit[i]:
+                    e[who] = e.get(who, ZERO) + q2(pts)
         for who, pts, over in s.fixed:
             w = [_minor(max(to_pay[i], ZERO)) or 1 for i in over]
             for i, share in zip(
