@@ -793,21 +793,38 @@ def _finish(
 
     base_label = f"{_base_rate(prog, customer)}% of paid amount"
     priced_lines = []
-    by_who: dict[str, list[Decimal]] = {}
+    disc_by: dict[str, Decimal] = {}
+    pts_by: dict[str, Decimal] = {}
+    names: dict[str, str] = {}  # who -> reason, looked up once per receipt
+    line_order = _line_order(prog)
     for i in range(n):
-        applied: list[Applied] = []
+        # One entry per contributor on the line (a promotion may discount and earn).
+        line_disc: dict[str, Decimal] = {}
+        line_pts: dict[str, Decimal] = {}
         for who, d in s.disc[i]:
-            applied.append(Applied(who, discount=d, reason=_name(prog, who)))
+            line_disc[who] = line_disc.get(who, ZERO) + d
         if points_lines[i]:
-            applied.append(Applied("redeem", discount=value_lines[i], points=-points_lines[i]))
-        for name, pts in sorted(contrib[i].items()) if len(contrib[i]) > 1 else contrib[i].items():
+            line_disc["redeem"] = value_lines[i]
+            line_pts["redeem"] = -points_lines[i]
+        for who, pts in contrib[i].items():
             if pts:
-                why = base_label if name == BASE_EARN else _name(prog, name)
-                applied.append(Applied(name, points=pts, reason=why))
-        for a in applied:
-            tot = by_who.setdefault(a.rule, [ZERO, ZERO])
-            tot[0] += a.discount
-            tot[1] += a.points
+                line_pts[who] = line_pts.get(who, ZERO) + pts
+        applied = []
+        for who in (
+            line_disc.keys() | line_pts.keys()
+            if line_pts and line_disc
+            else (line_disc or line_pts)
+        ):
+            d = line_disc.get(who, ZERO)
+            pts = line_pts.get(who, ZERO)
+            why = names.get(who)
+            if why is None:
+                why = names[who] = base_label if who == BASE_EARN else _name(prog, who)
+            applied.append(Applied(who, d, pts, "" if who == "redeem" else why))
+            disc_by[who] = disc_by.get(who, ZERO) + d
+            pts_by[who] = pts_by.get(who, ZERO) + pts
+        if len(applied) > 1:
+            applied.sort(key=line_order)
         priced_lines.append(
             PricedLine(
                 amounts[i],
@@ -816,9 +833,10 @@ def _finish(
                 value_lines[i],
                 to_pay[i],
                 earned_lines[i],
-                _merge(applied) if len(applied) > 1 else tuple(applied),
+                tuple(applied),
             )
         )
+    by_who = {who: (disc_by[who], pts_by[who]) for who in disc_by}
     receipt_applied = []
     for who, (d, pts) in by_who.items():
         reason = _name(prog, who)
@@ -856,6 +874,21 @@ def _applied_order(prog: CompiledProgram):  # type: ignore[no-untyped-def]
         if p is not None:
             return (1, p.order, "")
         return (2, {"redeem": 0, BASE_EARN: 1}.get(a.rule, 2), a.rule)
+
+    return key
+
+
+def _line_order(prog: CompiledProgram):  # type: ignore[no-untyped-def]
+    """A line's entries: discounts first in the order they were taken (the card's
+    discount, then promotions by priority), then redeem, then points by name."""
+
+    def key(a: Applied) -> tuple[int, int, str]:
+        if a.rule == "redeem":
+            return (1, 0, "")
+        if a.discount:
+            p = prog.by_id.get(a.rule)
+            return (0, -1 if p is None else p.order, a.rule)
+        return (2, 0, a.rule)
 
     return key
 
