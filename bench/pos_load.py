@@ -187,7 +187,7 @@ async def seed(
             pid = await one(
                 t.programs,
                 {
-                    "code": f"bench-{secrets.token_hex(3)}",
+                    "code": "bench",  # one bench program per (throwaway) database
                     "name": "Bench program",
                     "settings": settings_to_json(program),
                     "created_at": now,
@@ -1073,6 +1073,8 @@ def run_backend(backend: str, args: Any) -> dict[str, Any]:
                 history=args.history,
             )
         )
+        if args.program is not None:
+            apply_program(url, args.program, tmp)
         seed_s = time.perf_counter() - t0
         say(
             f"{backend}: seeded {args.customers} customers, {terminals} terminals in {seed_s:.1f} s"
@@ -1129,6 +1131,7 @@ def run_backend(backend: str, args: Any) -> dict[str, Any]:
                 "customers": args.customers,
                 "terminals": terminals,
                 "workers": workers,
+                "program": str(args.program) if args.program else None,
                 "member_share": args.member_share,
                 "redeem_share": args.redeem_share,
                 "confirm_n": args.confirm_n,
@@ -1252,7 +1255,8 @@ def save(r: dict[str, Any], out_dir: Path) -> Path:
         r["utc"],
         r["backend"],
         r["git"]["commit"] + ("+" if r["git"]["src_dirty"] else ""),
-        f"{r['params']['tills']} × {r['params']['duration_s']:g}",
+        f"{r['params']['tills']} × {r['params']['duration_s']:g}"
+        + (" +promotions" if r["params"].get("program") else ""),
         str(m["receipts_per_s"]),
         *calls,
         str(c.get("req_per_s", "-")),
@@ -1275,6 +1279,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-d", "--duration", type=float, default=20, help="measured seconds (20)")
     p.add_argument("--warmup", type=float, default=3, help="seconds before measuring (3)")
     p.add_argument("--customers", type=int, default=2000, help="member customers (2000)")
+    p.add_argument(
+        "--program",
+        type=Path,
+        default=None,
+        help="a program document (YAML/JSON) to publish before the run, e.g. "
+        "bench/programs/grocery-promotions.yaml (default: the base rule only)",
+    )
     p.add_argument(
         "--history",
         type=int,
@@ -1311,6 +1322,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "<out>/profile-<backend>.pstats and print the top functions",
     )
     return p.parse_args(argv)
+
+
+def apply_program(url: str, path: Path, tmp: Path) -> None:
+    """Publish a program document (YAML or JSON) as the bench program's next version."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["code"] = "bench"
+    out = tmp / "program.json"
+    out.write_text(orjson.dumps(doc).decode(), encoding="utf-8")
+    subprocess.run(
+        [kopilka_bin(), "--db", url, "program", "apply", str(out), "--author", "bench"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    say(f"program: {path} ({len(doc.get('promotions', []))} promotions)")
 
 
 def main(argv: list[str] | None = None) -> int:
