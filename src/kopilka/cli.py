@@ -96,7 +96,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {k + ':':<18} {v}")
     print(f"  API docs:          {base}/docs")
     print(f"  POS API:           {base}/api/pos/v1")
+    print(f"  admin API:         {base}/api/admin/v1")
     print(f"POS terminal key: {info.terminal_key}")
+    print(f"Admin API token: {info.admin_token}")
     print("Demo cards: " + ", ".join(info.card_numbers))
     print(
         f"Try: curl -H 'Authorization: Bearer {info.terminal_key}' "

@@ -29,6 +29,7 @@ from kopilka.demo.data import PARTNER_NAME
 from kopilka.demo.program import demo_document
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.rules.model import validate_document
+from kopilka.services.admin import do_add_token
 from kopilka.services.levels import recompute_levels
 from kopilka.services.runtime import Runtime, hash_key, settings_to_json
 from kopilka.services.terminals import new_key
@@ -76,9 +77,28 @@ def demo_terminal_key(seed: int) -> str:
     return "kp_demo_" + hashlib.sha256(f"kopilka-demo-{seed}".encode()).hexdigest()[:24]
 
 
+def demo_admin_key(seed: int) -> str:
+    """The demo's admin API token: printed, and as public as the demo terminal key."""
+    return "ka_demo_" + hashlib.sha256(f"kopilka-demo-admin-{seed}".encode()).hexdigest()[:24]
+
+
+async def _ensure_admin_token(rt: Runtime, seed: int) -> str:
+    key = demo_admin_key(seed)
+    async with rt.engine.connect() as conn:
+        known = (
+            await conn.execute(
+                select(t.admin_tokens.c.id).where(t.admin_tokens.c.key_hash == hash_key(key))
+            )
+        ).first()
+    if known is None:
+        await do_add_token(rt, name="demo", program_code=PROGRAM_CODE, key=key)
+    return key
+
+
 @dataclass
 class DemoInfo:
     terminal_key: str
+    admin_token: str = ""
     card_numbers: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     already_loaded: bool = False
@@ -101,7 +121,11 @@ async def load_demo(
             await conn.execute(select(t.programs.c.id).where(t.programs.c.code == PROGRAM_CODE))
         ).scalar_one_or_none()
         if existing is not None:
-            return await _loaded(conn, key, existing)
+            info = await _loaded(conn, key, existing)
+    if existing is not None:
+        info.admin_token = await _ensure_admin_token(rt, seed)
+        return info
+    async with rt.engine.begin() as conn:
         program_id = (
             await conn.execute(
                 insert(t.programs).returning(t.programs.c.id),
@@ -162,13 +186,14 @@ async def load_demo(
             update(t.programs).where(t.programs.c.id == program_id).values(version=2)
         )
     await recompute_levels(rt, program_id=program_id)
+    admin_token = await _ensure_admin_token(rt, seed)
     counts = {
         "stores": len(b.stores),
         "terminals": len(b.stores) + 1,
         "products": len(b.products),
         **{name: b.counts[name] for name in _COUNTS},
     }
-    return DemoInfo(key, [c.card_number for c in b.customers[:DEMO_CUSTOMERS]], counts)
+    return DemoInfo(key, admin_token, [c.card_number for c in b.customers[:DEMO_CUSTOMERS]], counts)
 
 
 def _terminal_rows(b: DemoBuilder, key: str, now: datetime) -> list[Row]:
@@ -256,4 +281,4 @@ async def _loaded(conn: AsyncConnection, key: str, program_id: int) -> DemoInfo:
         "receipt lines": await count(t.receipt_lines),
         "ledger entries": await count(t.ledger_entries),
     }
-    return DemoInfo(key, list(cards), counts, already_loaded=True)
+    return DemoInfo(key, card_numbers=list(cards), counts=counts, already_loaded=True)
