@@ -43,6 +43,19 @@ class Facts:
     coupons: frozenset[str]
     gift_card_payment: bool
     amount: Decimal
+    # The basket's SKUs and categories (with their ancestors) -> its line numbers: a
+    # promotion on SKUs or categories finds its lines by set lookups, not a line scan.
+    sku_lines: dict[str, list[int]] = field(default_factory=dict)
+    cat_lines: dict[str, list[int]] = field(default_factory=dict)
+
+    def index_lines(self) -> None:
+        sku_lines: dict[str, list[int]] = {}
+        cat_lines: dict[str, list[int]] = {}
+        for i, ln in enumerate(self.lines):
+            sku_lines.setdefault(ln.sku, []).append(i)
+            for c in ln.cats:
+                cat_lines.setdefault(c, []).append(i)
+        self.sku_lines, self.cat_lines = sku_lines, cat_lines
 
 
 LinePred = Callable[[LineFacts], bool]
@@ -63,6 +76,9 @@ class CompiledPromotion:
     ends_at: datetime | None
     when: Pred | None
     target: LinePred | None
+    # When ``lines`` is one SKU set or one category set: its lines by set lookups.
+    target_skus: frozenset[str] | None
+    target_cats: frozenset[str] | None
     effects: tuple[m.Effect, ...]
     limits: tuple[m.UsageLimit, ...]
     budget: m.Budget | None
@@ -180,6 +196,8 @@ def compile_program(doc: m.ProgramDoc, *, version: int = 1) -> CompiledProgram:
                 ends_at=p.ends_at,
                 when=ctx.pred(p.when) if p.when is not None else None,
                 target=ctx.line_pred(p.lines) if p.lines is not None else None,
+                target_skus=ctx.simple_skus(p.lines),
+                target_cats=ctx.simple_cats(p.lines),
                 effects=tuple(p.effects),
                 limits=tuple(p.limits),
                 budget=p.budget,
@@ -294,6 +312,19 @@ class _Ctx:
             out.update(self.doc.brands.get(name, ()))
         return frozenset(out)
 
+    def simple_skus(self, c: m.Condition | None) -> frozenset[str] | None:
+        """The SKU set of a ``lines`` condition made of SKU keys only, else None."""
+        if c is None or set(c.keys_set()) - {"sku", "sku_list", "brand"}:
+            return None
+        return self.skus_of(c)
+
+    def simple_cats(self, c: m.Condition | None) -> frozenset[str] | None:
+        """The category set of a ``lines`` condition made of ``category`` only."""
+        if c is None or c.keys_set() != ["category"]:
+            return None
+        assert c.category is not None
+        return frozenset(c.category)
+
     def line_pred(self, c: m.Condition) -> LinePred:
         parts: list[LinePred] = []
         if c.sku is not None or c.sku_list is not None or c.brand is not None:
@@ -352,11 +383,11 @@ class _Ctx:
         add = parts.append
         if c.sku is not None or c.sku_list is not None or c.brand is not None:
             skus = self.skus_of(c)
-            add(_some_line(lambda ln: ln.sku in skus, "no line with these SKUs"))
+            add(_some_key(skus, "sku_lines", "no line with these SKUs"))
         if c.category is not None:
             cats = frozenset(c.category)
             names = ", ".join(sorted(cats))
-            add(_some_line(lambda ln: not cats.isdisjoint(ln.cats), f"no line in {names}"))
+            add(_some_key(cats, "cat_lines", f"no line in {names}"))
         if c.store is not None:
             add(_in_set("store", frozenset(c.store), lambda f: f.store.code))
         if c.partner is not None:
@@ -485,6 +516,21 @@ def _range_why(label: str, value: Decimal, r: m.Range) -> str | None:
     if r.max is not None and value > r.max:
         return f"{label} {value} is above {r.max}"
     return None
+
+
+def _some_key(keys: frozenset[str], index: str, why: str) -> Pred:
+    """Some line has one of ``keys`` (a SKU, or a category with its ancestors)."""
+    if index == "sku_lines":
+
+        def by_sku(f: Facts) -> str | None:
+            return None if not keys.isdisjoint(f.sku_lines) else why
+
+        return by_sku
+
+    def by_cat(f: Facts) -> str | None:
+        return None if not keys.isdisjoint(f.cat_lines) else why
+
+    return by_cat
 
 
 def _some_line(test: LinePred, why: str) -> Pred:

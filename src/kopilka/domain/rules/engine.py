@@ -141,6 +141,7 @@ def price_receipt(
         gift_card_payment=basket.gift_card_payment,
         amount=sum(amounts, ZERO),
     )
+    facts.index_lines()
     if prog.floor_sku or prog.floor_cat:
         floors = [q2(prog.floor_of(lf) * lf.quantity) for lf in lfacts]
     else:
@@ -447,6 +448,12 @@ def _targets(calc: _Calc, p: CompiledPromotion) -> list[int]:
     if hit is None:
         if p.target is None:
             hit = list(range(len(calc.lines)))
+        elif p.target_skus is not None:
+            by = calc.facts.sku_lines
+            hit = sorted(i for k in p.target_skus.intersection(by) for i in by[k])
+        elif p.target_cats is not None:
+            by = calc.facts.cat_lines
+            hit = sorted({i for k in p.target_cats.intersection(by) for i in by[k]})
         else:
             target = p.target
             hit = [i for i, lf in enumerate(calc.facts.lines) if target(lf)]
