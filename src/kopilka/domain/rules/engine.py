@@ -777,9 +777,10 @@ def _finish(
     extra_sum = sum(extra_raw, ZERO)
     earned = round_points(sum(rated_raw, ZERO) + extra_sum, step=step, mode=mode)
     earned = max(earned, ZERO)
-    if earned >= extra_sum:  # the usual case: exact extras, the rates take the rounding
+    rates_can_take = earned == extra_sum or (earned > extra_sum and any(rated_raw))
+    if rates_can_take:  # the usual case: exact extras, the rates take the rounding
         rated_lines = _spread_weighted(earned - extra_sum, rated_raw, calc.rank)
-    else:  # rounding took more than the rates gave: everything shares it
+    else:  # rounding took more than the rates gave (or there are none): all share it
         total_raw = [rated_raw[i] + extra_raw[i] for i in range(n)]
         lines_all = _spread_weighted(earned, total_raw, calc.rank)
         for i in range(n):
@@ -791,45 +792,42 @@ def _finish(
         rated_lines[i] + sum(extra[i].values(), ZERO) if extra[i] else rated_lines[i]
         for i in range(n)
     ]
-    contrib = [
-        _merge_points(_split(rated_lines[i], rated[i]), extra[i])
-        if extra[i]
-        else _split(rated_lines[i], rated[i])
-        for i in range(n)
-    ]
+    contrib = []
+    for i in range(n):
+        rl = rated[i]
+        shares = {who: rated_lines[i] for who in rl} if len(rl) <= 1 else _split(rated_lines[i], rl)
+        contrib.append(_merge_points(shares, extra[i]) if extra[i] else shares)
 
     base_label = f"{_base_rate(prog, customer)}% of paid amount"
     priced_lines = []
-    disc_by: dict[str, Decimal] = {}
-    pts_by: dict[str, Decimal] = {}
     names: dict[str, str] = {}  # who -> reason, looked up once per receipt
     line_order = _line_order(prog)
     for i in range(n):
         # One entry per contributor on the line (a promotion may discount and earn).
-        line_disc: dict[str, Decimal] = {}
-        line_pts: dict[str, Decimal] = {}
+        items: dict[str, list[Decimal]] = {}
         for who, d in s.disc[i]:
-            line_disc[who] = line_disc.get(who, ZERO) + d
+            entry = items.get(who)
+            if entry is None:
+                items[who] = [d, ZERO]
+            else:
+                entry[0] += d
         if points_lines[i]:
-            line_disc["redeem"] = value_lines[i]
-            line_pts["redeem"] = -points_lines[i]
+            items["redeem"] = [value_lines[i], -points_lines[i]]
         for who, pts in contrib[i].items():
             if pts:
-                line_pts[who] = line_pts.get(who, ZERO) + pts
+                entry = items.get(who)
+                if entry is None:
+                    items[who] = [ZERO, pts]
+                else:
+                    entry[1] += pts
         applied = []
-        for who in (
-            line_disc.keys() | line_pts.keys()
-            if line_pts and line_disc
-            else (line_disc or line_pts)
-        ):
-            d = line_disc.get(who, ZERO)
-            pts = line_pts.get(who, ZERO)
+        for who, (d, pts) in items.items():
             why = names.get(who)
             if why is None:
-                why = names[who] = base_label if who == BASE_EARN else _name(prog, who)
-            applied.append(Applied(who, d, pts, "" if who == "redeem" else why))
-            disc_by[who] = disc_by.get(who, ZERO) + d
-            pts_by[who] = pts_by.get(who, ZERO) + pts
+                why = names[who] = (
+                    "" if who == "redeem" else base_label if who == BASE_EARN else _name(prog, who)
+                )
+            applied.append(Applied(who, d, pts, why))
         if len(applied) > 1:
             applied.sort(key=line_order)
         priced_lines.append(
@@ -843,7 +841,19 @@ def _finish(
                 tuple(applied),
             )
         )
-    by_who = {who: (disc_by[who], pts_by[who]) for who in disc_by}
+    # The receipt's figures per contributor: discounts as they were taken, points as
+    # they were split over the lines.
+    disc_by: dict[str, Decimal] = {who: d for who, d in s.given.items() if d}
+    if redeem:
+        disc_by["redeem"] = value
+    pts_by: dict[str, Decimal] = {}
+    for c in contrib:
+        for who, pts in c.items():
+            if pts:
+                pts_by[who] = pts_by.get(who, ZERO) + pts
+    if redeem:
+        pts_by["redeem"] = -redeem
+    by_who = {who: (disc_by.get(who, ZERO), pts_by.get(who, ZERO)) for who in {**disc_by, **pts_by}}
     receipt_applied = []
     for who, (d, pts) in by_who.items():
         reason = _name(prog, who)
