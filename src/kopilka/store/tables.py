@@ -192,7 +192,8 @@ holds = Table(
     _id(),
     Column("program_id", ForeignKey("programs.id"), nullable=False),
     Column("account_id", ForeignKey("accounts.id"), nullable=False),
-    Column("receipt_pk", BigInteger, nullable=False),
+    Column("receipt_pk", BigInteger),  # a receipt's hold, or
+    Column("reward_order_id", BigInteger),  # a reward order's (issue 5)
     Column("amount", Money, nullable=False),
     Column("state", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -408,4 +409,215 @@ admin_tokens = Table(
     Column("key_prefix", String(12), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime),
+)
+
+# --- coupons, gift cards, draws, activities, referrals, rewards (issue 5) --------------------
+
+coupon_series = Table(
+    "coupon_series",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),  # what promotions name: when: {coupon: [CODE]}
+    Column("name", String(200), nullable=False),
+    Column("max_uses", Integer),  # per coupon; None: unlimited (multi-use)
+    Column("bound", Boolean, nullable=False, server_default="0"),  # to a customer
+    Column("valid_from", UTCDateTime),
+    Column("valid_until", UTCDateTime),
+    Column("return_on_refund", Boolean, nullable=False, server_default="1"),
+    Column("points", Money),  # a "gift code from an SMS": points credited when redeemed
+    Column("seed", String(64)),  # the random seed of a generated or sampled series
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "code"),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("series_id", ForeignKey("coupon_series.id"), nullable=False),
+    Column("code", String(64), nullable=False),  # normalised: upper case, no separators
+    Column("customer_id", BigInteger),  # bound coupons
+    Column("uses", Integer, nullable=False, server_default="0"),  # held + spent
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "code"),
+)
+
+coupon_uses = Table(
+    "coupon_uses",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("coupon_id", ForeignKey("coupons.id"), nullable=False),
+    Column("receipt_pk", ForeignKey("receipts.id")),
+    Column("account_id", BigInteger),
+    Column("state", String(16), nullable=False),  # held | spent | released | returned | redeemed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    UniqueConstraint("coupon_id", "receipt_pk"),
+)
+
+# Counters for rate limits and brute-force protection, per key and window.
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("window_start", UTCDateTime, primary_key=True),
+    Column("count", Integer, nullable=False, server_default="0"),
+)
+
+gift_card_series = Table(
+    "gift_card_series",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("nominal", Money, nullable=False),
+    Column("valid_days", Integer),  # from activation; None: no expiry
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "code"),
+)
+
+gift_cards = Table(
+    "gift_cards",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("series_id", ForeignKey("gift_card_series.id"), nullable=False),
+    Column("number", String(32), nullable=False),
+    Column("pin_hash", String(128), nullable=False),
+    Column("nominal", Money, nullable=False),
+    Column("balance", Money, nullable=False, server_default="0"),  # cached: from the entries
+    Column("held", Money, nullable=False, server_default="0"),
+    # issued | active | used | expired | blocked
+    Column("state", String(16), nullable=False, server_default="issued"),
+    Column("activated_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "number"),
+)
+
+# Append-only, like the points ledger: the card's balance and held amount are sums of these.
+gift_card_entries = Table(
+    "gift_card_entries",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("card_id", ForeignKey("gift_cards.id"), nullable=False),
+    # activate | hold | release | debit | refund | expire | block
+    Column("kind", String(16), nullable=False),
+    Column("amount", Money, nullable=False),  # change of the balance
+    Column("held_delta", Money, nullable=False, server_default="0"),
+    Column("receipt_pk", BigInteger),
+    Column("refund_pk", BigInteger),
+    Column("terminal_id", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "card_id", "id"),
+)
+
+draws = Table(
+    "draws",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("rules", Text, nullable=False),  # JSON: tickets per purchase / per amount, prizes
+    Column("seed_hash", String(64)),  # published before the period closes
+    Column("seed", String(128)),  # revealed after the draw
+    Column("state", String(16), nullable=False, server_default="open"),  # open|committed|drawn
+    Column("result", Text),  # JSON: tickets list digest and winners
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("drawn_at", UTCDateTime),
+    UniqueConstraint("program_id", "code"),
+)
+
+draw_entries = Table(
+    "draw_entries",
+    metadata,
+    Column("draw_id", ForeignKey("draws.id"), primary_key=True),
+    Column("account_id", BigInteger, primary_key=True),
+    Column("tickets", Integer, nullable=False),
+)
+
+draw_winners = Table(
+    "draw_winners",
+    metadata,
+    Column("draw_id", ForeignKey("draws.id"), primary_key=True),
+    Column("place", Integer, primary_key=True),
+    Column("account_id", BigInteger, nullable=False),
+    Column("prize", String(200), nullable=False),
+    Column("points", Money),
+)
+
+# Points for more than purchases: each event once per idempotency key.
+activity_events = Table(
+    "activity_events",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("activity", String(64), nullable=False),  # welcome, card_registered, survey, ...
+    Column("idempotency_key", String(128), nullable=False),
+    Column("points", Money, nullable=False),
+    Column("partner_id", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "idempotency_key"),
+    Index(None, "program_id", "account_id", "activity", "created_at"),
+)
+
+referrals = Table(
+    "referrals",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("referrer_customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("friend_customer_id", ForeignKey("customers.id"), nullable=False, unique=True),
+    Column("state", String(16), nullable=False, server_default="pending"),  # pending|rewarded|rejected
+    Column("reason", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+)
+
+invite_codes = Table(
+    "invite_codes",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("code", String(32), primary_key=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False, unique=True),
+)
+
+rewards = Table(
+    "rewards",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("price_points", Money, nullable=False),
+    Column("stock", Integer),  # None: unlimited
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "code"),
+)
+
+reward_orders = Table(
+    "reward_orders",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("reward_id", ForeignKey("rewards.id"), nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("points", Money, nullable=False),
+    Column("state", String(16), nullable=False),  # ordered | issued | cancelled
+    Column("hold_id", BigInteger),
+    Column("idempotency_key", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    UniqueConstraint("program_id", "idempotency_key"),
 )
