@@ -1,0 +1,143 @@
+"""POS API: ``GET /gift-cards/{number}`` and ``POST /gift-cards/{number}/activate``."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from kopilka.api.app import create_app
+from kopilka.api.pos import giftcards as gift_routes
+from kopilka.services import giftcards as gc
+from kopilka.services.runtime import Runtime
+from kopilka.store import tables as t
+from tests.conftest import Shop, new_shop
+from tests.services.conftest import add_tills
+
+GIFT_PATH = "/api/pos/v1/gift-cards/{number}"
+
+
+@pytest.fixture(scope="session")
+async def gift_client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with the gift-card router (mounted here until app.py mounts it)."""
+    app = create_app(rt, sweep_every_s=0)
+    if not any(getattr(r, "path", None) == GIFT_PATH for r in app.routes):
+        app.include_router(gift_routes.router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+async def shop_with_card(
+    rt: Runtime, client: httpx.AsyncClient, nominal: str = "2000.00"
+) -> tuple[Shop, str]:
+    shop = await new_shop(rt, client)
+    async with rt.engine.connect() as conn:
+        code = (
+            await conn.execute(select(t.programs.c.code).where(t.programs.c.id == shop.program_id))
+        ).scalar_one()
+    [(number, _)] = await gc.do_create_series(
+        rt, code, code=f"S{secrets.token_hex(3)}", name="Gift", nominal=Decimal(nominal), count=1
+    )
+    return shop, number
+
+
+async def test_a_sold_card_shows_its_balance(rt: Runtime, gift_client: httpx.AsyncClient) -> None:
+    shop, number = await shop_with_card(rt, gift_client)
+
+    before = await shop.get(f"/gift-cards/{number}")
+    activated = await shop.post(f"/gift-cards/{number}/activate", {"receipt_id": "0042-000123"})
+    after = await shop.get(f"/gift-cards/{number}")
+
+    assert before.status_code == 200, before.text
+    assert (before.json()["state"], before.json()["balance"]) == ("issued", "0.00")
+    assert activated.status_code == 200, activated.text
+    assert after.json() == activated.json()
+    body = after.json()
+    assert (body["number"], body["state"], body["balance"], body["available"]) == (
+        "*********" + number[-4:],
+        "active",
+        "2000.00",
+        "2000.00",
+    )
+
+
+async def test_activation_elsewhere_of_a_sold_card_is_a_conflict(
+    rt: Runtime, gift_client: httpx.AsyncClient
+) -> None:
+    shop, number = await shop_with_card(rt, gift_client)
+    _, other = await add_tills(shop, 2)
+
+    first = await shop.post(f"/gift-cards/{number}/activate")
+    retry = await shop.post(f"/gift-cards/{number}/activate")
+    elsewhere = await other.post(f"/gift-cards/{number}/activate")
+
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert retry.json() == first.json()
+    assert elsewhere.status_code == 409
+    assert elsewhere.headers["content-type"] == "application/problem+json"
+    assert elsewhere.json()["code"] == "gift_card_already_active"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        pytest.param("7000000000011", id="valid check digit, no such card"),
+        pytest.param("7000000000012", id="bad check digit"),
+        pytest.param("abc", id="not digits"),
+    ],
+)
+async def test_unknown_numbers_are_not_found(
+    rt: Runtime, gift_client: httpx.AsyncClient, number: str
+) -> None:
+    shop, _ = await shop_with_card(rt, gift_client)
+
+    got = await shop.get(f"/gift-cards/{number}")
+    activated = await shop.post(f"/gift-cards/{number}/activate")
+
+    assert (got.status_code, got.json()["code"]) == (404, "gift_card_not_found")
+    assert (activated.status_code, activated.json()["code"]) == (404, "gift_card_not_found")
+
+
+async def test_another_programs_card_is_not_found(
+    rt: Runtime, gift_client: httpx.AsyncClient
+) -> None:
+    _, number = await shop_with_card(rt, gift_client)
+    stranger = await new_shop(rt, gift_client)
+
+    got = await stranger.get(f"/gift-cards/{number}")
+
+    assert (got.status_code, got.json()["code"]) == (404, "gift_card_not_found")
+
+
+async def test_without_a_terminal_key_nothing_is_shown(
+    rt: Runtime, gift_client: httpx.AsyncClient
+) -> None:
+    _, number = await shop_with_card(rt, gift_client)
+
+    got = await gift_client.get(f"/api/pos/v1/gift-cards/{number}")
+    activated = await gift_client.post(f"/api/pos/v1/gift-cards/{number}/activate")
+
+    assert (got.status_code, got.json()["code"]) == (401, "unauthorized")
+    assert (activated.status_code, activated.json()["code"]) == (401, "unauthorized")
+
+
+async def test_an_unknown_field_in_the_activation_body_is_refused(
+    rt: Runtime, gift_client: httpx.AsyncClient
+) -> None:
+    shop, number = await shop_with_card(rt, gift_client)
+
+    r = await shop.post(f"/gift-cards/{number}/activate", {"amount": "500.00"})
+
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_failed"
+    assert r.json()["errors"][0] == {
+        "field": "amount",
+        "code": "unknown_field",
+        "detail": "Extra inputs are not permitted",
+    }
+    assert (await shop.get(f"/gift-cards/{number}")).json()["state"] == "issued"
