@@ -4,16 +4,20 @@ expiry and breakage, verification."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import csv
 import dataclasses
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from kopilka import giftcard_cli
 from kopilka.domain.giftcards import is_valid_gift_card_number, make_gift_card_number
 from kopilka.services import giftcards as gc
 from kopilka.services.errors import ServiceError
@@ -377,3 +381,52 @@ async def test_expiry_turns_the_rest_into_breakage_and_reports_it(
         D("1000.00"),
     )
     assert await clean(shop) == []
+
+
+async def test_a_tender_without_a_pin_is_refused_and_not_counted(make_shop: Any) -> None:
+    shop = await make_shop()
+    [(number, pin)] = await sold_cards(shop)
+    term = await terminal(shop)
+
+    for _ in range(6):
+        with pytest.raises(ServiceError) as exc:
+            await gc.check_tenders(shop.rt, term, [gc.Tender(number, None, D("1"))], now=T0)
+        assert (exc.value.code, exc.value.field) == ("gift_card_pin_required", "gift_cards[0].pin")
+    ok = await gc.check_tenders(shop.rt, term, [gc.Tender(number, pin, D("1"))], now=T0)
+
+    assert [v.number for v in ok] == [number]
+
+
+async def test_the_cli_issues_a_series_to_csv_reports_breakage_and_verifies(
+    make_shop: Any, db_url: str, tmp_path: Path
+) -> None:
+    shop = await make_shop()
+    code = await program_code(shop)
+    out = tmp_path / "cards.csv"
+
+    def run(*argv: str) -> int:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--db", default=db_url)
+        giftcard_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+        args = parser.parse_args(list(argv))
+        code: int = args.fn(args)
+        return code
+
+    created = await asyncio.to_thread(
+        run, "giftcard", "series", "create", "--program", code, "--code", "XMAS",
+        "--name", "Новогодняя", "--nominal", "3000", "--count", "3", "--out", str(out),
+    )  # fmt: skip
+    verified = await asyncio.to_thread(run, "giftcard", "verify")
+    report = await asyncio.to_thread(run, "giftcard", "breakage", "--program", code)
+
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert (created, verified, report) == (0, 0, 0)
+    assert rows[0] == ["number", "pin"] and len(rows) == 4
+    g = t.gift_cards
+    async with shop.rt.engine.connect() as conn:
+        stored = set(
+            (await conn.execute(select(g.c.number).where(g.c.program_id == shop.program_id)))
+            .scalars()
+            .all()
+        )
+    assert {r[0] for r in rows[1:]} == stored

@@ -49,6 +49,7 @@ WINDOW_S = 3600
 STATUS: dict[str, int] = {
     "gift_card_not_found": 404,
     "gift_card_wrong_pin": 422,
+    "gift_card_pin_required": 422,
     "gift_card_locked": 429,
     "gift_card_not_active": 422,
     "gift_card_expired": 422,
@@ -366,7 +367,7 @@ class Tender:
     """What the till sent: a card, its PIN and the amount to pay with it."""
 
     number: str
-    pin: str
+    pin: str | None
     amount: Decimal
 
 
@@ -380,7 +381,7 @@ class VerifiedTender:
 
 
 async def check_card(
-    tx: Tx, *, program_id: int, number: str, pin: str, terminal_id: int, now: datetime
+    tx: Tx, *, program_id: int, number: str, pin: str | None, terminal_id: int, now: datetime
 ) -> CardRow:
     """The card if the number and PIN are right; counts failures (per card and per
     terminal, per hour) and refuses once a limit is reached, even a right PIN.
@@ -410,6 +411,8 @@ async def check_card(
             field="pin",
             scope="card",
         )
+    if not pin:
+        raise GiftCardError("gift_card_pin_required", "send the card's PIN", field="pin")
     if not pin_matches(pin, row.pin_hash):
         await _count_failure(tx, card_key, now)
         await _count_failure(tx, term_key, now)
