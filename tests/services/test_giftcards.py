@@ -203,6 +203,7 @@ async def test_five_wrong_pins_lock_the_card_for_the_hour_even_for_the_right_pin
         429,
         "card",
     )
+    assert locked.value.extra["retry_after_s"] == 3600  # T0 is on the hour
     shown = await hold(
         shop, [(number, pin, "1.00")], receipt_pk=new_receipt(), now=T0 + timedelta(hours=1)
     )

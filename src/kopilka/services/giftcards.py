@@ -333,6 +333,10 @@ def _window(now: datetime) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % WINDOW_S, tz=now.tzinfo)
 
 
+def _retry_after_s(now: datetime) -> int:
+    return WINDOW_S - int(now.timestamp()) % WINDOW_S
+
+
 def _card_key(program_id: int, number: str) -> str:
     return f"giftcard:pin:{program_id}:{number}"
 
@@ -396,6 +400,7 @@ async def check_card(
             "too many wrong gift card numbers or PINs at this terminal; try again later",
             field="gift_cards",
             scope="terminal",
+            retry_after_s=_retry_after_s(now),
         )
     row = None
     if gd.is_valid_gift_card_number(number):
@@ -410,6 +415,7 @@ async def check_card(
             "too many wrong PINs for this gift card; try again in an hour",
             field="pin",
             scope="card",
+            retry_after_s=_retry_after_s(now),
         )
     if not pin:
         raise GiftCardError("gift_card_pin_required", "send the card's PIN", field="pin")
