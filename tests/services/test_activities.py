@@ -9,9 +9,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
+from kopilka.api.admin import events
+from kopilka.api.app import create_app
+from kopilka.services import admin
 from kopilka.services.activities import (
     DEFAULT_RULES,
     ActivityError,
@@ -290,3 +294,83 @@ async def test_birthday_job_gives_points_once_a_year(make_shop: Any, clock: Cloc
     assert await balance_of(shop.rt, hero) == Decimal("400.00")
     assert await balance_of(shop.rt, other) == Decimal("0.00")
     assert await discrepancies(shop) == []
+
+
+# --- the admin API: POST /api/admin/v1/events -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def api(rt: Runtime) -> Any:
+    """The real app with the events router mounted as app.py will mount it."""
+    app = create_app(rt, sweep_every_s=0)
+    app.include_router(events.router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+async def program_code(shop: Shop) -> str:
+    async with shop.rt.engine.connect() as conn:
+        code: str = (
+            await conn.execute(select(t.programs.c.code).where(t.programs.c.id == shop.program_id))
+        ).scalar_one()
+    return code
+
+
+async def test_events_api(make_shop: Any, api: httpx.AsyncClient) -> None:
+    shop: Shop = await make_shop()
+    member = await shop.customer()
+    program = await program_code(shop)
+    key = await admin.do_add_token(shop.rt, name="crm", program_code=program)
+    other_program = await program_code(await make_shop())
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def post(body: dict[str, Any], h: dict[str, str] = headers) -> tuple[int, Any]:
+        r = await api.post("/api/admin/v1/events", json=body, headers=h)
+        data = r.json()
+        return r.status_code, data if r.status_code == 200 else data["code"]
+
+    def event(**kw: Any) -> dict[str, Any]:
+        return {
+            "program": program,
+            "customer": {"card": member.card},
+            "activity": "survey",
+            "idempotency_key": "crm-1",
+            **kw,
+        }
+
+    first = await post(event())
+    replay = await post(event())
+    by_phone = await post(event(customer={"phone": member.phone}, idempotency_key="crm-2"))
+    by_id = await post(
+        event(customer={"id": member.customer_id}, activity="review", idempotency_key="crm-3")
+    )
+    partner = await post(
+        event(activity="partner_event", idempotency_key="crm-4", points="12.50", partner="main")
+    )
+
+    assert first[0] == 200 and first == replay
+    assert {k: first[1][k] for k in ("account_id", "activity", "points")} == {
+        "account_id": member.account_id,
+        "activity": "survey",
+        "points": "20.00",
+    }
+    assert by_phone == (422, "activity_limit_reached")
+    assert (by_id[0], by_id[1]["points"]) == (200, "10.00")
+    assert (partner[0], partner[1]["points"]) == (200, "12.50")
+    assert await post(event(), {}) == (401, "unauthorized")
+    assert await post(event(program=other_program)) == (403, "forbidden")
+    assert await post(event(customer={"card": "0000"}, idempotency_key="x")) == (
+        404,
+        "customer_not_found",
+    )
+    assert await post(event(customer={"card": member.card, "id": 1})) == (422, "validation_failed")
+    assert await post(event(activity="dancing", idempotency_key="x")) == (422, "unknown_activity")
+    assert await post(event(activity="review")) == (409, "idempotency_conflict")
+    assert await post(event(partner="nobody", idempotency_key="y")) == (404, "partner_not_found")
+    assert await shop.balance(member) == {
+        "available": "42.50",
+        "pending": "0.00",
+        "held": "0.00",
+        "debt": "0.00",
+    }

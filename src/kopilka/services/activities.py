@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ STATUS = {
     "activity_limit_reached": 422,
     "customer_not_found": 404,
     "program_not_found": 404,
+    "partner_not_found": 404,
     "idempotency_conflict": 409,
 }
 
@@ -261,7 +262,9 @@ async def award_in(
     posting = Posting(acc, now, funding_partner_id=partner_id)
     posting.earn(points, debt_paid=min(points, acc.debt), activates_at=now, expires_at=expires_at)
     await posting.flush(tx, note=f"activity {activity}"[:200])
-    return Award(int(rows[0][0]), account_id, activity, points, idempotency_key, now)
+    return Award(
+        int(rows[0][0]), account_id, activity, points, idempotency_key, now.astimezone(UTC)
+    )
 
 
 async def do_award(

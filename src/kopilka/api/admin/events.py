@@ -1,0 +1,126 @@
+"""``POST /api/admin/v1/events``: a partner system or the cabinet reports an activity
+(survey answered, review, an event of its own) and the member gets its points
+(docs/activities.md).
+
+Authenticated with an admin token (``Authorization: Bearer <key>``) limited to the
+program or reaching every program.  Idempotent by ``idempotency_key``: a retry answers
+the first award, with the same body.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from starlette.responses import Response
+
+from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
+from kopilka.services import activities, admin, views
+from kopilka.services.runtime import Runtime
+from kopilka.store import tables as t
+
+router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
+
+
+class CustomerRef(BaseModel):
+    """Exactly one of: a card number (or QR token), a phone, the customer's id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    card: str | None = Field(default=None, min_length=1, max_length=64)
+    phone: str | None = Field(default=None, min_length=1, max_length=32)
+    id: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CustomerRef:
+        if sum(x is not None for x in (self.card, self.phone, self.id)) != 1:
+            raise ValueError("name the customer by exactly one of card, phone, id")
+        return self
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1, max_length=64)
+    customer: CustomerRef
+    activity: str = Field(min_length=1, max_length=64)
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    points: Decimal | None = Field(default=None, gt=0, decimal_places=2)
+    partner: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+SCHEMAS: tuple[type[BaseModel], ...] = (EventIn,)
+
+
+def _rt(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def _partner_id(rt: Runtime, program_id: int, code: str | None) -> int | None:
+    if code is None:
+        return None
+    async with rt.engine.connect() as conn:
+        pid = (
+            await conn.execute(
+                select(t.partners.c.id).where(
+                    t.partners.c.program_id == program_id, t.partners.c.code == code
+                )
+            )
+        ).scalar_one_or_none()
+    if pid is None:
+        raise activities.ActivityError(
+            "partner_not_found",
+            f"no partner {code!r}",
+            field="partner",
+        )
+    return int(pid)
+
+
+@router.post(
+    "/events",
+    responses=ERRORS,
+    openapi_extra={
+        **SECURITY,
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/EventIn"}}},
+        },
+    },
+    summary="Points for an activity (idempotent by key; limits per the activity's rule)",
+)
+async def post_event(request: Request) -> Response:
+    rt = _rt(request)
+    token = await admin.check_token(rt, request.headers.get("authorization", ""))
+    body = EventIn.model_validate_json(await request.body())
+    token.check_program(body.program)
+    program_id = await activities.program_id_of(rt, body.program)
+    account_id = await activities.find_account(
+        rt,
+        program_id=program_id,
+        card=body.customer.card,
+        phone=body.customer.phone,
+        customer_id=body.customer.id,
+    )
+    award = await activities.do_award(
+        rt,
+        program_id=program_id,
+        account_id=account_id,
+        activity=body.activity,
+        idempotency_key=body.idempotency_key,
+        points=body.points,
+        partner_id=await _partner_id(rt, program_id, body.partner),
+    )
+    out: dict[str, Any] = {
+        "event_id": award.event_id,
+        "program": body.program,
+        "account_id": award.account_id,
+        "activity": award.activity,
+        "points": str(award.points),
+        "idempotency_key": award.idempotency_key,
+        "created_at": views.iso(award.created_at),
+    }
+    return Response(views.dumps(out), status_code=200, media_type=JSON)
