@@ -440,7 +440,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
-    from kopilka.services import ledger_jobs, levels
+    from kopilka.services import coupons, ledger_jobs, levels
 
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
@@ -449,6 +449,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         while True:
             released = await ledger_jobs.expire_holds(rt)
+            released += await coupons.expire_coupon_holds(rt)
             if loop.time() - last_expiry >= args.expiry_every_s:
                 lots, pts = await ledger_jobs.expire_points(rt)
                 last_expiry = loop.time()

@@ -390,8 +390,15 @@ BAD_RECEIPTS = [
         "identifier",
         id="identifier-unknown",
     ),
+    case(with_(coupons=["K7Q2-9XWD"]), 404, "coupon_not_found", "coupons[0]", id="coupon-unknown"),
+    case(
+        with_(coupons=["K7Q2-9XWD", "k7q2 9xwd"]),
+        422,
+        "coupon_repeated",
+        "coupons[1]",
+        id="coupon-twice",
+    ),
     # not supported yet
-    case(with_(coupons=["K7Q2-9XWD"]), 422, "not_supported", "coupons", id="coupons"),
     case(
         with_(gift_cards=[{"number": "7000000000012", "pin": "1234", "amount": "500.00"}]),
         422,

@@ -22,7 +22,7 @@ from kopilka import __version__
 from kopilka.api import problems
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import routes as pos
-from kopilka.services import ledger_jobs
+from kopilka.services import coupons, ledger_jobs
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 
@@ -36,6 +36,7 @@ async def _sweep(rt: Runtime, every_s: float) -> None:
         await asyncio.sleep(every_s)
         try:
             await ledger_jobs.expire_holds(rt, limit=1000)
+            await coupons.expire_coupon_holds(rt)
         except Exception:  # keep sweeping; the error is logged
             log.exception("hold sweeper failed")
 

@@ -35,6 +35,15 @@ STATUS: dict[str, int] = {
     "invalid_code": 422,
     "code_expired": 422,
     "too_many_attempts": 429,
+    "points_not_enabled": 422,
+    "coupon_not_found": 404,
+    "coupon_used": 422,
+    "coupon_expired": 422,
+    "coupon_not_yet_valid": 422,
+    "coupon_not_for_customer": 422,
+    "coupon_blocked": 422,
+    "coupon_repeated": 422,
+    "rate_limited": 429,
 }
 
 

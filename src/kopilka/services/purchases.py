@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from kopilka.domain.coupons import normalise
 from kopilka.domain.identifiers import mask_card, mask_name
 from kopilka.domain.ledger import (
     ZERO,
@@ -41,6 +42,15 @@ from kopilka.domain.receipt import (
 )
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services import views
+from kopilka.services.coupons import (
+    Coupon,
+    check_coupons,
+    confirm_coupons,
+    coupons_view,
+    hold_coupons,
+    release_coupons,
+    used_coupons,
+)
 from kopilka.services.errors import ServiceError
 from kopilka.services.levels import refresh_after_purchase
 from kopilka.services.phones import to_e164
@@ -79,6 +89,7 @@ class PurchaseRequest:
             self.cashier_id or "",
             self.occurred_at.astimezone(UTC).isoformat() if self.occurred_at else "",
             _norm_redeem(self.basket.redeem_points),
+            ",".join(normalise(c) for c in self.basket.coupons),
         ]
         for ln in self.basket.lines:
             parts.append(
@@ -164,7 +175,12 @@ async def _priced_call(
         # A calculate that burns nothing is one read and one insert: on PostgreSQL it needs
         # no transaction (the insert is atomic by itself), saving BEGIN and COMMIT.  With
         # promotions the receipt's promotion rows (and budgets) are written with it.
-        moves_points = confirm or _redeems(req.basket.redeem_points) or bool(compiled.promotions)
+        moves_points = (
+            confirm
+            or _redeems(req.basket.redeem_points)
+            or bool(compiled.promotions)
+            or bool(req.basket.coupons)
+        )
         async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
             return await _calculate(tx, rt, term, req, compiled, digest, now, confirm=confirm)
     except UniqueViolation:
@@ -283,11 +299,25 @@ async def _calculate(
             tx, compiled, account, available=balance.available, local=local
         )
     budgets = await budgets_left(tx, compiled, term.program_id) if compiled.promotions else None
+    presented: list[Coupon] = []
+    basket = req.basket
+    if basket.coupons:
+        presented = await check_coupons(
+            tx,
+            program_id=term.program_id,
+            codes=basket.coupons,
+            customer_id=account.customer_id if account else None,
+            now=now,
+        )
+        # Promotions name a coupon's series (or the code itself).
+        basket = replace(
+            basket, coupons=tuple({*(c.series for c in presented), *(c.code for c in presented)})
+        )
     excluded: set[str] = set()
     while True:
         try:
             priced = price_receipt(
-                req.basket,
+                basket,
                 ctx,
                 compiled,
                 now,
@@ -309,6 +339,7 @@ async def _calculate(
     hold_expires = now + timedelta(seconds=program.hold_ttl_s)
     activates, _ = lot_dates(occurred_at, program)
     pending_earn = activates > now
+    used = used_coupons(compiled, presented, {a.rule for a in priced.applied}) if presented else []
     calc_body = _calc_answer(
         req,
         priced,
@@ -316,8 +347,10 @@ async def _calculate(
         balance,
         program,
         pending_earn,
-        hold_expires if priced.points_redeemed and not confirm else None,
+        hold_expires if (priced.points_redeemed or used) and not confirm else None,
     )
+    if presented:
+        calc_body["coupons"] = coupons_view(presented, used)
     c = cents
     receipt_args = (
         term.program_id,
@@ -346,7 +379,7 @@ async def _calculate(
     )
     promo_rows = promotion_rows(compiled, priced, term.program_id, account, local)
     holding = account is not None and priced.points_redeemed > 0 and not confirm
-    if holding and tx.pg and account is not None and not promo_rows:
+    if holding and tx.pg and account is not None and not promo_rows and not used:
         # Receipt, hold, hold entry and account total in one round trip (the account is
         # locked); the same rows as the statements below.
         held = account.held + priced.points_redeemed
@@ -374,6 +407,16 @@ async def _calculate(
     # Past this point the call must succeed: only writes follow.
     if promo_rows:
         await insert_rows(tx, INSERT_RECEIPT_PROMOTIONS, [(receipt_pk, *r) for r in promo_rows])
+    if used:
+        await hold_coupons(
+            tx,
+            program_id=term.program_id,
+            receipt_pk=receipt_pk,
+            account_id=account.id if account else None,
+            coupons=used,
+            now=now,
+            spent=confirm,
+        )
     if confirm:
         body = await _settle(
             tx,
@@ -491,6 +534,8 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
                         field="receipt_id",
                         available=fmt2(bal.available),
                     )
+        if calc.get("coupons"):
+            await confirm_coupons(tx, receipt_pk=rec.id, now=now)
         # Past this point the confirm must succeed: only writes follow.
         priced = _priced_from_answer(calc)
         body = await _settle(
@@ -743,6 +788,8 @@ async def _settle(
         "balance": None if balance is None else views.balance_view(balance),
         "receipt_text": views.receipt_text(priced, balance, activates > now) if balance else [],
     }
+    if "coupons" in calc:
+        body["coupons"] = calc["coupons"]
     answer = views.dumps(body)
     lines = _line_rows(receipt_pk, term.program_id, calc["lines"])
     payload = None
@@ -835,6 +882,8 @@ async def do_cancel(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         # receipt whose hold expired may still be confirmed with what it was shown.
         if has_promotions:
             await release_promotions(tx, receipt_pk=rec.id)
+        if b'"coupons":' in rec.calc_response:
+            await release_coupons(tx, receipt_pk=rec.id, now=now)
         body = views.dumps({"receipt_id": receipt_id, "state": "cancelled"})
         await tx.execute(
             "UPDATE receipts SET state = 'cancelled', confirm_response = ? WHERE id = ?",

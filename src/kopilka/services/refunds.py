@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from kopilka.domain.ledger import ZERO, EntryKind, Take, balance_of, plan_take_back
 from kopilka.domain.money import KOPECK, MILLI, allocate, fmt2, fmt3, from_minor, prorate, to_minor
 from kopilka.services import views
+from kopilka.services.coupons import return_coupons
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
@@ -163,6 +164,13 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
             for p, miss in zip(plan, short, strict=True):
                 p["points_uncollected"] = miss
                 p["points_taken_back"] -= miss
+            # The whole receipt is back: its coupons are returned (when their series says
+            # so), to be used again.
+            after = {p["idx"]: p["refunded_after"] for p in plan}
+            fully = all(after.get(ln.idx, ln.refunded_quantity) >= ln.quantity for ln in lines)
+            coupons_back = (
+                await return_coupons(SATx(conn), receipt_pk=rec.id, now=now) if fully else 0
+            )
             body = views.dumps(
                 {
                     "receipt_id": receipt_id,
@@ -183,6 +191,7 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
                     "points_returned": fmt2(returned_total),
                     "points_uncollected": fmt2(uncollected),
                     "balance": None if balance is None else views.balance_view(balance),
+                    "coupons_returned": coupons_back,
                 }
             )
             await conn.execute(

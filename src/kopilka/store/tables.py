@@ -578,7 +578,9 @@ referrals = Table(
     Column("program_id", BigInteger, nullable=False),
     Column("referrer_customer_id", ForeignKey("customers.id"), nullable=False),
     Column("friend_customer_id", ForeignKey("customers.id"), nullable=False, unique=True),
-    Column("state", String(16), nullable=False, server_default="pending"),  # pending|rewarded|rejected
+    Column(
+        "state", String(16), nullable=False, server_default="pending"
+    ),  # pending|rewarded|rejected
     Column("reason", String(200)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),

@@ -33,7 +33,7 @@ from kopilka.api.pos.schemas import (
 from kopilka.domain.identifiers import is_valid_card_number
 from kopilka.domain.money import ZERO, fmt2, q2
 from kopilka.domain.receipt import Basket, BasketLine
-from kopilka.services import customers, purchases, refunds
+from kopilka.services import coupons, customers, purchases, refunds
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
@@ -85,12 +85,6 @@ def _path_receipt_id(receipt_id: str) -> str:
 def to_request(body: PurchaseIn, *, now: datetime) -> purchases.PurchaseRequest:
     """The edge's checks that need arithmetic or the clock: lines must add up to what the
     POS says, the receipt happened in a plausible time, nothing not yet supported."""
-    if body.coupons:
-        raise ServiceError(
-            "not_supported",
-            "coupons are not accepted yet; send the receipt without them",
-            field="coupons",
-        )
     if body.gift_cards:
         raise ServiceError(
             "not_supported",
@@ -138,7 +132,12 @@ def to_request(body: PurchaseIn, *, now: datetime) -> purchases.PurchaseRequest:
         identifier=body.identifier,
         occurred_at=body.occurred_at,
         cashier_id=body.cashier_id,
-        basket=Basket(tuple(lines), redeem_points=redeem, occurred_at=body.occurred_at),
+        basket=Basket(
+            tuple(lines),
+            redeem_points=redeem,
+            occurred_at=body.occurred_at,
+            coupons=tuple(body.coupons),
+        ),
     )
 
 
@@ -181,6 +180,18 @@ async def lookup(request: Request, identifier: str) -> Response:
         raise problems.invalid("identifier", "bad_format", "must not contain control characters")
     data = await customers.check_lookup(_rt(request), term, identifier)
     return _ok(orjson.dumps(data))
+
+
+@router.get(
+    "/coupons/{code}",
+    responses=ERRORS,
+    summary="Is this coupon valid here and now, and what does it give (rate-limited)",
+)
+async def coupon_lookup(request: Request, code: str) -> Response:
+    term = await _auth(request)
+    if not code.strip() or len(code) > 64 or not _NO_CONTROL_RE.match(code):
+        raise problems.invalid("code", "bad_format", "1 to 64 printable characters")
+    return _ok(orjson.dumps(await coupons.check_lookup(_rt(request), term, code)))
 
 
 @router.post(
@@ -403,6 +414,7 @@ def fast_routes() -> list[Route]:
     p = router.prefix
     return [
         Route(f"{p}/customers/lookup", _lookup_endpoint, methods=["GET"]),
+        Route(f"{p}/coupons/{{code}}", _with_path(coupon_lookup, "code"), methods=["GET"]),
         Route(f"{p}/purchases/calculate", calculate, methods=["POST"]),
         Route(f"{p}/purchases/batch", batch, methods=["POST"]),
         Route(f"{p}/purchases", purchase, methods=["POST"]),

@@ -74,7 +74,9 @@ class PurchaseIn(Strict):
     )
     coupons: Annotated[list[Scanned], Field(max_length=100)] = Field(
         default_factory=list,
-        description="coupons come in a later version: a non-empty list is 422 not_supported",
+        description="coupon codes (as printed: case, spaces and dashes do not matter); "
+        "each must be valid here and now, or the answer is 404 coupon_not_found / 422 "
+        "coupon_used, coupon_expired, ... naming coupons[i]",
     )
     gift_cards: Annotated[list[GiftCardIn], Field(max_length=100)] = Field(
         default_factory=list,

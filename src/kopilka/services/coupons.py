@@ -1,0 +1,426 @@
+"""Coupons: series of codes, a lookup at the till, and their life on a receipt.
+
+What a coupon gives is a promotion of the rules engine whose condition names the
+coupon's series (``when: {coupon: [SERIES]}``).  On a receipt a coupon is
+
+- **held** at calculate (its use counted: ``uses < max_uses`` by a conditional update, so
+  the same single-use coupon at two tills at once is taken once; the loser gets
+  ``422 coupon_used``),
+- **spent** at confirm, **released** at cancel or when the calculation's hold time runs
+  out (the sweeper), **returned** at a full refund when its series says so.
+
+A confirm after the coupon was released takes it again, or answers ``hold_expired`` when
+another receipt has taken it meanwhile — as for points.
+
+Only coupons that a promotion on the receipt used are held; the answer says of every
+coupon presented whether it applied.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from kopilka.domain.coupons import display, is_well_formed, make_codes, normalise
+from kopilka.domain.rules import model as m
+from kopilka.domain.rules.compiler import CompiledProgram
+from kopilka.services.errors import ServiceError
+from kopilka.services.runtime import Runtime, Terminal
+from kopilka.store import tables as t
+from kopilka.store.raw import Tx, parse_ts, ts
+
+IMPORTED_RE = re.compile(r"^[A-Z0-9]{4,64}$")
+LOOKUP_FAILURES_PER_MINUTE = 20  # unknown codes per terminal: enumeration is impractical
+
+
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    id: int
+    code: str
+    customer_id: int | None
+    uses: int
+    status: str
+    series: str
+    max_uses: int | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    return_on_refund: bool
+
+
+# --- series ----------------------------------------------------------------------------------
+
+
+async def do_create_series(
+    rt: Runtime,
+    *,
+    program_code: str,
+    code: str,
+    name: str,
+    count: int = 0,
+    codes: list[str] | None = None,
+    max_uses: int | None = 1,
+    bound_to: list[int] | None = None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    return_on_refund: bool = True,
+    seed: str | None = None,
+) -> list[str]:
+    """Create a series with ``count`` generated codes (reproducible with ``seed``, which is
+    recorded) or the imported ``codes``; ``bound_to``: one coupon per customer id.
+    Returns the codes (as printed: groups of four for generated ones)."""
+    if not re.match(m.CODE_RE, code):
+        raise ServiceError("validation_failed", "letters, digits, _ . - only", field="code")
+    if max_uses is not None and max_uses < 1:
+        raise ServiceError("validation_failed", "at least 1", field="max_uses")
+    if valid_from and valid_until and valid_from >= valid_until:
+        raise ServiceError("validation_failed", "must be after valid_from", field="valid_until")
+    if codes is not None:
+        made = [normalise(c) for c in codes]
+        bad = next((c for c in made if not IMPORTED_RE.match(c)), None)
+        if bad is not None:
+            raise ServiceError(
+                "validation_failed", f"not a code: {bad!r} (4-64 letters/digits)", field="codes"
+            )
+        if len(set(made)) != len(made):
+            raise ServiceError("validation_failed", "a code repeats", field="codes")
+    else:
+        n = len(bound_to) if bound_to is not None else count
+        if n < 1:
+            raise ServiceError("validation_failed", "at least one code", field="count")
+        made = list(make_codes(n, seed=seed))
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        pid = (
+            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
+        ).scalar_one_or_none()
+        if pid is None:
+            raise ServiceError("validation_failed", f"no program {program_code!r}", field="program")
+        series_id = (
+            await conn.execute(
+                insert(t.coupon_series).returning(t.coupon_series.c.id),
+                {
+                    "program_id": pid,
+                    "code": code.upper(),
+                    "name": name,
+                    "max_uses": max_uses,
+                    "bound": bound_to is not None,
+                    "valid_from": valid_from,
+                    "valid_until": valid_until,
+                    "return_on_refund": return_on_refund,
+                    "seed": seed,
+                    "created_at": now,
+                },
+            )
+        ).scalar_one()
+        rows = [
+            {
+                "program_id": pid,
+                "series_id": series_id,
+                "code": c,
+                "customer_id": bound_to[i] if bound_to is not None else None,
+                "created_at": now,
+            }
+            for i, c in enumerate(made)
+        ]
+        for i in range(0, len(rows), 1000):
+            await conn.execute(insert(t.coupons), rows[i : i + 1000])
+    return [display(c) if codes is None else c for c in made]
+
+
+# --- at the till -------------------------------------------------------------------------------
+
+SELECT_COUPONS = (
+    "SELECT c.id, c.code, c.customer_id, c.uses, c.status, s.code, s.max_uses, "
+    "s.valid_from, s.valid_until, s.return_on_refund "
+    "FROM coupons c JOIN coupon_series s ON s.id = c.series_id "
+    "WHERE c.program_id = ? AND c.code IN ({})"
+)
+
+
+async def load_coupons(tx: Tx, program_id: int, codes: list[str]) -> dict[str, Coupon]:
+    rows = await tx.fetch(SELECT_COUPONS.format(", ".join("?" * len(codes))), program_id, *codes)
+    out = {}
+    for r in rows:
+        out[r[1]] = Coupon(
+            r[0],
+            r[1],
+            r[2],
+            int(r[3]),
+            r[4],
+            r[5],
+            r[6],
+            parse_ts(r[7]),
+            parse_ts(r[8]),
+            bool(r[9]),
+        )
+    return out
+
+
+def why_invalid(c: Coupon, *, customer_id: int | None, now: datetime) -> tuple[str, str] | None:
+    """(code, detail) when the coupon cannot be used here and now; None when it can."""
+    if c.status != "active":
+        return "coupon_blocked", "the coupon is blocked"
+    if c.valid_from is not None and now < c.valid_from:
+        return "coupon_not_yet_valid", f"valid from {c.valid_from.isoformat()}"
+    if c.valid_until is not None and now >= c.valid_until:
+        return "coupon_expired", f"expired at {c.valid_until.isoformat()}"
+    if c.customer_id is not None and c.customer_id != customer_id:
+        return "coupon_not_for_customer", "the coupon belongs to another customer"
+    if c.max_uses is not None and c.uses >= c.max_uses:
+        return "coupon_used", "the coupon has been used"
+    return None
+
+
+async def check_coupons(
+    tx: Tx, *, program_id: int, codes: tuple[str, ...], customer_id: int | None, now: datetime
+) -> list[Coupon]:
+    """The receipt's coupons, each valid here and now; refuses with the first problem,
+    naming ``coupons[i]``."""
+    wanted = [normalise(c) for c in codes]
+    for i, c in enumerate(wanted):
+        if wanted.index(c) != i:
+            raise ServiceError("coupon_repeated", "the same coupon twice", field=f"coupons[{i}]")
+    found = await load_coupons(tx, program_id, wanted)
+    out: list[Coupon] = []
+    for i, code in enumerate(wanted):
+        coupon = found.get(code)
+        if coupon is None:
+            raise ServiceError("coupon_not_found", "no such coupon", field=f"coupons[{i}]")
+        why = why_invalid(coupon, customer_id=customer_id, now=now)
+        if why is not None:
+            raise ServiceError(why[0], why[1], field=f"coupons[{i}]")
+        out.append(coupon)
+    return out
+
+
+def coupon_series_used(compiled: CompiledProgram, applied: set[str]) -> tuple[set[str], bool]:
+    """(series codes named by the applied promotions' coupon conditions, whether one of
+    them takes any coupon)."""
+    series: set[str] = set()
+    anything = False
+    for pid in applied:
+        p = compiled.by_id.get(pid)
+        if p is None:
+            continue
+        stack = [c for c in (p.source.when,) if c is not None]
+        while stack:
+            c = stack.pop()
+            if c.coupon is True:
+                anything = True
+            elif isinstance(c, m.Condition) and isinstance(c.coupon, list):
+                series.update(x.upper() for x in c.coupon)
+            stack.extend(c.all or ())
+            stack.extend(c.any or ())
+    return series, anything
+
+
+def used_coupons(
+    compiled: CompiledProgram, coupons: list[Coupon], applied: set[str]
+) -> list[Coupon]:
+    """The coupons the receipt's promotions used (the others are left untouched)."""
+    series, anything = coupon_series_used(compiled, applied)
+    if anything:
+        return list(coupons)
+    return [c for c in coupons if c.series in series or c.code in series]
+
+
+def coupons_view(presented: list[Coupon], used: list[Coupon]) -> list[dict[str, Any]]:
+    taken = {c.id for c in used}
+    return [
+        {
+            "code": display(c.code) if is_well_formed(c.code) else c.code,
+            "series": c.series,
+            "status": "applied" if c.id in taken else "not_applicable",
+        }
+        for c in presented
+    ]
+
+
+TAKE = "UPDATE coupons SET uses = uses + 1 WHERE id = ? AND status = 'active' AND {} RETURNING id"
+
+
+async def hold_coupons(
+    tx: Tx,
+    *,
+    program_id: int,
+    receipt_pk: int,
+    account_id: int | None,
+    coupons: list[Coupon],
+    now: datetime,
+    spent: bool,
+) -> None:
+    """Count the receipt's use of each coupon (held, or spent for a one-shot purchase).
+    A coupon another till took first: ``coupon_used`` (the caller's transaction rolls back)."""
+    for c in coupons:
+        cond = "1 = 1" if c.max_uses is None else f"uses < {int(c.max_uses)}"
+        rows = await tx.fetch(TAKE.format(cond), c.id)
+        if not rows:
+            raise ServiceError(
+                "coupon_used", "the coupon has just been used at another till", field="coupons"
+            )
+        await tx.execute(
+            "INSERT INTO coupon_uses (program_id, coupon_id, receipt_pk, account_id, state, "
+            "created_at, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            program_id,
+            c.id,
+            receipt_pk,
+            account_id,
+            "spent" if spent else "held",
+            ts(tx, now),
+            ts(tx, now) if spent else None,
+        )
+
+
+async def confirm_coupons(tx: Tx, *, receipt_pk: int, now: datetime) -> None:
+    """Held -> spent.  A use released by the sweeper is taken again if it still can be."""
+    released = await tx.fetch(
+        "SELECT u.coupon_id, s.max_uses FROM coupon_uses u JOIN coupons c ON c.id = u.coupon_id "
+        "JOIN coupon_series s ON s.id = c.series_id WHERE u.receipt_pk = ? AND u.state = ?",
+        receipt_pk,
+        "released",
+    )
+    for coupon_id, max_uses in released:
+        cond = "1 = 1" if max_uses is None else f"uses < {int(max_uses)}"
+        if not await tx.fetch(TAKE.format(cond), coupon_id):
+            raise ServiceError(
+                "hold_expired",
+                "the coupon's hold expired and another receipt has used it since; "
+                "calculate again with a new receipt_id",
+                field="receipt_id",
+            )
+    await tx.execute(
+        "UPDATE coupon_uses SET state = 'spent', resolved_at = ? "
+        "WHERE receipt_pk = ? AND state IN ('held', 'released')",
+        ts(tx, now),
+        receipt_pk,
+    )
+
+
+async def release_coupons(tx: Tx, *, receipt_pk: int, now: datetime) -> int:
+    """Held -> released (cancel, expiry); the coupons can be used again."""
+    rows = await tx.fetch(
+        "UPDATE coupon_uses SET state = 'released', resolved_at = ? "
+        "WHERE receipt_pk = ? AND state = 'held' RETURNING coupon_id",
+        ts(tx, now),
+        receipt_pk,
+    )
+    for (coupon_id,) in rows:
+        await tx.execute("UPDATE coupons SET uses = uses - 1 WHERE id = ?", coupon_id)
+    return len(rows)
+
+
+async def return_coupons(tx: Tx, *, receipt_pk: int, now: datetime) -> int:
+    """A fully refunded receipt gives back its coupons whose series says so."""
+    rows = await tx.fetch(
+        "SELECT u.id, u.coupon_id FROM coupon_uses u JOIN coupons c ON c.id = u.coupon_id "
+        "JOIN coupon_series s ON s.id = c.series_id "
+        "WHERE u.receipt_pk = ? AND u.state = 'spent' AND s.return_on_refund = ?",
+        receipt_pk,
+        True,
+    )
+    for use_id, coupon_id in rows:
+        await tx.execute(
+            "UPDATE coupon_uses SET state = 'returned', resolved_at = ? WHERE id = ?",
+            ts(tx, now),
+            use_id,
+        )
+        await tx.execute("UPDATE coupons SET uses = uses - 1 WHERE id = ?", coupon_id)
+    return len(rows)
+
+
+async def expire_coupon_holds(rt: Runtime) -> int:
+    """Release the coupons of calculations left unconfirmed past their program's hold
+    time (the coupon can be used again; a late confirm takes it back if it still can)."""
+    from kopilka.store.raw import SATx
+
+    now = rt.now()
+    async with rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    t.coupon_uses.c.receipt_pk, t.receipts.c.program_id, t.coupon_uses.c.created_at
+                )
+                .join(t.receipts, t.receipts.c.id == t.coupon_uses.c.receipt_pk)
+                .where(t.coupon_uses.c.state == "held", t.receipts.c.state == "calculated")
+                .limit(1000)
+            )
+        ).all()
+    done = 0
+    for receipt_pk, program_id, created_at in {(r[0], r[1], r[2]) for r in rows}:
+        ttl = (await rt.compiled(program_id)).settings.hold_ttl_s
+        if created_at + timedelta(seconds=ttl) > now:
+            continue
+        async with rt.engine.begin() as conn:
+            done += await release_coupons(SATx(conn), receipt_pk=receipt_pk, now=now)
+    return done
+
+
+async def check_lookup(rt: Runtime, term: Terminal, raw_code: str) -> dict[str, Any]:
+    """``GET /coupons/{code}``: is this coupon valid here and now, and what does it give.
+
+    Rate-limited per terminal: more than ``LOOKUP_FAILURES_PER_MINUTE`` unknown codes in a
+    minute answer ``429 rate_limited``, so codes cannot be enumerated."""
+    code = normalise(raw_code)
+    now = rt.now()
+    window = now.replace(second=0, microsecond=0)
+    key = f"coupon-lookup:{term.id}"
+    async with rt.hot.tx() as tx:
+        rows = await tx.fetch(
+            "SELECT count FROM rate_counters WHERE key = ? AND window_start = ?",
+            key,
+            ts(tx, window),
+        )
+        if rows and int(rows[0][0]) >= LOOKUP_FAILURES_PER_MINUTE:
+            raise ServiceError(
+                "rate_limited", "too many unknown coupon codes; wait a minute", field="code"
+            )
+        found = (await load_coupons(tx, term.program_id, [code])).get(code)
+        if found is None:
+            await tx.execute(
+                "INSERT INTO rate_counters (key, window_start, count) VALUES (?, ?, 1) "
+                "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1",
+                key,
+                ts(tx, window),
+            )
+    if found is None:
+        raise ServiceError("coupon_not_found", "no such coupon", field="code")
+    why = why_invalid(found, customer_id=found.customer_id, now=now)
+    compiled = await rt.compiled(term.program_id)
+    gives = [
+        {"promotion": p.id, "name": p.name}
+        for p in compiled.promotions
+        if p.enabled and _names_series(p.source.when, found.series)
+    ]
+    return {
+        "code": display(found.code) if is_well_formed(found.code) else found.code,
+        "series": found.series,
+        "valid": why is None,
+        "reason": None if why is None else why[0],
+        "detail": None if why is None else why[1],
+        "bound_to_customer": found.customer_id is not None,
+        "uses": found.uses,
+        "max_uses": found.max_uses,
+        "valid_until": None if found.valid_until is None else found.valid_until.isoformat(),
+        "gives": gives,
+    }
+
+
+def _names_series(c: m.Condition | None, series: str) -> bool:
+    stack = [c] if c is not None else []
+    while stack:
+        x = stack.pop()
+        if x.coupon is True or (
+            isinstance(x.coupon, list) and series in {s.upper() for s in x.coupon}
+        ):
+            return True
+        stack.extend(x.all or ())
+        stack.extend(x.any or ())
+    return False
+
+
+__all__ = ["Decimal"]
