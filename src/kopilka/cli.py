@@ -476,6 +476,8 @@ def cmd_levels(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kopilka.draw_cli import add_draw_commands
+
     p = argparse.ArgumentParser(
         prog="kopilka", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -641,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     lvr = lvs.add_parser("recompute", help="review every account now (downgrades, decay)")
     lvr.add_argument("--program", default=None, help="program code (default: every program)")
     lv.set_defaults(fn=cmd_levels)
+    add_draw_commands(sub)
     return p
 
 

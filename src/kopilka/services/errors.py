@@ -44,6 +44,14 @@ STATUS: dict[str, int] = {
     "coupon_blocked": 422,
     "coupon_repeated": 422,
     "rate_limited": 429,
+    "draw_not_found": 404,
+    "program_not_found": 404,
+    "draw_exists": 409,
+    "ambiguous_draw": 409,
+    "draw_period_ended": 409,
+    "draw_period_not_ended": 409,
+    "draw_not_committed": 409,
+    "draw_busy": 409,
 }
 
 
