@@ -431,3 +431,23 @@ async def test_the_cli_issues_a_series_to_csv_reports_breakage_and_verifies(
             .all()
         )
     assert {r[0] for r in rows[1:]} == stored
+
+
+async def test_parallel_guesses_get_no_more_pin_checks_than_the_limit(make_shop: Any) -> None:
+    shop = await make_shop()
+    [(number, pin)] = await sold_cards(shop)
+    tills = await add_tills(shop, 3)
+    wrong = "0000" if pin != "0000" else "1111"
+
+    async def guess(till: Shop) -> str:
+        try:
+            await gc.check_tenders(
+                till.rt, await terminal(till), [gc.Tender(number, wrong, D("1"))], now=T0
+            )
+        except ServiceError as exc:
+            return exc.code
+        return "accepted"
+
+    results = await asyncio.gather(*(guess(tills[i % 3]) for i in range(12)))
+
+    assert sorted(results) == ["gift_card_locked"] * 7 + ["gift_card_wrong_pin"] * 5

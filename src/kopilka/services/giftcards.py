@@ -14,6 +14,7 @@ transaction rolled back, and the hash is computed outside the receipt's locks.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import hmac
@@ -326,6 +327,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # --- brute-force limits ------------------------------------------------------------------
+#
+# Every attempt first takes a slot in its fixed one-hour window (per terminal, then per
+# card), atomically (``count = count + 1 ... RETURNING count``), and gives it back when
+# the PIN was right: only failures stay counted, and however many attempts run at once
+# no more than the limit can be checked against the PIN.  The PIN's hash is computed
+# outside any transaction.
 
 
 def _window(now: datetime) -> datetime:
@@ -345,25 +352,29 @@ def _terminal_key(terminal_id: int) -> str:
     return f"giftcard:terminal:{terminal_id}"
 
 
-async def _failures(tx: Tx, key: str, now: datetime) -> int:
+async def _take_slot(tx: Tx, key: str, window: datetime) -> int:
+    """Count one more attempt; returns the window's count including it."""
     rows = await tx.fetch(
-        "SELECT count FROM rate_counters WHERE key = ? AND window_start = ?",
-        key,
-        ts(tx, _window(now)),
-    )
-    return int(rows[0][0]) if rows else 0
-
-
-async def _count_failure(tx: Tx, key: str, now: datetime) -> None:
-    await tx.execute(
         "INSERT INTO rate_counters (key, window_start, count) VALUES (?, ?, 1) "
-        "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1",
+        "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1 "
+        "RETURNING count",
         key,
-        ts(tx, _window(now)),
+        ts(tx, window),
     )
+    return int(rows[0][0])
 
 
-# --- PIN checks (their own transaction) ---------------------------------------------------
+async def _give_back(tx: Tx, keys: list[str], window: datetime) -> None:
+    for key in keys:
+        await tx.execute(
+            "UPDATE rate_counters SET count = count - 1 WHERE key = ? AND window_start = ? "
+            "AND count > 0",
+            key,
+            ts(tx, window),
+        )
+
+
+# --- PIN checks (their own transactions) -------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,78 +396,83 @@ class VerifiedTender:
 
 
 async def check_card(
-    tx: Tx, *, program_id: int, number: str, pin: str | None, terminal_id: int, now: datetime
+    rt: Runtime, *, program_id: int, number: str, pin: str | None, terminal_id: int, now: datetime
 ) -> CardRow:
-    """The card if the number and PIN are right; counts failures (per card and per
-    terminal, per hour) and refuses once a limit is reached, even a right PIN.
-
-    The failure counts are written in ``tx``: commit it even when this raises
-    (``check_tenders`` does).
-    """
+    """The card if the number and PIN are right.  Failures are counted per terminal and
+    per card in the hour's window (committed, whatever the caller's fate); once a limit
+    is reached every attempt is refused, even with the right PIN (``gift_card_locked``).
+    Order: terminal locked > not found > PIN missing > card locked > wrong PIN."""
+    window = _window(now)
     term_key = _terminal_key(terminal_id)
-    if await _failures(tx, term_key, now) >= TERMINAL_FAILURES_MAX:
-        raise GiftCardError(
-            "gift_card_locked",
-            "too many wrong gift card numbers or PINs at this terminal; try again later",
-            field="gift_cards",
-            scope="terminal",
-            retry_after_s=_retry_after_s(now),
-        )
-    row = None
-    if gd.is_valid_gift_card_number(number):
-        row = await load_card(tx, program_id=program_id, number=number, lock=False)
-    if row is None:
-        await _count_failure(tx, term_key, now)
-        raise GiftCardError("gift_card_not_found", "no gift card with this number", field="number")
     card_key = _card_key(program_id, number)
-    if await _failures(tx, card_key, now) >= CARD_FAILURES_MAX:
+    refusal: GiftCardError | None = None
+    row = None
+    used = 0
+    async with rt.hot.tx() as tx:
+        if gd.is_valid_gift_card_number(number):
+            row = await load_card(tx, program_id=program_id, number=number, lock=False)
+        if row is not None and not pin:
+            raise GiftCardError("gift_card_pin_required", "send the card's PIN", field="pin")
+        if await _take_slot(tx, term_key, window) > TERMINAL_FAILURES_MAX:
+            refusal = GiftCardError(
+                "gift_card_locked",
+                "too many wrong gift card numbers or PINs at this terminal; try again later",
+                field="gift_cards",
+                scope="terminal",
+                retry_after_s=_retry_after_s(now),
+            )
+        elif row is None:
+            refusal = GiftCardError(
+                "gift_card_not_found", "no gift card with this number", field="number"
+            )
+        else:
+            used = await _take_slot(tx, card_key, window)
+            if used > CARD_FAILURES_MAX:
+                refusal = GiftCardError(
+                    "gift_card_locked",
+                    "too many wrong PINs for this gift card; try again in an hour",
+                    field="pin",
+                    scope="card",
+                    retry_after_s=_retry_after_s(now),
+                )
+    if refusal is not None:
+        raise refusal
+    assert row is not None and pin
+    if not await asyncio.to_thread(pin_matches, pin, row.pin_hash):
         raise GiftCardError(
-            "gift_card_locked",
-            "too many wrong PINs for this gift card; try again in an hour",
+            "gift_card_wrong_pin",
+            "wrong PIN",
             field="pin",
-            scope="card",
-            retry_after_s=_retry_after_s(now),
+            attempts_left=max(CARD_FAILURES_MAX - used, 0),
         )
-    if not pin:
-        raise GiftCardError("gift_card_pin_required", "send the card's PIN", field="pin")
-    if not pin_matches(pin, row.pin_hash):
-        await _count_failure(tx, card_key, now)
-        await _count_failure(tx, term_key, now)
-        left = CARD_FAILURES_MAX - await _failures(tx, card_key, now)
-        raise GiftCardError(
-            "gift_card_wrong_pin", "wrong PIN", field="pin", attempts_left=max(left, 0)
-        )
+    async with rt.hot.tx() as tx:
+        await _give_back(tx, [term_key, card_key], window)
     return row
 
 
 async def check_tenders(
     rt: Runtime, term: Terminal, tenders: list[Tender], *, now: datetime | None = None
 ) -> list[VerifiedTender]:
-    """Check every tender's number and PIN in a transaction of its own, committed even
-    when a check fails (so wrong PINs are counted).  Call before the receipt's
-    transaction; pass the result to ``hold_tenders``.  ``field`` of a refusal is
-    ``gift_cards[i].pin`` (or ``.number``)."""
+    """Check every tender's number and PIN (transactions of their own, so failures stay
+    counted though the purchase is refused).  Call before the receipt's transaction;
+    pass the result to ``hold_tenders``.  A refusal's ``field`` is
+    ``gift_cards[i].pin`` (or ``.number``, ``.amount``)."""
     now = now or rt.now()
     out: list[VerifiedTender] = []
-    failure: GiftCardError | None = None
-    async with rt.hot.tx() as tx:
-        for i, tender in enumerate(tenders):
-            try:
-                row = await check_card(
-                    tx,
-                    program_id=term.program_id,
-                    number=tender.number,
-                    pin=tender.pin,
-                    terminal_id=term.id,
-                    now=now,
-                )
-            except GiftCardError as exc:
-                exc.field = f"gift_cards[{i}].{exc.field or 'number'}"
-                failure = exc
-                break  # commit the counted failure
-            out.append(VerifiedTender(row.id, row.number, tender.amount))
-    if failure is not None:
-        raise failure
+    for i, tender in enumerate(tenders):
+        try:
+            row = await check_card(
+                rt,
+                program_id=term.program_id,
+                number=tender.number,
+                pin=tender.pin,
+                terminal_id=term.id,
+                now=now,
+            )
+        except GiftCardError as exc:
+            exc.field = f"gift_cards[{i}].{exc.field or 'number'}"
+            raise
+        out.append(VerifiedTender(row.id, row.number, tender.amount))
     return out
 
 
