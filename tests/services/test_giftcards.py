@@ -23,8 +23,8 @@ from kopilka.services import giftcards as gc
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
-from tests.conftest import Clock, Shop
-from tests.services.conftest import add_tills
+from tests.conftest import Clock, Shop, receipt
+from tests.services.conftest import add_tills, receipt_pk
 
 D = Decimal
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -451,3 +451,24 @@ async def test_parallel_guesses_get_no_more_pin_checks_than_the_limit(make_shop:
     results = await asyncio.gather(*(guess(tills[i % 3]) for i in range(12)))
 
     assert sorted(results) == ["gift_card_locked"] * 7 + ["gift_card_wrong_pin"] * 5
+
+
+async def test_holds_of_a_receipt_left_calculated_are_released_after_the_hold_time(
+    make_shop: Any, clock: Clock
+) -> None:
+    clock.set(T0)
+    shop = await make_shop(hold_ttl_s=600)
+    [(number, pin)] = await sold_cards(shop)
+    r = await shop.post("/purchases/calculate", receipt("gc-1", None, ("A", 1, "900.00")))
+    assert r.status_code == 200, r.text
+    rpk = await receipt_pk(shop, "gc-1")
+    await hold(shop, [(number, pin, "900.00")], receipt_pk=rpk, now=T0)
+
+    clock.advance(seconds=599)
+    early = await gc.expire_tender_holds(shop.rt)
+    clock.advance(seconds=1)
+    due = await gc.expire_tender_holds(shop.rt)
+
+    assert (early, due) == (0, 1)
+    assert await card_state(shop.rt, number) == ("active", D("1000.00"), D("0.00"))
+    assert await clean(shop) == []
