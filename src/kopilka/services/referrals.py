@@ -302,7 +302,15 @@ async def do_reward_after_purchase(
     rules: ActivityRules = DEFAULT_RULES,
 ) -> Referral | None:
     """``reward_referral_in`` in its own transaction: call it after the friend's purchase
-    is confirmed (committed).  Idempotent: only the first call rewards."""
+    is confirmed (committed).  Idempotent: only the first call rewards.  A customer with
+    no pending referral costs one indexed read and no transaction."""
+    async with rt.hot.read() as tx:
+        pending = await tx.fetch(
+            "SELECT 1 FROM referrals WHERE friend_customer_id = ? AND state = 'pending'",
+            friend_customer_id,
+        )
+    if not pending:
+        return None
     settings = await rt.program(program_id)
     async with rt.hot.tx() as tx:
         return await reward_referral_in(
