@@ -23,6 +23,7 @@ from kopilka.services.activities import (
     ActivityRules,
     birthday_keys,
     do_award,
+    do_award_customer,
     do_birthday_points,
     period_start,
 )
@@ -262,6 +263,27 @@ async def test_custom_rules(make_shop: Any) -> None:
     second = await outcome(award(shop, member, "app_installed", "a2", rules=rules))
 
     assert (first, second) == ("ok 75.00", "activity_limit_reached")
+
+
+async def test_welcome_hook_gives_once_whatever_the_key(make_shop: Any) -> None:
+    shop: Shop = await make_shop()
+    member = await shop.customer()
+
+    async def welcome(key: str | None = None) -> Any:
+        return await do_award_customer(
+            shop.rt,
+            program_id=shop.program_id,
+            customer_id=member.customer_id,
+            activity="welcome",
+            idempotency_key=key,
+        )
+
+    first, again, other_key = await welcome(), await welcome(), await welcome("w2")
+
+    assert first is not None and first.idempotency_key == f"welcome:customer:{member.customer_id}"
+    assert again is not None and (again.event_id, again.replayed) == (first.event_id, True)
+    assert other_key is None
+    assert await balance_of(shop.rt, member) == Decimal("100.00")
 
 
 # --- birthdays ----------------------------------------------------------------------------

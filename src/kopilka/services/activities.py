@@ -312,6 +312,35 @@ async def do_award(
         return _replay(prior[0], account_id=account_id, activity=activity, points=points)
 
 
+async def do_award_customer(
+    rt: Runtime,
+    *,
+    program_id: int,
+    customer_id: int,
+    activity: str,
+    idempotency_key: str | None = None,
+    rules: ActivityRules = DEFAULT_RULES,
+) -> Award | None:
+    """For hooks in other services (welcome after the phone is confirmed, a plastic card
+    registered): award the customer's account, keyed ``<activity>:customer:<id>`` unless
+    a key is given; None when the rule's limit is reached.  Call it after the caller's own
+    transaction has committed (on SQLite a second writer would wait for it)."""
+    account_id = await find_account(rt, program_id=program_id, customer_id=customer_id)
+    try:
+        return await do_award(
+            rt,
+            program_id=program_id,
+            account_id=account_id,
+            activity=activity,
+            idempotency_key=idempotency_key or f"{activity}:customer:{customer_id}",
+            rules=rules,
+        )
+    except ActivityError as exc:
+        if exc.code == "activity_limit_reached":
+            return None
+        raise
+
+
 # --- finding the member -----------------------------------------------------------------
 
 
