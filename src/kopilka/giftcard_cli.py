@@ -63,6 +63,10 @@ async def _go(args: argparse.Namespace, rt: Runtime) -> int:
                 f"{r.redeemed:.2f}\t{r.outstanding:.2f}"
             )
         return 0
+    if args.what == "block":
+        view = await giftcards.do_block(rt, args.program, args.number)
+        print(f"gift card {view['number']} blocked; balance {view['balance']} frozen")
+        return 0
     if args.what == "expire":
         n, amount = await giftcards.expire_cards(rt)
         released = await giftcards.expire_tender_holds(rt)
@@ -108,6 +112,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     br.add_argument("--program", required=True)
     br.add_argument("--from", dest="start", type=_date, default=None)
     br.add_argument("--to", dest="end", type=_date, default=None, help="exclusive")
+    bl = gs.add_parser("block", help="block a lost or stolen card (its balance is frozen)")
+    bl.add_argument("--program", required=True)
+    bl.add_argument("number")
     gs.add_parser("expire", help="expire cards whose time came; release stale holds")
     gs.add_parser("verify", help="recompute cards from their entries; exit 1 on a mismatch")
     g.set_defaults(fn=cmd_giftcard)

@@ -472,3 +472,49 @@ async def test_holds_of_a_receipt_left_calculated_are_released_after_the_hold_ti
     assert (early, due) == (0, 1)
     assert await card_state(shop.rt, number) == ("active", D("1000.00"), D("0.00"))
     assert await clean(shop) == []
+
+
+async def test_cards_together_may_not_pay_more_than_the_receipt(make_shop: Any) -> None:
+    shop = await make_shop()
+    (n1, p1), (n2, p2) = await sold_cards(shop, 2)
+    term = await terminal(shop)
+    verified = await gc.check_tenders(
+        shop.rt, term, [gc.Tender(n1, p1, D("600")), gc.Tender(n2, p2, D("400.01"))], now=T0
+    )
+
+    with pytest.raises(ServiceError) as exc:
+        async with shop.rt.hot.tx() as tx:
+            await gc.hold_tenders(
+                tx,
+                program_id=term.program_id,
+                terminal_id=term.id,
+                receipt_pk=new_receipt(),
+                tenders=verified,
+                now=T0,
+                to_pay=D("1000.00"),
+            )
+
+    assert (exc.value.code, exc.value.extra["to_pay"]) == ("gift_cards_exceed_total", "1000.00")
+    assert await card_state(shop.rt, n1) == ("active", D("1000.00"), D("0.00"))
+
+
+async def test_a_blocked_card_refuses_new_holds_but_its_open_receipt_confirms(
+    make_shop: Any,
+) -> None:
+    shop = await make_shop()
+    [(number, pin)] = await sold_cards(shop)
+    rpk = new_receipt()
+    await hold(shop, [(number, pin, "100.00")], receipt_pk=rpk, now=T0)
+
+    view = await gc.do_block(shop.rt, await program_code(shop), number)
+    again = await gc.do_block(shop.rt, await program_code(shop), number)
+    with pytest.raises(ServiceError) as exc:
+        await hold(shop, [(number, pin, "1.00")], receipt_pk=new_receipt(), now=T0)
+    async with shop.rt.hot.tx() as tx:
+        confirmed = await gc.confirm_tenders(tx, receipt_pk=rpk, now=T0)
+
+    assert (view["state"], view["balance"], again == view) == ("blocked", "1000.00", True)
+    assert exc.value.code == "gift_card_blocked"
+    assert confirmed[0]["balance_after"] == "900.00"
+    assert await card_state(shop.rt, number) == ("blocked", D("900.00"), D("0.00"))
+    assert await clean(shop) == []

@@ -57,6 +57,7 @@ STATUS: dict[str, int] = {
     "gift_card_blocked": 422,
     "gift_card_insufficient": 422,
     "gift_card_already_active": 409,
+    "gift_cards_exceed_total": 422,
     "gift_card_series_exists": 409,
     "program_not_found": 404,
     "hold_expired": 409,
@@ -487,11 +488,22 @@ async def hold_tenders(
     receipt_pk: int,
     tenders: list[VerifiedTender],
     now: datetime,
+    to_pay: Decimal | None = None,
 ) -> list[dict[str, Any]]:
     """Hold each tender's amount on its card (locks the cards, in id order, so two
     receipts with the same cards never deadlock).  Refuses with the first card's code
     (``gift_card_insufficient`` gives ``available``); the caller's transaction then rolls
-    back every hold.  Returns, in the tenders' order, what to show per card."""
+    back every hold.  With ``to_pay`` (the receipt's amount to pay after discounts and
+    points) the cards together may not pay more (``gift_cards_exceed_total``).
+    Returns, in the tenders' order, what to show per card."""
+    total = sum((x.amount for x in tenders), ZERO)
+    if to_pay is not None and total > to_pay:
+        raise GiftCardError(
+            "gift_cards_exceed_total",
+            f"the gift cards pay {fmt2(total)}, the receipt is {fmt2(to_pay)} to pay",
+            field="gift_cards",
+            to_pay=fmt2(to_pay),
+        )
     shown: dict[int, dict[str, Any]] = {}
     order = sorted(range(len(tenders)), key=lambda i: tenders[i].card_id)
     for i in order:
@@ -694,6 +706,37 @@ async def _activated_by(tx: Tx, card_id: int) -> int | None:
         card_id,
     )
     return rows[0][0] if rows else None
+
+
+async def do_block(rt: Runtime, program_code: str, number: str) -> dict[str, Any]:
+    """Block a lost or stolen card: no new holds; its balance stays (a receipt already
+    holding money on it can still be confirmed or cancelled).  Idempotent."""
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        pid = (
+            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
+        ).scalar_one_or_none()
+        if pid is None:
+            raise GiftCardError("program_not_found", f"no program {program_code!r}")
+        tx = SATx(conn)
+        row = await load_card(tx, program_id=pid, number=number, lock=True)
+        if row is None:
+            raise GiftCardError(
+                "gift_card_not_found", "no gift card with this number", field="number"
+            )
+        if row.card.state is not CardState.BLOCKED:
+            after, entry = gd.block(row.card)
+            await _write(tx, row, after, entry, now)
+            row = CardRow(
+                row.id,
+                row.program_id,
+                row.number,
+                row.pin_hash,
+                after,
+                row.valid_days,
+                row.activated_at,
+            )
+        return card_view(row, now)
 
 
 # --- jobs and reports --------------------------------------------------------------------
