@@ -476,6 +476,7 @@ def cmd_levels(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kopilka.coupon_cli import add_coupon_commands
     from kopilka.draw_cli import add_draw_commands
 
     p = argparse.ArgumentParser(
@@ -644,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     lvr.add_argument("--program", default=None, help="program code (default: every program)")
     lv.set_defaults(fn=cmd_levels)
     add_draw_commands(sub)
+    add_coupon_commands(sub)
     return p
 
 

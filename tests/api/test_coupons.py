@@ -5,7 +5,9 @@ and is spent once when two tills race for it."""
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -209,3 +211,52 @@ async def test_a_series_from_a_seed_is_reproducible_and_imported_codes_are_kept(
     assert a == b
     assert len(set(a)) == 5
     assert imported == ["SUMMER2026", "WINTER2026"]
+
+
+async def test_a_points_code_from_an_sms_credits_its_points_once(make_shop: Any) -> None:
+    shop = await make_shop()
+    anna = await shop.customer()
+    [code] = await do_create_series(
+        shop.rt,
+        program_code=await program_code(shop),
+        code="SMS100",
+        name="100 points",
+        count=1,
+        points=Decimal("100"),
+    )
+
+    first, second = await asyncio.gather(
+        shop.post(f"/coupons/{code}/redeem", {"identifier": anna.card}),
+        shop.post(f"/coupons/{code}/redeem", {"identifier": anna.card}),
+    )
+
+    assert sorted([first.status_code, second.status_code]) == [200, 422]
+    ok = first if first.status_code == 200 else second
+    assert ok.json()["points"] == "100.00"
+    assert (await shop.balance(anna))["available"] == "100.00"
+    unknown = await shop.post("/coupons/ZZZZ/redeem", {"identifier": anna.card})
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "code")
+
+
+async def test_a_holiday_surprise_samples_members_reproducibly(make_shop: Any) -> None:
+    shop = await make_shop()
+    members = [await shop.customer() for _ in range(6)]
+    code = await program_code(shop)
+
+    sent = await coupons.do_surprise(
+        shop.rt, program_code=code, code="XMAS", name="surprise", count=3, seed="2026-12-31"
+    )
+
+    ids = sorted(m.customer_id for m in members)
+    expected = sorted(random.Random("2026-12-31").sample(ids, 3))
+    assert [c for c, _ in sent] == expected
+    chosen = next(m for m in members if m.customer_id == expected[0])
+    other = next(m for m in members if m.customer_id not in expected)
+    own = await shop.post(
+        "/purchases/calculate", receipt("x1", chosen.card, ("a", 1, "10.00"), coupons=[sent[0][1]])
+    )
+    foreign = await shop.post(
+        "/purchases/calculate", receipt("x2", other.card, ("a", 1, "10.00"), coupons=[sent[0][1]])
+    )
+    assert own.status_code == 200, own.text
+    assert foreign.json()["code"] == "coupon_not_for_customer"

@@ -32,7 +32,7 @@ from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
-from kopilka.store.raw import Tx, parse_ts, ts
+from kopilka.store.raw import Tx, dec2, parse_ts, ts
 
 IMPORTED_RE = re.compile(r"^[A-Z0-9]{4,64}$")
 LOOKUP_FAILURES_PER_MINUTE = 20  # unknown codes per terminal: enumeration is impractical
@@ -69,9 +69,11 @@ async def do_create_series(
     valid_until: datetime | None = None,
     return_on_refund: bool = True,
     seed: str | None = None,
+    points: Decimal | None = None,
 ) -> list[str]:
     """Create a series with ``count`` generated codes (reproducible with ``seed``, which is
-    recorded) or the imported ``codes``; ``bound_to``: one coupon per customer id.
+    recorded) or the imported ``codes``; ``bound_to``: one coupon per customer id;
+    ``points``: a points code (redeemed for points, not on a receipt).
     Returns the codes (as printed: groups of four for generated ones)."""
     if not re.match(m.CODE_RE, code):
         raise ServiceError("validation_failed", "letters, digits, _ . - only", field="code")
@@ -113,6 +115,7 @@ async def do_create_series(
                     "valid_until": valid_until,
                     "return_on_refund": return_on_refund,
                     "seed": seed,
+                    "points": points,
                     "created_at": now,
                 },
             )
@@ -423,4 +426,107 @@ def _names_series(c: m.Condition | None, series: str) -> bool:
     return False
 
 
-__all__ = ["Decimal"]
+# --- a gift code from an SMS; a holiday surprise -------------------------------------------
+
+
+async def do_redeem_points_code(
+    rt: Runtime, term: Terminal, *, raw_code: str, identifier: str
+) -> dict[str, Any]:
+    """A member tells the cashier a code sent to him: a coupon of a series with ``points``
+    credits them to his account, once per coupon use.  In one transaction: the coupon's use
+    (conditional, so two tills cannot both credit it), the lot, the ledger entry."""
+    from kopilka.domain.ledger import EntryKind
+    from kopilka.services.purchases import identifier_values, lot_dates
+    from kopilka.store.queries.accounts import Posting, load_by_identifier
+
+    code = normalise(raw_code)
+    now = rt.now()
+    program = await rt.program(term.program_id)
+    async with rt.hot.tx() as tx:
+        account = await load_by_identifier(
+            tx, program_id=term.program_id, values=identifier_values(identifier), lock=True
+        )
+        if account is None:
+            raise ServiceError(
+                "unknown_identifier", "no customer with this identifier", field="identifier"
+            )
+        rows = await tx.fetch(
+            "SELECT s.points FROM coupons c JOIN coupon_series s ON s.id = c.series_id "
+            "WHERE c.program_id = ? AND c.code = ?",
+            term.program_id,
+            code,
+        )
+        found = (await load_coupons(tx, term.program_id, [code])).get(code)
+        if found is None or not rows or rows[0][0] is None:
+            raise ServiceError("coupon_not_found", "no such points code", field="code")
+        why = why_invalid(found, customer_id=account.customer_id, now=now)
+        if why is not None:
+            raise ServiceError(why[0], why[1], field="code")
+        cond = "1 = 1" if found.max_uses is None else f"uses < {int(found.max_uses)}"
+        if not await tx.fetch(TAKE.format(cond), found.id):
+            raise ServiceError("coupon_used", "the code has just been used", field="code")
+        points = dec2(rows[0][0])
+        await tx.execute(
+            "INSERT INTO coupon_uses (program_id, coupon_id, receipt_pk, account_id, state, "
+            "created_at, resolved_at) VALUES (?, ?, NULL, ?, 'redeemed', ?, ?)",
+            term.program_id,
+            found.id,
+            account.id,
+            ts(tx, now),
+            ts(tx, now),
+        )
+        _, expires = lot_dates(now, program)
+        posting = Posting(account, now, funding_partner_id=term.partner_id)
+        posting.earn(
+            points,
+            debt_paid=min(points, account.debt),
+            activates_at=now,
+            expires_at=expires,
+            kind=EntryKind.ADJUST,
+        )
+        await posting.flush(tx, note=f"points code {found.series}")
+    return {"code": display(code) if is_well_formed(code) else code, "points": str(points)}
+
+
+async def do_surprise(
+    rt: Runtime,
+    *,
+    program_code: str,
+    code: str,
+    name: str,
+    count: int,
+    seed: str,
+    valid_until: datetime | None = None,
+) -> list[tuple[int, str]]:
+    """A holiday surprise: one single-use coupon for each of ``count`` members drawn at
+    random with ``seed`` (recorded on the series, so the sample can be drawn again and
+    checked): the members are ordered by id and sampled with ``random.Random(seed)``.
+    Returns (customer id, code) for the message to send."""
+    import random
+
+    async with rt.engine.connect() as conn:
+        pid = (
+            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
+        ).scalar_one_or_none()
+        if pid is None:
+            raise ServiceError("validation_failed", f"no program {program_code!r}", field="program")
+        members = list(
+            (
+                await conn.execute(
+                    select(t.customers.c.id)
+                    .where(t.customers.c.program_id == pid, t.customers.c.status == "active")
+                    .order_by(t.customers.c.id)
+                )
+            ).scalars()
+        )
+    chosen = sorted(random.Random(seed).sample(members, min(count, len(members))))
+    codes = await do_create_series(
+        rt,
+        program_code=program_code,
+        code=code,
+        name=name,
+        bound_to=chosen,
+        valid_until=valid_until,
+        seed=seed,
+    )
+    return list(zip(chosen, codes, strict=True))

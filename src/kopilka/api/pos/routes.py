@@ -28,6 +28,7 @@ from kopilka.api.pos.schemas import (
     CustomerIn,
     PhoneCodeIn,
     PurchaseIn,
+    RedeemCodeIn,
     RefundIn,
 )
 from kopilka.domain.identifiers import is_valid_card_number
@@ -192,6 +193,21 @@ async def coupon_lookup(request: Request, code: str) -> Response:
     if not code.strip() or len(code) > 64 or not _NO_CONTROL_RE.match(code):
         raise problems.invalid("code", "bad_format", "1 to 64 printable characters")
     return _ok(orjson.dumps(await coupons.check_lookup(_rt(request), term, code)))
+
+
+@router.post(
+    "/coupons/{code}/redeem",
+    responses=ERRORS,
+    summary="A points code the customer received (SMS): credit its points to him",
+    openapi_extra=_openapi_body(RedeemCodeIn),
+)
+async def coupon_redeem(request: Request, code: str) -> Response:
+    term = await _auth(request)
+    body = _body(RedeemCodeIn, await request.body())
+    data = await coupons.do_redeem_points_code(
+        _rt(request), term, raw_code=code, identifier=body.identifier
+    )
+    return _ok(orjson.dumps(data))
 
 
 @router.post(
@@ -415,6 +431,7 @@ def fast_routes() -> list[Route]:
     return [
         Route(f"{p}/customers/lookup", _lookup_endpoint, methods=["GET"]),
         Route(f"{p}/coupons/{{code}}", _with_path(coupon_lookup, "code"), methods=["GET"]),
+        Route(f"{p}/coupons/{{code}}/redeem", _with_path(coupon_redeem, "code"), methods=["POST"]),
         Route(f"{p}/purchases/calculate", calculate, methods=["POST"]),
         Route(f"{p}/purchases/batch", batch, methods=["POST"]),
         Route(f"{p}/purchases", purchase, methods=["POST"]),

@@ -84,6 +84,12 @@ class PurchaseIn(Strict):
     )
 
 
+class RedeemCodeIn(Strict):
+    """Who gets the points of a points code."""
+
+    identifier: Scanned
+
+
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     receipts: Annotated[list[object], Field(min_length=1, max_length=1000)]
