@@ -518,3 +518,29 @@ async def test_a_blocked_card_refuses_new_holds_but_its_open_receipt_confirms(
     assert confirmed[0]["balance_after"] == "900.00"
     assert await card_state(shop.rt, number) == ("blocked", D("900.00"), D("0.00"))
     assert await clean(shop) == []
+
+
+async def test_two_refunds_of_one_receipt_at_once_return_no_more_than_it_took(
+    make_shop: Any,
+) -> None:
+    shop = await make_shop()
+    [(number, pin)] = await sold_cards(shop)
+    rpk = new_receipt()
+    await hold(shop, [(number, pin, "600.00")], receipt_pk=rpk, now=T0)
+    async with shop.rt.hot.tx() as tx:
+        await gc.confirm_tenders(tx, receipt_pk=rpk, now=T0)
+
+    async def refund(refund_pk: int) -> str:
+        async with shop.rt.hot.tx() as tx:
+            out = await gc.refund_tenders(
+                tx, receipt_pk=rpk, refund_pk=refund_pk, amount=D("600.00"), now=T0
+            )
+            await asyncio.sleep(0.05)  # keep the locks while the other refund tries
+        returned: str = out["returned"]
+        return returned
+
+    results = await asyncio.gather(refund(1), refund(2))
+
+    assert sorted(results) == ["0.00", "600.00"]
+    assert await card_state(shop.rt, number) == ("active", D("1000.00"), D("0.00"))
+    assert await clean(shop) == []

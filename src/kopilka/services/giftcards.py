@@ -569,6 +569,15 @@ async def _receipt_cards(tx: Tx, receipt_pk: int) -> list[_ReceiptCard]:
     ]
 
 
+async def _locked_receipt_cards(tx: Tx, receipt_pk: int) -> list[tuple[_ReceiptCard, CardRow]]:
+    """The receipt's cards, locked (in id order), with the receipt's sums read *after*
+    the locks, so a concurrent confirm, cancel, hold expiry or refund of the same
+    receipt is seen, not overwritten.  In order of use."""
+    ids = sorted({rc.card_id for rc in await _receipt_cards(tx, receipt_pk)})
+    rows = {card_id: await _load_by_id(tx, card_id) for card_id in ids}
+    return [(rc, rows[rc.card_id]) for rc in await _receipt_cards(tx, receipt_pk)]
+
+
 async def confirm_tenders(tx: Tx, *, receipt_pk: int, now: datetime) -> list[dict[str, Any]]:
     """Confirm: each card's hold for the receipt is debited.  Idempotent (a debited card
     is left as it is).  If a hold was released meanwhile (it expired), the amount is
@@ -576,8 +585,7 @@ async def confirm_tenders(tx: Tx, *, receipt_pk: int, now: datetime) -> list[dic
     written by this call.  Locks the cards.  Returns per card what was debited."""
     out = []
     plans: list[tuple[CardRow, Card, GiftEntry, int | None]] = []
-    for rc in sorted(await _receipt_cards(tx, receipt_pk), key=lambda x: x.card_id):
-        row = await _load_by_id(tx, rc.card_id)
+    for rc, row in await _locked_receipt_cards(tx, receipt_pk):
         if rc.debited > 0:
             continue
         card = row.card
@@ -618,10 +626,9 @@ async def release_tenders(tx: Tx, *, receipt_pk: int, now: datetime) -> Decimal:
     """Cancel or hold expiry: release what the receipt still holds on its cards.
     Idempotent.  Locks the cards.  Returns the amount released."""
     total = ZERO
-    for rc in sorted(await _receipt_cards(tx, receipt_pk), key=lambda x: x.card_id):
+    for rc, row in await _locked_receipt_cards(tx, receipt_pk):
         if rc.held <= 0:
             continue
-        row = await _load_by_id(tx, rc.card_id)
         after, entry = gd.release(row.card, rc.held)
         await _write(tx, row, after, entry, now, receipt_pk=receipt_pk, terminal_id=rc.terminal_id)
         total += rc.held
@@ -639,11 +646,10 @@ async def refund_tenders(
     per card what went back.  Locks the cards."""
     left = amount
     cards = []
-    for rc in sorted(await _receipt_cards(tx, receipt_pk), key=lambda x: -x.first_entry):
+    for rc, row in reversed(await _locked_receipt_cards(tx, receipt_pk)):
         room = rc.debited - rc.refunded
         if left <= 0 or room <= 0:
             continue
-        row = await _load_by_id(tx, rc.card_id)
         back = min(room, left)
         planned = gd.refund(row.card, back, now=now)
         if planned is None:
