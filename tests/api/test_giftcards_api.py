@@ -1,10 +1,14 @@
-"""POS API: ``GET /gift-cards/{number}`` and ``POST /gift-cards/{number}/activate``."""
+"""POS API: ``GET /gift-cards/{number}`` and ``POST /gift-cards/{number}/activate``; and
+gift cards as a tender in calculate, purchase, confirm, cancel and refunds (these run
+once services/purchases.py takes ``gift_cards``)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -13,12 +17,15 @@ from sqlalchemy import select
 from kopilka.api.app import create_app
 from kopilka.api.pos import giftcards as gift_routes
 from kopilka.services import giftcards as gc
+from kopilka.services.purchases import PurchaseRequest
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
-from tests.conftest import Shop, new_shop
+from tests.conftest import Shop, new_shop, receipt
 from tests.services.conftest import add_tills
 
 GIFT_PATH = "/api/pos/v1/gift-cards/{number}"
+WIRED = "gift_cards" in PurchaseRequest.__dataclass_fields__
+wired = pytest.mark.skipif(not WIRED, reason="purchases do not take gift cards yet")
 
 
 @pytest.fixture(scope="session")
@@ -141,3 +148,110 @@ async def test_an_unknown_field_in_the_activation_body_is_refused(
         "detail": "Extra inputs are not permitted",
     }
     assert (await shop.get(f"/gift-cards/{number}")).json()["state"] == "issued"
+
+
+# --- gift cards as a tender (once purchases are wired) ------------------------------------
+
+
+async def _sold(shop: Shop, nominal: str = "1000.00") -> tuple[str, str]:
+    async with shop.rt.engine.connect() as conn:
+        code = (
+            await conn.execute(select(t.programs.c.code).where(t.programs.c.id == shop.program_id))
+        ).scalar_one()
+    [(n, p)] = await gc.do_create_series(
+        shop.rt, code, code=f"S{secrets.token_hex(3)}", name="g", nominal=Decimal(nominal), count=1
+    )
+    term = await shop.rt.terminal_by_key(shop.key)
+    assert term
+    await gc.do_activate(shop.rt, term, n)
+    return n, p
+
+
+async def _state(shop: Shop, n: str) -> tuple[str, str, str]:
+    term = await shop.rt.terminal_by_key(shop.key)
+    assert term
+    v = await gc.balance(shop.rt, term, n)
+    return v["state"], v["balance"], v["held"]
+
+
+def _paid(rid: str, ident: str | None, price: str, n: str, p: str, amount: str) -> dict[str, Any]:
+    return receipt(
+        rid, ident, ("A", 1, price), gift_cards=[{"number": n, "pin": p, "amount": amount}]
+    )
+
+
+@wired
+async def test_calculate_confirm_cancel_and_the_refusals(make_shop: Any) -> None:
+    shop = await make_shop()
+    member = await shop.customer(0)
+    n, p = await _sold(shop)
+
+    r = await shop.post("/purchases/calculate", _paid("g1", member.card, "700.00", n, p, "600.00"))
+    assert r.status_code == 200, r.text
+    assert r.json()["gift_cards"][0]["amount"] == "600.00"
+    assert await _state(shop, n) == ("active", "1000.00", "600.00")
+    again = await shop.post(
+        "/purchases/calculate", _paid("g1", member.card, "700.00", n, p, "600.00")
+    )
+    assert again.content == r.content
+    c = await shop.post("/purchases/g1/confirm")
+    assert c.status_code == 200, c.text
+    assert await _state(shop, n) == ("active", "400.00", "0.00")
+
+    r2 = await shop.post("/purchases/calculate", _paid("g2", None, "300.00", n, p, "300.00"))
+    assert r2.status_code == 200, r2.text
+    assert (await shop.post("/purchases/g2/cancel")).status_code == 200
+    assert await _state(shop, n) == ("active", "400.00", "0.00")
+
+    bad = await shop.post("/purchases/calculate", _paid("g3", None, "300.00", n, "x", "1.00"))
+    assert (bad.status_code, bad.json()["code"], bad.json()["field"]) == (
+        422,
+        "gift_card_wrong_pin",
+        "gift_cards[0].pin",
+    )
+    over = await shop.post("/purchases/calculate", _paid("g4", None, "300.00", n, p, "301.00"))
+    assert (over.status_code, over.json()["code"]) == (422, "gift_cards_exceed_total")
+    one = await shop.post("/purchases", _paid("g5", None, "300.00", n, p, "300.00"))
+    assert one.status_code == 200, one.text
+    assert await _state(shop, n) == ("active", "100.00", "0.00")
+    assert await gc.verify_cards(shop.rt, program_id=shop.program_id) == []
+
+
+@wired
+async def test_two_tills_paying_with_the_last_money_at_once(make_shop: Any) -> None:
+    shop = await make_shop()
+    n, p = await _sold(shop, "300.00")
+    tills = await add_tills(shop, 2)
+
+    rs = await asyncio.gather(
+        *(
+            till.post("/purchases", _paid(f"t{i}", None, "300.00", n, p, "300.00"))
+            for i, till in enumerate(tills)
+        )
+    )
+
+    assert sorted((r.status_code, r.json().get("code")) for r in rs) == [
+        (200, None),
+        (422, "gift_card_insufficient"),
+    ]
+    assert await _state(shop, n) == ("used", "0.00", "0.00")
+
+
+@wired
+async def test_refunds_go_back_to_the_card(make_shop: Any) -> None:
+    shop = await make_shop()
+    n, p = await _sold(shop)
+    body = receipt(
+        "rf1", None, ("A", 2, "300.00"), gift_cards=[{"number": n, "pin": p, "amount": "500.00"}]
+    )
+    assert (await shop.post("/purchases", body)).status_code == 200
+
+    r = await shop.post(
+        "/purchases/rf1/refunds", {"refund_id": "R1", "lines": [{"index": 0, "quantity": 1}]}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["gift_cards_returned"] == "300.00"
+    assert await _state(shop, n) == ("active", "800.00", "0.00")
+    r = await shop.post("/purchases/rf1/refunds", {"refund_id": "R2"})
+    assert r.json()["gift_cards_returned"] == "200.00"
+    assert await _state(shop, n) == ("active", "1000.00", "0.00")
