@@ -440,7 +440,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
-    from kopilka.services import coupons, ledger_jobs, levels
+    from kopilka.services import activities, coupons, ledger_jobs, levels, referrals, rewards
 
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
@@ -458,6 +458,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if released:
                 print(f"released {released} expired holds", file=sys.stderr)
             if loop.time() - last_levels >= args.levels_every_s:
+                await referrals.reward_pending_referrals(rt)
+                await rewards.cancel_stale_orders(rt)
+                for program_id in await _programs_with_activity(rt, "birthday"):
+                    await activities.do_birthday_points(
+                        rt,
+                        program_id=program_id,
+                        rules=activities.rules_for(await rt.compiled(program_id)),
+                    )
                 changed = await levels.recompute_levels(rt)
                 last_levels = loop.time()
                 if changed:
@@ -467,6 +475,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await asyncio.sleep(args.every_s)
 
     return _run(go, args.db)
+
+
+async def _programs_with_activity(rt: Runtime, activity: str) -> list[int]:
+    from sqlalchemy import select
+
+    from kopilka.store import tables as t
+
+    async with rt.engine.connect() as conn:
+        ids = (await conn.execute(select(t.programs.c.id))).scalars().all()
+    return [pid for pid in ids if activity in (await rt.compiled(pid)).doc.activities]
 
 
 def cmd_levels(args: argparse.Namespace) -> int:

@@ -67,3 +67,24 @@ async def test_a_new_code_can_be_asked_for_once_a_minute(make_shop: Any, clock: 
     assert len(codes) == 2
     assert confirmed.status_code == 200, confirmed.text
     assert after.status_code == 409 and after.json()["code"] == "phone_already_confirmed"
+
+
+async def test_a_program_with_welcome_points_credits_them_once_the_phone_is_confirmed(
+    make_shop: Any,
+) -> None:
+    from tests.api.test_promotions_at_till import publish
+
+    shop = await make_shop()
+    await publish(shop, [], activities={"welcome": {"points": 150, "limit": 1}})
+    phone = "+79261234577"
+    reg = await shop.post("/customers", {"phone": phone, "first_name": "Ира"})
+    cid = reg.json()["customer_id"]
+    codes = await sms_codes(shop, phone)
+
+    ok = await shop.post(f"/customers/{cid}/confirm-phone", {"code": codes[0]})
+    again = await shop.post(f"/customers/{cid}/confirm-phone", {"code": codes[0]})
+    lookup = await shop.get("/customers/lookup", params={"identifier": phone})
+
+    assert ok.status_code == 200, ok.text
+    assert again.status_code != 200  # the code was used
+    assert lookup.json()["balance"]["available"] == "150.00"

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from kopilka import __version__
 from kopilka.api import problems
+from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import routes as pos
 from kopilka.services import coupons, ledger_jobs
@@ -65,6 +66,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.router.routes.extend(pos.fast_routes())  # serve first; FastAPI's copies document
     app.include_router(pos.router)
     app.include_router(admin.router)
+    app.include_router(admin_events.router)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> Response:
@@ -131,7 +133,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (*pos.SCHEMAS, *admin.SCHEMAS):
+        for model in (*pos.SCHEMAS, *admin.SCHEMAS, *admin_events.SCHEMAS):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))
             comps[model.__name__] = js

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
+from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import identifier_values, lot_dates
 from kopilka.services.runtime import Runtime
@@ -93,6 +94,20 @@ class ActivityRules(BaseModel):
                 "unknown_activity", f"no rule for {activity!r} (known: {known})", field="activity"
             )
         return found
+
+
+def rules_for(compiled: CompiledProgram) -> ActivityRules:
+    """The program's activity rules: its document's ``activities``, or the defaults when
+    the document names none (the events API still works; the automatic ones — welcome,
+    birthday — are given only by programs that name them)."""
+    if not compiled.doc.activities:
+        return DEFAULT_RULES
+    return ActivityRules(
+        activities={
+            name: ActivityRule(points=r.points, limit=r.limit, per=r.per, points_max=r.points_max)
+            for name, r in compiled.doc.activities.items()
+        }
+    )
 
 
 def _rule(points: int, limit: int | None = None, per: Period = "ever", **kw: int) -> ActivityRule:

@@ -406,4 +406,15 @@ async def do_confirm_phone(
             )
     if wrong:  # raised after commit, so the failed attempt is counted
         raise ServiceError("invalid_code", "the code is wrong", field="code")
+    compiled = await rt.compiled(term.program_id)
+    if "welcome" in compiled.doc.activities:  # after commit: a second writer on SQLite
+        from kopilka.services import activities
+
+        await activities.do_award_customer(
+            rt,
+            program_id=term.program_id,
+            customer_id=customer_id,
+            activity="welcome",
+            rules=activities.rules_for(compiled),
+        )
     return {"customer_id": customer_id, "phone_confirmed": True}

@@ -32,7 +32,12 @@ async def expire_holds(rt: Runtime, *, limit: int = 10_000) -> int:
             due = (
                 await conn.execute(
                     select(h.c.id, h.c.receipt_pk, h.c.account_id)
-                    .where(h.c.state == HoldState.ACTIVE.value, h.c.expires_at <= now)
+                    .where(
+                        h.c.state == HoldState.ACTIVE.value,
+                        h.c.expires_at <= now,
+                        # a reward order's hold is resolved by rewards.cancel_stale_orders
+                        h.c.receipt_pk.is_not(None),
+                    )
                     .order_by(h.c.expires_at)
                     .limit(BATCH)
                 )

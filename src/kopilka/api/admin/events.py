@@ -113,6 +113,7 @@ async def post_event(request: Request) -> Response:
         idempotency_key=body.idempotency_key,
         points=body.points,
         partner_id=await _partner_id(rt, program_id, body.partner),
+        rules=activities.rules_for(await rt.compiled(program_id)),
     )
     out: dict[str, Any] = {
         "event_id": award.event_id,

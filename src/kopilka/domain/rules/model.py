@@ -554,6 +554,17 @@ class Stacking(Model):
     exclusive: Literal["best", "first"] = "best"
 
 
+class ActivityRuleDoc(Model):
+    """Points for something other than a purchase (``activities`` of the document):
+    ``points`` per award, at most ``limit`` awards per ``per`` (calendar, the program's
+    time zone); ``points_max``: a partner system may name the points, up to this."""
+
+    points: Points = Field(gt=0)
+    limit: int | None = Field(None, ge=1)
+    per: Literal["day", "week", "month", "year", "ever"] = "ever"
+    points_max: Points | None = None
+
+
 class ProgramDoc(Model):
     code: Code
     name: str = Field(min_length=1, max_length=200)
@@ -571,6 +582,9 @@ class ProgramDoc(Model):
     price_floors: list[PriceFloor] = Field(default_factory=list)
     max_discount_percent: Percent | None = None
     stacking: Stacking = Field(default_factory=Stacking)
+    # welcome, card_registered, birthday, survey, review, partner_event, referral_referrer,
+    # referral_friend, ... (none: activities are not awarded automatically)
+    activities: dict[Code, ActivityRuleDoc] = Field(default_factory=dict)
     promotions: list[Promotion] = Field(default_factory=list, max_length=20_000)
 
     @field_validator("timezone")
