@@ -440,7 +440,15 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
-    from kopilka.services import activities, coupons, ledger_jobs, levels, referrals, rewards
+    from kopilka.services import (
+        activities,
+        coupons,
+        giftcards,
+        ledger_jobs,
+        levels,
+        referrals,
+        rewards,
+    )
 
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
@@ -450,9 +458,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         while True:
             released = await ledger_jobs.expire_holds(rt)
             released += await coupons.expire_coupon_holds(rt)
+            released += await giftcards.expire_tender_holds(rt)
             if loop.time() - last_expiry >= args.expiry_every_s:
                 lots, pts = await ledger_jobs.expire_points(rt)
+                cards, breakage = await giftcards.expire_cards(rt)
                 last_expiry = loop.time()
+                if cards:
+                    print(f"expired {cards} gift cards, breakage {breakage}", file=sys.stderr)
                 if lots:
                     print(f"expired {lots} lots, {pts} points", file=sys.stderr)
             if released:
@@ -494,6 +506,7 @@ def cmd_levels(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kopilka import giftcard_cli
     from kopilka.coupon_cli import add_coupon_commands
     from kopilka.draw_cli import add_draw_commands
 
@@ -664,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.set_defaults(fn=cmd_levels)
     add_draw_commands(sub)
     add_coupon_commands(sub)
+    giftcard_cli.add_parser(sub)
     return p
 
 

@@ -398,12 +398,12 @@ BAD_RECEIPTS = [
         "coupons[1]",
         id="coupon-twice",
     ),
-    # not supported yet
+    # a number with a wrong check digit (docs/gift-cards.md)
     case(
         with_(gift_cards=[{"number": "7000000000012", "pin": "1234", "amount": "500.00"}]),
-        422,
-        "not_supported",
-        "gift_cards",
+        404,
+        "gift_card_not_found",
+        "gift_cards[0].number",
         id="gift_cards",
     ),
 ]

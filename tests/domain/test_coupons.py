@@ -34,7 +34,10 @@ def test_a_swap_of_neighbours_is_caught(body: str, data: st.DataObject) -> None:
     i = data.draw(st.integers(0, len(code) - 2))
     swapped = code[:i] + code[i + 1] + code[i] + code[i + 2 :]
 
-    assert swapped == code or not is_well_formed(swapped)
+    # Luhn mod N's one blind spot: the first and last characters of the alphabet ("2"
+    # and "Z", as 0 and 9 for Luhn's digits) swapped (hypothesis found it).
+    blind = {code[i], code[i + 1]} == {ALPHABET[0], ALPHABET[-1]}
+    assert swapped == code or blind or not is_well_formed(swapped)
 
 
 def test_codes_have_no_look_alike_characters() -> None:

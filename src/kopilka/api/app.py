@@ -22,8 +22,9 @@ from kopilka import __version__
 from kopilka.api import problems
 from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import routes as admin
+from kopilka.api.pos import giftcards as pos_giftcards
 from kopilka.api.pos import routes as pos
-from kopilka.services import coupons, ledger_jobs
+from kopilka.services import coupons, giftcards, ledger_jobs
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 
@@ -37,6 +38,7 @@ async def _sweep(rt: Runtime, every_s: float) -> None:
         await asyncio.sleep(every_s)
         try:
             await ledger_jobs.expire_holds(rt, limit=1000)
+            await giftcards.expire_tender_holds(rt)
             await coupons.expire_coupon_holds(rt)
         except Exception:  # keep sweeping; the error is logged
             log.exception("hold sweeper failed")
@@ -65,6 +67,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.state.runtime = rt
     app.router.routes.extend(pos.fast_routes())  # serve first; FastAPI's copies document
     app.include_router(pos.router)
+    app.include_router(pos_giftcards.router)
     app.include_router(admin.router)
     app.include_router(admin_events.router)
 

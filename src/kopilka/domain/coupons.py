@@ -5,7 +5,8 @@
   comes out right.
 - A code is ``length`` random characters (``secrets`` or a recorded seed) and one check
   character: Luhn mod 30 over the alphabet, which catches every single wrong character
-  and every swap of two neighbours.  10 random characters give 30**10 ≈ 5.9e14 codes per
+  and every swap of two neighbours but one ("2" and "Z", the alphabet's first and last,
+  like 0 and 9 for Luhn's digits).  10 random characters give 30**10 ≈ 5.9e14 codes per
   series; with a million codes issued a guess hits one in 590 million.
 - Codes are shown in groups of four (``K7Q2-9XWD-M3``); what was typed is normalised
   (case, spaces and dashes) before it is looked up.

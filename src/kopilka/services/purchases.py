@@ -41,7 +41,7 @@ from kopilka.domain.receipt import (
     price_receipt,
 )
 from kopilka.domain.rules.compiler import CompiledProgram
-from kopilka.services import views
+from kopilka.services import giftcards, views
 from kopilka.services.coupons import (
     Coupon,
     check_coupons,
@@ -80,6 +80,7 @@ class PurchaseRequest:
     occurred_at: datetime | None
     cashier_id: str | None
     basket: Basket
+    gift_cards: tuple[giftcards.Tender, ...] = ()
 
     def request_hash(self) -> str:
         """Hash of the normalised request: 1500 and "1500.00" are the same price."""
@@ -96,6 +97,8 @@ class PurchaseRequest:
                 f"{ln.sku}\x1f{ln.name}\x1f{ln.category or ''}\x1f"
                 f"{ln.quantity:.3f}\x1f{ln.price:.2f}\x1f{ln.discount:.2f}"
             )
+        for g in self.gift_cards:
+            parts.append(f"gift\x1f{g.number}\x1f{g.amount:.2f}")
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
@@ -172,6 +175,11 @@ async def _priced_call(
     want = "purchase" if confirm else "calc"
     now = rt.now()
     try:
+        verified = (
+            await giftcards.check_tenders(rt, term, list(req.gift_cards), now=now)
+            if req.gift_cards
+            else []
+        )
         # A calculate that burns nothing is one read and one insert: on PostgreSQL it needs
         # no transaction (the insert is atomic by itself), saving BEGIN and COMMIT.  With
         # promotions the receipt's promotion rows (and budgets) are written with it.
@@ -180,9 +188,12 @@ async def _priced_call(
             or _redeems(req.basket.redeem_points)
             or bool(compiled.promotions)
             or bool(req.basket.coupons)
+            or bool(verified)
         )
         async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
-            return await _calculate(tx, rt, term, req, compiled, digest, now, confirm=confirm)
+            return await _calculate(
+                tx, rt, term, req, compiled, digest, now, confirm=confirm, verified=verified
+            )
     except UniqueViolation:
         replay = await _replay(rt, term, req.receipt_id, digest, want=want)
         if replay is None:
@@ -269,6 +280,7 @@ async def _calculate(
     now: datetime,
     *,
     confirm: bool,
+    verified: list[giftcards.VerifiedTender],
 ) -> bytes:
     program = compiled.settings
     occurred_at = req.occurred_at or now
@@ -379,7 +391,7 @@ async def _calculate(
     )
     promo_rows = promotion_rows(compiled, priced, term.program_id, account, local)
     holding = account is not None and priced.points_redeemed > 0 and not confirm
-    if holding and tx.pg and account is not None and not promo_rows and not used:
+    if holding and tx.pg and account is not None and not promo_rows and not used and not verified:
         # Receipt, hold, hold entry and account total in one round trip (the account is
         # locked); the same rows as the statements below.
         held = account.held + priced.points_redeemed
@@ -404,6 +416,23 @@ async def _calculate(
         return views.dumps(calc_body)
     rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
     receipt_pk = int(rows[0][0])
+    if verified:
+        calc_body["gift_cards"] = await giftcards.hold_tenders(
+            tx,
+            program_id=term.program_id,
+            terminal_id=term.id,
+            receipt_pk=receipt_pk,
+            tenders=verified,
+            now=now,
+            to_pay=priced.to_pay,
+        )
+        if not confirm:
+            calc_body["hold_expires_at"] = views.iso(hold_expires)
+        await tx.execute(
+            "UPDATE receipts SET calc_response = ? WHERE id = ?", views.dumps(calc_body), receipt_pk
+        )
+        if confirm:
+            await giftcards.confirm_tenders(tx, receipt_pk=receipt_pk, now=now)
     # Past this point the call must succeed: only writes follow.
     if promo_rows:
         await insert_rows(tx, INSERT_RECEIPT_PROMOTIONS, [(receipt_pk, *r) for r in promo_rows])
@@ -536,6 +565,8 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
                     )
         if calc.get("coupons"):
             await confirm_coupons(tx, receipt_pk=rec.id, now=now)
+        if calc.get("gift_cards"):  # may refuse: hold_expired
+            await giftcards.confirm_tenders(tx, receipt_pk=rec.id, now=now)
         # Past this point the confirm must succeed: only writes follow.
         priced = _priced_from_answer(calc)
         body = await _settle(
@@ -788,8 +819,9 @@ async def _settle(
         "balance": None if balance is None else views.balance_view(balance),
         "receipt_text": views.receipt_text(priced, balance, activates > now) if balance else [],
     }
-    if "coupons" in calc:
-        body["coupons"] = calc["coupons"]
+    for extra in ("coupons", "gift_cards"):
+        if extra in calc:
+            body[extra] = calc[extra]
     answer = views.dumps(body)
     lines = _line_rows(receipt_pk, term.program_id, calc["lines"])
     payload = None
@@ -882,6 +914,8 @@ async def do_cancel(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         # receipt whose hold expired may still be confirmed with what it was shown.
         if has_promotions:
             await release_promotions(tx, receipt_pk=rec.id)
+        if b'"gift_cards":' in rec.calc_response:
+            await giftcards.release_tenders(tx, receipt_pk=rec.id, now=now)
         if b'"coupons":' in rec.calc_response:
             await release_coupons(tx, receipt_pk=rec.id, now=now)
         body = views.dumps({"receipt_id": receipt_id, "state": "cancelled"})

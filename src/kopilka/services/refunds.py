@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.ledger import ZERO, EntryKind, Take, balance_of, plan_take_back
 from kopilka.domain.money import KOPECK, MILLI, allocate, fmt2, fmt3, from_minor, prorate, to_minor
-from kopilka.services import views
+from kopilka.services import giftcards, views
 from kopilka.services.coupons import return_coupons
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
@@ -171,6 +171,11 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
             coupons_back = (
                 await return_coupons(SATx(conn), receipt_pk=rec.id, now=now) if fully else 0
             )
+            # Money paid by gift cards goes back to them first (never more than each
+            # card paid for this receipt); the rest the till pays back another way.
+            gift = await giftcards.refund_tenders(
+                SATx(conn), receipt_pk=rec.id, refund_pk=refund_pk, amount=amount_total, now=now
+            )
             body = views.dumps(
                 {
                     "receipt_id": receipt_id,
@@ -192,6 +197,8 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
                     "points_uncollected": fmt2(uncollected),
                     "balance": None if balance is None else views.balance_view(balance),
                     "coupons_returned": coupons_back,
+                    "gift_cards": gift["cards"],
+                    "gift_cards_returned": gift["returned"],
                 }
             )
             await conn.execute(

@@ -34,7 +34,7 @@ from kopilka.api.pos.schemas import (
 from kopilka.domain.identifiers import is_valid_card_number
 from kopilka.domain.money import ZERO, fmt2, q2
 from kopilka.domain.receipt import Basket, BasketLine
-from kopilka.services import coupons, customers, purchases, refunds
+from kopilka.services import coupons, customers, giftcards, purchases, refunds
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
@@ -86,12 +86,6 @@ def _path_receipt_id(receipt_id: str) -> str:
 def to_request(body: PurchaseIn, *, now: datetime) -> purchases.PurchaseRequest:
     """The edge's checks that need arithmetic or the clock: lines must add up to what the
     POS says, the receipt happened in a plausible time, nothing not yet supported."""
-    if body.gift_cards:
-        raise ServiceError(
-            "not_supported",
-            "gift cards are not accepted yet; send the receipt without them",
-            field="gift_cards",
-        )
     if body.occurred_at is not None and not (
         EARLIEST_OCCURRED_AT <= body.occurred_at <= now + CLOCK_SKEW
     ):
@@ -139,6 +133,7 @@ def to_request(body: PurchaseIn, *, now: datetime) -> purchases.PurchaseRequest:
             occurred_at=body.occurred_at,
             coupons=tuple(body.coupons),
         ),
+        gift_cards=tuple(giftcards.Tender(g.number, g.pin, g.amount) for g in body.gift_cards),
     )
 
 

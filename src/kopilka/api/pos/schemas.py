@@ -80,7 +80,8 @@ class PurchaseIn(Strict):
     )
     gift_cards: Annotated[list[GiftCardIn], Field(max_length=100)] = Field(
         default_factory=list,
-        description="gift cards come in a later version: a non-empty list is 422 not_supported",
+        description="gift cards paying part of the receipt (number, PIN, amount): held at "
+        "calculate, debited at confirm (docs/gift-cards.md)",
     )
 
 
