@@ -255,3 +255,23 @@ async def test_refunds_go_back_to_the_card(make_shop: Any) -> None:
     r = await shop.post("/purchases/rf1/refunds", {"refund_id": "R2"})
     assert r.json()["gift_cards_returned"] == "200.00"
     assert await _state(shop, n) == ("active", "1000.00", "0.00")
+
+
+async def test_the_program_decides_whether_the_gift_card_part_earns_points(
+    make_shop: Any,
+) -> None:
+    from tests.api.test_promotions_at_till import publish
+
+    earning = await make_shop()
+    money_only = await make_shop()
+    await publish(money_only, [], points={"earn_percent": 5, "earn_on_gift_card": False})
+    answers = []
+    for shop in (earning, money_only):
+        member = await shop.customer(0)
+        n, p = await _sold(shop)
+        r = await shop.post("/purchases", _paid("e1", member.card, "1000.00", n, p, "600.00"))
+        assert r.status_code == 200, r.text
+        answers.append(r.json()["points_earned"])
+
+    # 5 % of 1000.00 = 50; of the 400.00 paid in money only = 20
+    assert answers == ["50.00", "20.00"]

@@ -68,6 +68,7 @@ class Basket:
     occurred_at: datetime | None = None
     coupons: tuple[str, ...] = ()
     gift_card_payment: bool = False
+    gift_card_amount: Decimal = ZERO  # what gift cards pay of ``to_pay``
 
 
 # Applied and PricedLine are made by the dozen for every receipt: plain slotted classes

@@ -313,6 +313,12 @@ async def _calculate(
     budgets = await budgets_left(tx, compiled, term.program_id) if compiled.promotions else None
     presented: list[Coupon] = []
     basket = req.basket
+    if verified:  # the `gift_card_payment` condition, and points on the gift-card part
+        basket = replace(
+            basket,
+            gift_card_payment=True,
+            gift_card_amount=sum((v.amount for v in verified), Decimal(0)),
+        )
     if basket.coupons:
         presented = await check_coupons(
             tx,

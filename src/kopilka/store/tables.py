@@ -516,6 +516,7 @@ gift_card_entries = Table(
     Column("terminal_id", BigInteger),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "card_id", "id"),
+    Index("ix_gift_card_entries_receipt_pk", "receipt_pk"),
 )
 
 draws = Table(

@@ -751,8 +751,15 @@ def _finish(
     extra: list[dict[str, Decimal]] = [{} for _ in range(n)]
     if customer is not None and prog.points_enabled:
         on_paid = not calc.before_discount
+        # Without points on gift cards, every line earns on its share of what money pays.
+        money_share = None
+        if basket.gift_card_amount > 0 and not prog.doc.points.earn_on_gift_card:
+            paid = sum(to_pay, ZERO)
+            money_share = max(paid - basket.gift_card_amount, ZERO) / paid if paid else ZERO
         for i in range(n):
             base = to_pay[i] if on_paid else amounts[i] - lines[i].discount - value_lines[i]
+            if money_share is not None:
+                base *= money_share
             rates = s.rate[i]
             if len(rates) == 1:  # the common line: the base (or tier) rate alone
                 who, rate = rates[0]

@@ -423,6 +423,9 @@ class PointsRules(Model):
     expiry_days: int | None = Field(365, ge=1, le=3650)
     hold_ttl_s: int = Field(900, ge=30, le=86400)
     negative_balance_limit: Points = Decimal("0")
+    # Points on the part of a receipt paid by gift card (false: only on what is paid in
+    # money; the gift card was bought, and perhaps earned on, already).
+    earn_on_gift_card: bool = True
 
 
 class DiscountRules(Model):

@@ -1,0 +1,594 @@
+"""Admin API v1: the mechanics of a program (docs/admin-api.md, "Coupons, gift cards,
+draws, rewards"): coupon series and surprises, gift-card series, blocking and breakage,
+prize draws, the rewards catalogue and its orders.
+
+Thin handlers over ``services.coupons``, ``services.giftcards``, ``services.draws`` and
+``services.rewards``.  Every call carries an admin token whose scope must reach the
+program in the URL (401 without a token, 403 outside its scope); an unknown program is
+404 ``program_not_found``; a bad body is 422 ``validation_failed`` naming the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+
+from kopilka.api.admin.events import CustomerRef
+from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
+from kopilka.api.pos.schemas import ID_PATTERN, NO_NUL, Strict
+from kopilka.domain.money import fmt2
+from kopilka.domain.rules.model import CODE_RE
+from kopilka.services import activities, admin, coupons, draws, giftcards, programs, rewards
+from kopilka.services.errors import ServiceError
+from kopilka.services.runtime import Runtime
+from kopilka.store import tables as t
+
+router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
+
+# This module's own refusals (the services' codes keep their services' statuses).
+STATUS: dict[str, int] = {"coupon_series_exists": 409, "coupon_code_exists": 409}
+
+
+class MechanicsError(ServiceError):
+    @property
+    def status(self) -> int:
+        return STATUS.get(self.code, 422)
+
+
+# --- request bodies ---------------------------------------------------------------------
+
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_RE)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+Seed = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+PositivePoints = Annotated[
+    Decimal, Field(gt=0, le=Decimal("1000000000"), decimal_places=2, allow_inf_nan=False)
+]
+CouponText = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class CouponSeriesIn(Strict):
+    """A coupon series: ``count`` generated codes or the imported ``codes`` (one of)."""
+
+    code: Code = Field(description="what promotions name: when: {coupon: [CODE]}")
+    name: Name
+    count: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    codes: Annotated[list[CouponText], Field(min_length=1, max_length=100_000)] | None = None
+    max_uses: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        1, description="uses per coupon; null: unlimited"
+    )
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    points: PositivePoints | None = Field(
+        None, description="a points code: redeemed for these points, not on a receipt"
+    )
+    seed: Seed | None = Field(None, description="makes the generated codes reproducible")
+    return_on_refund: bool = True
+
+
+class CouponSurpriseIn(Strict):
+    """One single-use coupon each for ``count`` active members drawn with ``seed``."""
+
+    code: Code
+    name: Name
+    count: Annotated[int, Field(ge=1, le=100_000)]
+    seed: Seed
+    valid_until: AwareDatetime | None = None
+
+
+class GiftCardSeriesIn(Strict):
+    code: Code
+    name: Name
+    nominal: PositivePoints = Field(description="roubles, two decimals")
+    count: Annotated[int, Field(ge=1, le=10_000)]
+    valid_days: Annotated[int, Field(ge=1, le=36_500)] | None = Field(
+        365, description="days from activation; null: never expires"
+    )
+    seed: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="reproducible numbers (tests); never the PINs"
+    )
+
+
+class DrawIn(Strict):
+    code: Code
+    name: Name
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    rules: dict[str, Any] = Field(
+        description="prizes, tickets_per_purchase, tickets_per_amount, min_purchase, "
+        "one_prize_per_member (docs/draws.md)"
+    )
+
+
+class RewardIn(Strict):
+    code: Code
+    name: Name
+    price_points: PositivePoints
+    stock: Annotated[int, Field(ge=0, le=100_000_000)] | None = Field(
+        None, description="items left; null: unlimited"
+    )
+    active: bool = True
+
+
+class RewardChangeIn(Strict):
+    """Only the fields given change; ``"stock": null`` makes the item unlimited."""
+
+    name: Name | None = None
+    price_points: PositivePoints | None = None
+    stock: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+    active: bool | None = None
+
+
+class RewardOrderIn(Strict):
+    customer: CustomerRef
+    reward: Code = Field(description="the reward's code")
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
+
+SCHEMAS: tuple[type[BaseModel], ...] = (
+    CouponSeriesIn,
+    CouponSurpriseIn,
+    GiftCardSeriesIn,
+    DrawIn,
+    RewardIn,
+    RewardChangeIn,
+    RewardOrderIn,
+)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _rt(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def _program(request: Request, code: str) -> int:
+    """Authenticate, check the token's scope, and find the program (404 if unknown)."""
+    rt = _rt(request)
+    token = await admin.check_token(rt, request.headers.get("authorization", ""))
+    token.check_program(code)
+    async with rt.engine.connect() as conn:
+        pid = (
+            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == code))
+        ).scalar_one_or_none()
+    if pid is None:
+        raise programs.not_found(code)
+    return int(pid)
+
+
+def _ok(data: Any, status: int = 200, *, no_store: bool = False) -> Response:
+    headers = {"Cache-Control": "no-store"} if no_store else None
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {
+        **SECURITY,
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        },
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# --- coupons ---------------------------------------------------------------------------
+
+
+async def _series_exists(rt: Runtime, program_id: int, code: str) -> bool:
+    s = t.coupon_series.c
+    async with rt.engine.connect() as conn:
+        found = (
+            await conn.execute(
+                select(s.id).where(s.program_id == program_id, s.code == code.upper())
+            )
+        ).first()
+    return found is not None
+
+
+def _series_taken(code: str) -> MechanicsError:
+    return MechanicsError(
+        "coupon_series_exists", f"coupon series {code.upper()!r} exists already", field="code"
+    )
+
+
+@router.post(
+    "/programs/{code}/coupon-series",
+    responses=ERRORS,
+    openapi_extra=_body("CouponSeriesIn"),
+    status_code=201,
+    summary="Create a coupon series: generated or imported codes (returned once here)",
+)
+async def post_coupon_series(request: Request, code: str) -> Response:
+    rt = _rt(request)
+    program_id = await _program(request, code)
+    body = CouponSeriesIn.model_validate_json(await request.body())
+    if (body.count is None) == (body.codes is None):
+        raise ServiceError(
+            "validation_failed",
+            "give count (generated codes) or codes (imported), one of them",
+            field="count",
+        )
+    if await _series_exists(rt, program_id, body.code):
+        raise _series_taken(body.code)
+    try:
+        made = await coupons.do_create_series(
+            rt,
+            program_code=code,
+            code=body.code,
+            name=body.name,
+            count=body.count or 0,
+            codes=None if body.codes is None else list(body.codes),
+            max_uses=body.max_uses,
+            valid_from=body.valid_from,
+            valid_until=body.valid_until,
+            return_on_refund=body.return_on_refund,
+            seed=body.seed,
+            points=body.points,
+        )
+    except IntegrityError:
+        if await _series_exists(rt, program_id, body.code):
+            raise _series_taken(body.code) from None
+        raise MechanicsError(
+            "coupon_code_exists", "a code is already a coupon of this program", field="codes"
+        ) from None
+    return _ok({"series": body.code.upper(), "codes": made}, 201, no_store=True)
+
+
+@router.post(
+    "/programs/{code}/coupon-surprises",
+    responses=ERRORS,
+    openapi_extra=_body("CouponSurpriseIn"),
+    status_code=201,
+    summary="A surprise: a personal single-use coupon for members drawn at random",
+)
+async def post_coupon_surprise(request: Request, code: str) -> Response:
+    rt = _rt(request)
+    program_id = await _program(request, code)
+    body = CouponSurpriseIn.model_validate_json(await request.body())
+    if await _series_exists(rt, program_id, body.code):
+        raise _series_taken(body.code)
+    try:
+        pairs = await coupons.do_surprise(
+            rt,
+            program_code=code,
+            code=body.code,
+            name=body.name,
+            count=body.count,
+            seed=body.seed,
+            valid_until=body.valid_until,
+        )
+    except IntegrityError:
+        raise _series_taken(body.code) from None
+    return _ok([{"customer_id": c, "code": k} for c, k in pairs], 201, no_store=True)
+
+
+# --- gift cards ------------------------------------------------------------------------
+
+
+@router.post(
+    "/programs/{code}/gift-card-series",
+    responses=ERRORS,
+    openapi_extra=_body("GiftCardSeriesIn"),
+    status_code=201,
+    summary="Issue a series of gift cards: numbers and PINs, shown this once only",
+)
+async def post_gift_card_series(request: Request, code: str) -> Response:
+    rt = _rt(request)
+    await _program(request, code)
+    body = GiftCardSeriesIn.model_validate_json(await request.body())
+    try:
+        cards = await giftcards.do_create_series(
+            rt,
+            code,
+            code=body.code,
+            name=body.name,
+            nominal=body.nominal,
+            count=body.count,
+            valid_days=body.valid_days,
+            seed=body.seed,
+        )
+    except IntegrityError:
+        raise giftcards.GiftCardError(
+            "gift_card_series_exists", f"series {body.code!r} already exists", field="code"
+        ) from None
+    return _ok(
+        {
+            "series": body.code,
+            "nominal": fmt2(body.nominal),
+            "valid_days": body.valid_days,
+            "cards": [{"number": n, "pin": p} for n, p in cards],
+        },
+        201,
+        no_store=True,
+    )
+
+
+@router.post(
+    "/programs/{code}/gift-cards/{number}/block",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Block a lost or stolen card (idempotent; its balance stays)",
+)
+async def block_gift_card(request: Request, code: str, number: str) -> Response:
+    await _program(request, code)
+    return _ok(await giftcards.do_block(_rt(request), code, number))
+
+
+@router.get(
+    "/programs/{code}/gift-cards/breakage",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Per series: breakage, activated and redeemed in [from, to), outstanding now",
+)
+async def gift_card_breakage(
+    request: Request,
+    code: str,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: Annotated[AwareDatetime | None, Query()] = None,
+) -> Response:
+    await _program(request, code)
+    if from_ is not None and to is not None and to <= from_:
+        raise ServiceError("validation_failed", "must be after from", field="to")
+    rows = await giftcards.breakage_report(_rt(request), code, start=from_, end=to)
+    return _ok(
+        {
+            "program": code,
+            "from": _iso(from_),
+            "to": _iso(to),
+            "series": [
+                {
+                    "series": r.series,
+                    "name": r.name,
+                    "cards_expired": r.cards_expired,
+                    "breakage": fmt2(r.breakage),
+                    "activated": fmt2(r.activated),
+                    "redeemed": fmt2(r.redeemed),
+                    "outstanding": fmt2(r.outstanding),
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+# --- draws -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/programs/{code}/draws",
+    responses=ERRORS,
+    openapi_extra=_body("DrawIn"),
+    status_code=201,
+    summary="Create a prize draw (state open); answers its public record",
+)
+async def post_draw(request: Request, code: str) -> Response:
+    rt = _rt(request)
+    await _program(request, code)
+    body = DrawIn.model_validate_json(await request.body())
+    await draws.do_create_draw(
+        rt,
+        program_code=code,
+        code=body.code,
+        name=body.name,
+        period_start=body.period_start,
+        period_end=body.period_end,
+        rules=body.rules,
+    )
+    return _ok(await draws.publish(rt, body.code, program_code=code), 201)
+
+
+@router.post(
+    "/programs/{code}/draws/{draw}/commit",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Commit to a random seed before the period ends; answers the seed's hash",
+)
+async def commit_draw(request: Request, code: str, draw: str) -> Response:
+    await _program(request, code)
+    seed_hash = await draws.do_commit(_rt(request), draw, program_code=code)
+    return _ok({"draw": draw, "state": "committed", "seed_hash": seed_hash})
+
+
+@router.post(
+    "/programs/{code}/draws/{draw}/run",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Draw the winners after the period (idempotent); answers the public record",
+)
+async def run_draw(request: Request, code: str, draw: str) -> Response:
+    await _program(request, code)
+    return _ok(await draws.do_run(_rt(request), draw, program_code=code))
+
+
+@router.get(
+    "/programs/{code}/draws/{draw}",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="The public record: rules and seed hash; after the draw seed, tickets, winners",
+)
+async def get_draw(request: Request, code: str, draw: str) -> Response:
+    await _program(request, code)
+    return _ok(await draws.publish(_rt(request), draw, program_code=code))
+
+
+# --- rewards ---------------------------------------------------------------------------
+
+
+def _reward_view(r: rewards.Reward) -> dict[str, Any]:
+    return {
+        "code": r.code,
+        "name": r.name,
+        "price_points": fmt2(r.price_points),
+        "stock": r.stock,
+        "active": r.active,
+    }
+
+
+def _order_view(o: rewards.Order) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "reward": o.reward_code,
+        "reward_name": o.reward_name,
+        "account_id": o.account_id,
+        "points": fmt2(o.points),
+        "state": o.state,
+        "idempotency_key": o.idempotency_key,
+        "created_at": _iso(o.created_at),
+        "resolved_at": _iso(o.resolved_at),
+    }
+
+
+@router.get(
+    "/programs/{code}/rewards",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="The rewards catalogue (active_only=true: what members may order)",
+)
+async def get_rewards(request: Request, code: str, active_only: bool = Query(False)) -> Response:
+    program_id = await _program(request, code)
+    rows = await rewards.list_rewards(_rt(request), program_id=program_id, active_only=active_only)
+    return _ok([_reward_view(r) for r in rows])
+
+
+@router.post(
+    "/programs/{code}/rewards",
+    responses=ERRORS,
+    openapi_extra=_body("RewardIn"),
+    status_code=201,
+    summary="Add an item to the catalogue",
+)
+async def post_reward(request: Request, code: str) -> Response:
+    rt = _rt(request)
+    program_id = await _program(request, code)
+    body = RewardIn.model_validate_json(await request.body())
+    await rewards.do_add_reward(
+        rt,
+        program_id=program_id,
+        code=body.code,
+        name=body.name,
+        price_points=body.price_points,
+        stock=body.stock,
+        active=body.active,
+    )
+    return _ok(
+        _reward_view(await rewards.reward_by_code(rt, program_id=program_id, code=body.code)), 201
+    )
+
+
+@router.put(
+    "/programs/{code}/rewards/{reward}",
+    responses=ERRORS,
+    openapi_extra=_body("RewardChangeIn"),
+    summary="Change an item: the fields given (price: new orders only; stock null: unlimited)",
+)
+async def put_reward(request: Request, code: str, reward: str) -> Response:
+    rt = _rt(request)
+    program_id = await _program(request, code)
+    body = RewardChangeIn.model_validate_json(await request.body())
+    given = body.model_fields_set
+    if "name" in given and body.name is None:
+        raise ServiceError("validation_failed", "a name cannot be removed", field="name")
+    if "price_points" in given and body.price_points is None:
+        raise ServiceError("validation_failed", "a price is required", field="price_points")
+    if "active" in given and body.active is None:
+        raise ServiceError("validation_failed", "true or false", field="active")
+    changed = await rewards.do_update_reward(
+        rt,
+        program_id=program_id,
+        code=reward,
+        name=body.name,
+        price_points=body.price_points,
+        stock=body.stock,
+        unlimited="stock" in given and body.stock is None,
+        active=body.active,
+    )
+    return _ok(_reward_view(changed))
+
+
+@router.post(
+    "/programs/{code}/reward-orders",
+    responses=ERRORS,
+    openapi_extra=_body("RewardOrderIn"),
+    status_code=201,
+    summary="Order a reward for a member: its price is held (idempotent by key)",
+)
+async def post_reward_order(request: Request, code: str) -> Response:
+    rt = _rt(request)
+    program_id = await _program(request, code)
+    body = RewardOrderIn.model_validate_json(await request.body())
+    account_id = await activities.find_account(
+        rt,
+        program_id=program_id,
+        card=body.customer.card,
+        phone=body.customer.phone,
+        customer_id=body.customer.id,
+    )
+    order = await rewards.do_order(
+        rt,
+        program_id=program_id,
+        account_id=account_id,
+        reward_code=body.reward,
+        idempotency_key=body.idempotency_key,
+    )
+    return _ok(_order_view(order), 200 if order.replayed else 201)
+
+
+async def _order_in(request: Request, code: str, order_id: int) -> None:
+    """The order must belong to the program in the URL (else: not found)."""
+    program_id = await _program(request, code)
+    o = t.reward_orders.c
+    async with _rt(request).engine.connect() as conn:
+        owner = (
+            await conn.execute(select(o.program_id).where(o.id == order_id))
+        ).scalar_one_or_none()
+    if owner != program_id:
+        raise rewards.RewardError("order_not_found", f"no order {order_id}", field="order_id")
+
+
+OrderId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.get(
+    "/programs/{code}/reward-orders/{order_id}",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="One order and its state (ordered, issued, cancelled)",
+)
+async def get_reward_order(request: Request, code: str, order_id: OrderId) -> Response:
+    await _order_in(request, code, order_id)
+    return _ok(_order_view(await rewards.order_status(_rt(request), order_id)))
+
+
+@router.post(
+    "/programs/{code}/reward-orders/{order_id}/issue",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="The item was handed over: the held points are burned (repeatable)",
+)
+async def issue_reward_order(request: Request, code: str, order_id: OrderId) -> Response:
+    await _order_in(request, code, order_id)
+    return _ok(_order_view(await rewards.do_issue(_rt(request), order_id)))
+
+
+@router.post(
+    "/programs/{code}/reward-orders/{order_id}/cancel",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="The order will not be issued: points released, item back in stock",
+)
+async def cancel_reward_order(request: Request, code: str, order_id: OrderId) -> Response:
+    await _order_in(request, code, order_id)
+    return _ok(_order_view(await rewards.do_cancel_order(_rt(request), order_id)))
