@@ -270,6 +270,7 @@ async def test_a_gift_card_series_shows_numbers_and_pins_once(
             {"code": "G", "name": "x", "nominal": "1.005", "count": 1}, "nominal", id="kopecks"
         ),
         pytest.param({"code": "G", "name": "x", "nominal": 5, "count": 0}, "count", id="count"),
+        pytest.param({"code": "G", "name": "x", "nominal": 5, "count": 1001}, "count", id="many"),
         pytest.param(
             {"code": "G", "name": "x", "nominal": 5, "count": 1, "valid_days": 0},
             "valid_days",
