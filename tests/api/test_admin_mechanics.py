@@ -576,3 +576,42 @@ async def test_an_order_of_another_program_is_not_found(
         refused(r, 404, "order_not_found")
     bad_id = await mclient.get(f"{API}/programs/{mine}/reward-orders/zero", headers=auth(key))
     refused(bad_id, 422, "validation_failed", "order_id")
+
+
+# --- bodies and the OpenAPI document ---------------------------------------------------------
+
+BODY_CALLS = [c for c in CALLS if c[2] is not None]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), BODY_CALLS, ids=[c[1] for c in BODY_CALLS])
+async def test_a_body_that_is_not_json_or_not_an_object_is_refused(
+    rt: Runtime, mclient: httpx.AsyncClient, key: str, method: str, path: str, body: Any
+) -> None:
+    _, code = await program(rt, mclient)
+    url = f"{API}/programs/{code}{path}"
+
+    broken = await mclient.request(method, url, content=b"{not json", headers=auth(key))
+    empty = await mclient.request(method, url, content=b"", headers=auth(key))
+    a_list = await mclient.request(method, url, json=[body], headers=auth(key))
+
+    refused(broken, 400, "malformed_json")
+    refused(empty, 400, "malformed_json")
+    refused(a_list, 400, "malformed_json")
+
+
+def test_every_documented_body_is_a_schema_of_the_module(rt: Runtime) -> None:
+    app = create_app(rt, sweep_every_s=0)
+    if not any(getattr(r, "path", "").endswith("/coupon-series") for r in app.routes):
+        app.include_router(mechanics.router)
+    paths = app.openapi()["paths"]
+    names = {m.__name__ for m in mechanics.SCHEMAS}
+    refs = set()
+    for url, item in paths.items():
+        if "/coupon-" in url or "/gift-card" in url or "/draws" in url or "/reward" in url:
+            for op in item.values():
+                content = op.get("requestBody", {}).get("content", {})
+                for media in content.values():
+                    refs.add(media["schema"]["$ref"].rsplit("/", 1)[1])
+    assert refs == names
+    for model in mechanics.SCHEMAS:
+        assert model.model_json_schema(ref_template="#/components/schemas/{model}")
