@@ -398,7 +398,7 @@ async def test_a_draw_is_created_committed_run_and_published(
     ("change", "field"),
     [
         pytest.param({"rules": {"prizes": []}}, "rules", id="no-prizes"),
-        pytest.param({"period_end": "2020-01-01T00:00:00Z"}, "to", id="ends-before"),
+        pytest.param({"period_end": "2020-01-01T00:00:00Z"}, "period_end", id="ends-before"),
         pytest.param({"period_start": "2026-01-01T00:00:00"}, "period_start", id="naive"),
         pytest.param({"code": ""}, "code", id="empty-code"),
         pytest.param({"rules": "many"}, "rules", id="rules-not-an-object"),
@@ -534,7 +534,7 @@ async def test_an_order_is_held_issued_or_cancelled(
     assert first.json()["account_id"] == member.account_id
     assert (replay.status_code, replay.json()) == (200, first.json())
     refused(conflict, 409, "idempotency_conflict", "idempotency_key")
-    refused(no_reward, 404, "reward_not_found")
+    refused(no_reward, 404, "reward_not_found", "reward")
     assert second.status_code == 201, second.text
     refused(sold_out, 409, "out_of_stock")
     refused(nobody, 404, "customer_not_found")

@@ -381,6 +381,10 @@ async def post_draw(request: Request, code: str) -> Response:
     rt = _rt(request)
     await _program(request, code)
     body = DrawIn.model_validate_json(await request.body())
+    if body.period_end <= body.period_start:
+        raise ServiceError(
+            "validation_failed", "the period ends before it starts", field="period_end"
+        )
     await draws.do_create_draw(
         rt,
         program_code=code,
@@ -539,13 +543,18 @@ async def post_reward_order(request: Request, code: str) -> Response:
         phone=body.customer.phone,
         customer_id=body.customer.id,
     )
-    order = await rewards.do_order(
-        rt,
-        program_id=program_id,
-        account_id=account_id,
-        reward_code=body.reward,
-        idempotency_key=body.idempotency_key,
-    )
+    try:
+        order = await rewards.do_order(
+            rt,
+            program_id=program_id,
+            account_id=account_id,
+            reward_code=body.reward,
+            idempotency_key=body.idempotency_key,
+        )
+    except rewards.RewardError as exc:
+        if exc.field == "reward_code":  # the body names it "reward"
+            exc.field = "reward"
+        raise
     return _ok(_order_view(order), 200 if order.replayed else 201)
 
 
