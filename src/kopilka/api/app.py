@@ -21,6 +21,7 @@ from starlette.responses import Response
 from kopilka import __version__
 from kopilka.api import problems
 from kopilka.api.admin import events as admin_events
+from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import giftcards as pos_giftcards
 from kopilka.api.pos import routes as pos
@@ -70,6 +71,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(pos_giftcards.router)
     app.include_router(admin.router)
     app.include_router(admin_events.router)
+    app.include_router(admin_mechanics.router)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> Response:
@@ -136,7 +138,12 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (*pos.SCHEMAS, *admin.SCHEMAS, *admin_events.SCHEMAS):
+        for model in (
+            *pos.SCHEMAS,
+            *admin.SCHEMAS,
+            *admin_events.SCHEMAS,
+            *admin_mechanics.SCHEMAS,
+        ):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))
             comps[model.__name__] = js
