@@ -88,3 +88,38 @@ async def test_a_program_with_welcome_points_credits_them_once_the_phone_is_conf
     assert ok.status_code == 200, ok.text
     assert again.status_code != 200  # the code was used
     assert lookup.json()["balance"]["available"] == "150.00"
+
+
+async def test_a_friend_registered_with_an_invite_code_brings_both_points_after_buying(
+    make_shop: Any,
+) -> None:
+    from kopilka.services import referrals
+    from tests.api.test_promotions_at_till import publish
+    from tests.conftest import receipt
+
+    shop = await make_shop()
+    await publish(
+        shop,
+        [],
+        activities={"referral_referrer": {"points": 300}, "referral_friend": {"points": 150}},
+    )
+    anna = await shop.customer()
+    code = await referrals.invite_code_for(shop.rt, anna.customer_id)
+
+    reg = await shop.post(
+        "/customers", {"phone": "+79261234588", "first_name": "Вера", "invite_code": code}
+    )
+    bad = await shop.post("/customers", {"phone": "+79261234589", "invite_code": "NOSUCH22"})
+    friend_card = reg.json()["card"]["number"]
+    bought = await shop.post("/purchases", receipt("ref1", friend_card, ("a", 1, "100.00")))
+    rewarded = await referrals.reward_pending_referrals(shop.rt)
+
+    assert reg.status_code == 201, reg.text
+    assert reg.json()["referral"] == {"status": "pending", "reason": None}
+    assert bad.status_code == 201  # the registration stands
+    assert bad.json()["referral"]["status"] == "rejected"
+    assert bought.status_code == 200, bought.text
+    assert rewarded == 1
+    assert (await shop.balance(anna))["available"] == "300.00"
+    friend = await shop.get("/customers/lookup", params={"identifier": friend_card})
+    assert friend.json()["balance"]["available"] == "155.00"  # 150 + 5 % of 100

@@ -184,6 +184,7 @@ class Registration:
     card_number: str | None = None
     consent_sms: bool = False
     consent_email: bool = False
+    invite_code: str | None = None
 
 
 def hash_code(code: str) -> str:
@@ -236,11 +237,25 @@ async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[st
         raise ServiceError(
             "card_taken", "this card number belongs to another customer", field="card_number"
         ) from None
-    return {
+    out: dict[str, Any] = {
         "customer_id": cust_id,
         "card": {"number": card_number, "id": card_id},
         "phone_confirmation": "sms_sent",
     }
+    if reg.invite_code is not None:  # after commit: the registration stands either way
+        from kopilka.services import referrals
+
+        try:
+            await referrals.do_register_referral(
+                rt,
+                program_id=term.program_id,
+                friend_customer_id=cust_id,
+                invite_code=reg.invite_code,
+            )
+            out["referral"] = {"status": "pending", "reason": None}
+        except ServiceError as exc:
+            out["referral"] = {"status": "rejected", "reason": exc.code}
+    return out
 
 
 CODE_TTL = timedelta(minutes=10)

@@ -38,6 +38,7 @@ from kopilka.services.activities import (
     award_in,
     check_points,
     period_start,
+    rules_for,
 )
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
@@ -324,7 +325,7 @@ async def do_reward_after_purchase(
 
 
 async def reward_pending_referrals(
-    rt: Runtime, *, rules: ActivityRules = DEFAULT_RULES, limit: int = 1000
+    rt: Runtime, *, rules: ActivityRules | None = None, limit: int = 1000
 ) -> int:
     """The job: reward every pending referral whose friend has a confirmed purchase (a
     catch-up for confirms that did not call ``do_reward_after_purchase``).  Returns how
@@ -351,8 +352,13 @@ async def reward_pending_referrals(
         ).all()
     done = 0
     for row in due:
+        # each program's own referral rules (its document's activities), unless given
+        program_rules = rules or rules_for(await rt.compiled(row.program_id))
         got = await do_reward_after_purchase(
-            rt, program_id=row.program_id, friend_customer_id=row.friend_customer_id, rules=rules
+            rt,
+            program_id=row.program_id,
+            friend_customer_id=row.friend_customer_id,
+            rules=program_rules,
         )
         done += got is not None
     return done

@@ -350,6 +350,7 @@ async def register(request: Request) -> Response:
         card_number=body.card_number,
         consent_sms=body.consent_sms,
         consent_email=body.consent_email,
+        invite_code=body.invite_code,
     )
     data = await customers.do_register(_rt(request), term, reg)
     return _ok(orjson.dumps(data), status=201)

@@ -129,6 +129,14 @@ class CustomerIn(Strict):
     card_number: Annotated[str, Field(pattern=r"^\d{13}$")] | None = None
     consent_sms: bool = False
     consent_email: bool = False
+    invite_code: Annotated[str, Field(min_length=4, max_length=32, pattern=NO_CONTROL)] | None = (
+        Field(
+            default=None,
+            description="a member's invite code: both get points after this customer's "
+            "first confirmed purchase; a code that cannot be used does not stop the "
+            "registration (the answer's referral says why)",
+        )
+    )
 
 
 class PhoneCodeIn(Strict):
