@@ -352,3 +352,40 @@ def draw_cli(argv: list[str]) -> int:
     args = p.parse_args(argv)
     status: int = args.fn(args)
     return status
+
+
+async def test_a_promotion_gives_bonus_tickets_to_members_only(
+    make_shop: MakeShop, clock: Clock
+) -> None:
+    from tests.api.test_promotions_at_till import publish
+
+    clock.set(datetime(2025, 2, 20, 12, tzinfo=UTC))
+    shop = await make_shop(earn_percent="0")
+    await publish(
+        shop,
+        [
+            {
+                "id": "coffee-tickets",
+                "name": "Coffee: 3 bonus tickets",
+                "lines": {"sku": ["coffee"]},
+                "effects": [{"kind": "draw_tickets", "tickets": 3}],
+            }
+        ],
+    )
+    ann, bob = await shop.customer(), await shop.customer()
+    code = await create(shop)
+    await draws.do_commit(shop.rt, code)
+    clock.set(datetime(2025, 3, 5, 12, tzinfo=UTC))
+    for member, sku, paid in ((ann, "coffee", "100.00"), (bob, "tea", "600.00")):
+        rid = f"d{next(_rid)}"
+        r = await shop.post("/purchases", receipt(rid, member.card, (sku, 1, paid)))
+        assert r.status_code == 200, r.text
+    anon = await shop.post("/purchases", receipt(f"d{next(_rid)}", None, ("coffee", 1, "9.00")))
+    clock.set(APRIL)
+
+    record = await draws.do_run(shop.rt, code)
+
+    tickets = dict((e["account_id"], e["tickets"]) for e in record["tickets"])
+    # Ann: 100.00 earns none by amount (1 per 500) + 3 bonus; Bob: 600.00 -> 1
+    assert tickets == {ann.account_id: 3, bob.account_id: 1}
+    assert anon.json()["lines"][0]["promotions"] == []  # no member, no tickets

@@ -75,6 +75,7 @@ class PaidReceipt:
 
     account_id: int
     to_pay: Decimal
+    bonus: int = 0  # tickets promotions gave on it (the ``draw_tickets`` effect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +169,11 @@ def _s(value: Decimal | None) -> str | None:
 
 
 def tickets_of(receipt: PaidReceipt, rules: DrawRules) -> int:
-    """Tickets one receipt gives (see ``DrawRules``)."""
+    """Tickets one receipt gives (see ``DrawRules``), plus the bonus tickets its
+    promotions gave (those whatever the amount)."""
     if receipt.to_pay <= 0 or receipt.to_pay < rules.min_purchase:
-        return 0
-    n = rules.tickets_per_purchase
+        return receipt.bonus
+    n = rules.tickets_per_purchase + receipt.bonus
     if rules.tickets_per_amount is not None:
         n += int((receipt.to_pay / rules.tickets_per_amount).to_integral_value(ROUND_FLOOR))
     return n

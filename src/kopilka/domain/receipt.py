@@ -110,6 +110,7 @@ class PricedReceipt:
     gifts: tuple[tuple[str, ...], ...] = ()  # (sku, name, quantity)
     program_version: int = 1
     explanations: dict[str, str] | None = None  # promotion id -> why (not) applied
+    draw_tickets: dict[str, int] = field(default_factory=dict)  # promotion id -> bonus tickets
 
 
 class RedeemRefused(Exception):

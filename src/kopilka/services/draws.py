@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.domain import draws as d
@@ -197,10 +197,17 @@ async def do_run(rt: Runtime, code: str, *, program_code: str | None = None) -> 
 
 
 async def _paid_receipts(conn: AsyncConnection, draw: Draw) -> list[d.PaidReceipt]:
-    """Confirmed member receipts that occurred in ``[period_start, period_end)``."""
+    """Confirmed member receipts that occurred in ``[period_start, period_end)``, with the
+    bonus tickets their promotions gave."""
     r = t.receipts.c
+    rp = t.receipt_promotions.c
+    bonus = (
+        select(func.coalesce(func.sum(rp.tickets), 0))
+        .where(rp.receipt_pk == r.id)
+        .scalar_subquery()
+    )
     rows = await conn.execute(
-        select(r.account_id, r.to_pay).where(
+        select(r.account_id, r.to_pay, bonus).where(
             r.program_id == draw.program_id,
             r.state == "confirmed",
             r.account_id.is_not(None),
@@ -208,7 +215,7 @@ async def _paid_receipts(conn: AsyncConnection, draw: Draw) -> list[d.PaidReceip
             r.occurred_at < draw.period_end,
         )
     )
-    return [d.PaidReceipt(int(a), Decimal(p)) for a, p in rows.all()]
+    return [d.PaidReceipt(int(a), Decimal(p), int(b or 0)) for a, p, b in rows.all()]
 
 
 async def _write_entries(

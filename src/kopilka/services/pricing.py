@@ -194,7 +194,7 @@ async def budgets_left(tx: Tx, compiled: CompiledProgram, program_id: int) -> di
 
 INSERT_RECEIPT_PROMOTIONS = (
     "INSERT INTO receipt_promotions (receipt_pk, promotion_id, program_id, account_id, "
-    "discount, points, counted, periods)"
+    "discount, points, counted, periods, tickets)"
 )
 ENSURE_BUDGET = (
     "INSERT INTO promotion_budgets (program_id, promotion_id, spent_money, spent_points) "
@@ -244,6 +244,7 @@ def promotion_rows(
                 cents(a.points),
                 counted,
                 periods,
+                priced.draw_tickets.get(a.rule, 0),
             )
         )
     return out

@@ -386,6 +386,7 @@ receipt_promotions = Table(
     Column("points", Money, nullable=False),
     Column("counted", Boolean, nullable=False, server_default="0"),  # in budgets/limits
     Column("periods", String(120)),  # the promotion_usage periods it counted in, comma-separated
+    Column("tickets", Integer, nullable=False, server_default="0"),  # bonus draw tickets
 )
 
 personal_offers = Table(

@@ -99,7 +99,7 @@ MISTAKES = [
                 "unknown kind 'teleport'; one of 'earn_percent', 'earn_multiplier', "
                 "'fixed_points', 'points_per_unit', 'line_discount', 'basket_discount', "
                 "'price_override', 'cheapest_free', 'bundle_price', 'gift', "
-                "'receipt_message', 'cashier_message'",
+                "'receipt_message', 'cashier_message', 'draw_tickets'",
             )
         ],
         id="unknown-effect-kind",

@@ -503,6 +503,11 @@ def _apply(calc: _Calc, s: _State, p: CompiledPromotion, eff: m.Effect) -> bool:
     if isinstance(eff, m.CashierMessage):
         s.notes.append(("cashier", p.id, eff.text))
         return True
+    if isinstance(eff, m.DrawTickets):
+        if calc.facts.customer is None:  # tickets are a member's
+            return False
+        s.notes.append(("tickets", p.id, str(eff.tickets)))
+        return True
     raise AssertionError(f"unknown effect {eff!r}")
 
 
@@ -887,7 +892,16 @@ def _finish(
         cashier_messages=tuple(t for kind, _, t in s.notes if kind == "cashier"),
         gifts=tuple(tuple(t.split("\x1f")) for kind, _, t in s.notes if kind == "gift"),
         program_version=prog.version,
+        draw_tickets=_tickets(s),
     )
+
+
+def _tickets(s: _State) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for kind, who, text in s.notes:
+        if kind == "tickets":
+            out[who] = out.get(who, 0) + int(text)
+    return out
 
 
 def _applied_order(prog: CompiledProgram):  # type: ignore[no-untyped-def]

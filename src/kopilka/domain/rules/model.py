@@ -320,6 +320,13 @@ class ReceiptMessage(Model):
     text: str = Field(min_length=1, max_length=500)
 
 
+class DrawTickets(Model):
+    """Bonus tickets in the prize draws whose period the receipt falls in."""
+
+    kind: Literal["draw_tickets"]
+    tickets: int = Field(ge=1, le=1000)
+
+
 class CashierMessage(Model):
     kind: Literal["cashier_message"]
     text: str = Field(min_length=1, max_length=500)
@@ -337,7 +344,8 @@ Effect = Annotated[
     | BundlePrice
     | Gift
     | ReceiptMessage
-    | CashierMessage,
+    | CashierMessage
+    | DrawTickets,
     Field(discriminator="kind"),
 ]
 DISCOUNT_EFFECTS = (LineDiscount, BasketDiscount, PriceOverride, CheapestFree, BundlePrice)
@@ -704,6 +712,7 @@ EFFECT_KINDS = {
     "gift",
     "receipt_message",
     "cashier_message",
+    "draw_tickets",
 }
 
 
