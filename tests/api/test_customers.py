@@ -123,3 +123,25 @@ async def test_a_friend_registered_with_an_invite_code_brings_both_points_after_
     assert (await shop.balance(anna))["available"] == "300.00"
     friend = await shop.get("/customers/lookup", params={"identifier": friend_card})
     assert friend.json()["balance"]["available"] == "155.00"  # 150 + 5 % of 100
+
+
+async def test_referrals_from_one_device_are_refused_as_a_farm(make_shop: Any) -> None:
+    from kopilka.services import referrals
+
+    shop = await make_shop()
+    anna = await shop.customer()
+    code = await referrals.invite_code_for(shop.rt, anna.customer_id)
+
+    first = await shop.post(
+        "/customers", {"phone": "+79261234591", "invite_code": code, "device_id": "dev-1"}
+    )
+    second = await shop.post(
+        "/customers", {"phone": "+79261234592", "invite_code": code, "device_id": "dev-1"}
+    )
+    other = await shop.post(
+        "/customers", {"phone": "+79261234593", "invite_code": code, "device_id": "dev-2"}
+    )
+
+    assert first.json()["referral"]["status"] == "pending"
+    assert second.json()["referral"] == {"status": "rejected", "reason": "same_device"}
+    assert other.json()["referral"]["status"] == "pending"

@@ -185,6 +185,7 @@ class Registration:
     consent_sms: bool = False
     consent_email: bool = False
     invite_code: str | None = None
+    device_id: str | None = None
 
 
 def hash_code(code: str) -> str:
@@ -217,6 +218,7 @@ async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[st
                     "consent_email": reg.consent_email,
                     "home_store_id": term.store_id,
                     "registered_at": now,
+                    "device_id": reg.device_id,
                 },
             )
             card_number, card_id = await create_account_and_card(

@@ -57,6 +57,7 @@ STATUS = {
     "customer_not_found": 404,
     "self_referral": 422,
     "same_phone": 422,
+    "same_device": 422,
     "already_referred": 409,
     "not_a_new_member": 422,
     "referral_limit_reached": 422,
@@ -125,8 +126,13 @@ _REF = (
     "FROM referrals "
 )
 _CUSTOMER = (
-    "SELECT c.id, c.phone, a.id FROM customers c JOIN accounts a ON a.customer_id = c.id "
-    "WHERE c.program_id = ? AND c.id = ?"
+    "SELECT c.id, c.phone, a.id, c.device_id FROM customers c "
+    "JOIN accounts a ON a.customer_id = c.id WHERE c.program_id = ? AND c.id = ?"
+)
+# Another friend of the same referrer registered from this device: a farm.
+_DEVICE_USED = (
+    "SELECT 1 FROM referrals r JOIN customers c ON c.id = r.friend_customer_id "
+    "WHERE r.program_id = ? AND r.referrer_customer_id = ? AND c.device_id = ?"
 )
 _HAS_BOUGHT = (
     "SELECT 1 FROM receipts WHERE program_id = ? AND account_id = ? AND state = 'confirmed' LIMIT 1"
@@ -211,6 +217,15 @@ async def _register_in(
         raise ReferralError("self_referral", "a member cannot refer himself", field="invite_code")
     if _same_phone(friend[0][1], referrer[0][1]):
         raise ReferralError("same_phone", "the friend has the referrer's phone", field="customer")
+    device = friend[0][3]
+    if device is not None and (
+        device == referrer[0][3] or await tx.fetch(_DEVICE_USED, program_id, referrer_id, device)
+    ):
+        raise ReferralError(
+            "same_device",
+            "the friend registered from the referrer's device, or one another friend used",
+            field="customer",
+        )
     # The referrer's account lock serialises his referrals: the cap is counted exactly.
     await load_account(tx, int(referrer[0][2]), lock=True)
     if await tx.fetch(_REF + "WHERE friend_customer_id = ?", friend_customer_id):

@@ -117,6 +117,7 @@ customers = Table(
     Column("status", String(16), nullable=False, server_default="active"),
     Column("tags", Text),  # JSON list of customer groups ("staff", "wholesale", ...)
     Column("rfm_segment", String(32)),
+    Column("device_id", String(128)),  # the app's or POS's device fingerprint at registration
     UniqueConstraint("program_id", "phone"),
 )
 

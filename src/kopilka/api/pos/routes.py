@@ -351,6 +351,7 @@ async def register(request: Request) -> Response:
         consent_sms=body.consent_sms,
         consent_email=body.consent_email,
         invite_code=body.invite_code,
+        device_id=body.device_id,
     )
     data = await customers.do_register(_rt(request), term, reg)
     return _ok(orjson.dumps(data), status=201)

@@ -129,6 +129,13 @@ class CustomerIn(Strict):
     card_number: Annotated[str, Field(pattern=r"^\d{13}$")] | None = None
     consent_sms: bool = False
     consent_email: bool = False
+    device_id: Annotated[str, Field(min_length=1, max_length=128, pattern=NO_CONTROL)] | None = (
+        Field(
+            default=None,
+            description="the registering device's fingerprint (an app, a self-service "
+            "kiosk): referrals from one device to one referrer are refused as a farm",
+        )
+    )
     invite_code: Annotated[str, Field(min_length=4, max_length=32, pattern=NO_CONTROL)] | None = (
         Field(
             default=None,
