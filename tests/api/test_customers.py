@@ -75,9 +75,13 @@ async def test_a_program_with_welcome_points_credits_them_once_the_phone_is_conf
     from tests.api.test_promotions_at_till import publish
 
     shop = await make_shop()
-    await publish(shop, [], activities={"welcome": {"points": 150, "limit": 1}})
+    await publish(
+        shop,
+        [],
+        activities={"welcome": {"points": 150, "limit": 1}, "card_registered": {"points": 50}},
+    )
     phone = "+79261234577"
-    reg = await shop.post("/customers", {"phone": phone, "first_name": "Ира"})
+    reg = await shop.post("/customers", {"phone": phone, "first_name": "Ира"})  # virtual card
     cid = reg.json()["customer_id"]
     codes = await sms_codes(shop, phone)
 
@@ -145,3 +149,25 @@ async def test_referrals_from_one_device_are_refused_as_a_farm(make_shop: Any) -
     assert first.json()["referral"]["status"] == "pending"
     assert second.json()["referral"] == {"status": "rejected", "reason": "same_device"}
     assert other.json()["referral"]["status"] == "pending"
+
+
+async def test_a_plastic_card_registered_at_the_till_earns_its_points_too(make_shop: Any) -> None:
+    from kopilka.domain.identifiers import make_card_number
+    from tests.api.test_promotions_at_till import publish
+
+    shop = await make_shop()
+    await publish(
+        shop, [], activities={"welcome": {"points": 100}, "card_registered": {"points": 50}}
+    )
+    phone = "+79261234599"
+    card = make_card_number("27", 990_000 + shop.program_id)
+    reg = await shop.post("/customers", {"phone": phone, "card_number": card})
+    codes = await sms_codes(shop, phone)
+
+    ok = await shop.post(
+        f"/customers/{reg.json()['customer_id']}/confirm-phone", {"code": codes[0]}
+    )
+    lookup = await shop.get("/customers/lookup", params={"identifier": card})
+
+    assert ok.status_code == 200, ok.text
+    assert lookup.json()["balance"]["available"] == "150.00"  # welcome 100 + card 50

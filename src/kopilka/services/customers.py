@@ -423,15 +423,35 @@ async def do_confirm_phone(
             )
     if wrong:  # raised after commit, so the failed attempt is counted
         raise ServiceError("invalid_code", "the code is wrong", field="code")
-    compiled = await rt.compiled(term.program_id)
-    if "welcome" in compiled.doc.activities:  # after commit: a second writer on SQLite
-        from kopilka.services import activities
+    await _award_on_confirmation(rt, term.program_id, customer_id)
+    return {"customer_id": customer_id, "phone_confirmed": True}
 
+
+async def _award_on_confirmation(rt: Runtime, program_id: int, customer_id: int) -> None:
+    """Welcome points, and points for registering a plastic card, when the program's
+    document names them; after commit (on SQLite a second writer would wait)."""
+    compiled = await rt.compiled(program_id)
+    wanted = [a for a in ("welcome", "card_registered") if a in compiled.doc.activities]
+    if not wanted:
+        return
+    from kopilka.services import activities
+
+    if "card_registered" in wanted:
+        async with rt.engine.connect() as conn:
+            plastic = (
+                await conn.execute(
+                    select(t.cards.c.id).where(
+                        t.cards.c.customer_id == customer_id, t.cards.c.kind == "plastic"
+                    )
+                )
+            ).first()
+        if plastic is None:
+            wanted.remove("card_registered")
+    for activity in wanted:
         await activities.do_award_customer(
             rt,
-            program_id=term.program_id,
+            program_id=program_id,
             customer_id=customer_id,
-            activity="welcome",
+            activity=activity,
             rules=activities.rules_for(compiled),
         )
-    return {"customer_id": customer_id, "phone_confirmed": True}
