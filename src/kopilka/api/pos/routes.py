@@ -30,14 +30,16 @@ from kopilka.api.pos.schemas import (
     PurchaseIn,
     RedeemCodeIn,
     RefundIn,
+    RewardOrderIn,
 )
 from kopilka.domain.identifiers import is_valid_card_number
 from kopilka.domain.money import ZERO, fmt2, q2
 from kopilka.domain.receipt import Basket, BasketLine
-from kopilka.services import coupons, customers, giftcards, purchases, refunds
+from kopilka.services import coupons, customers, giftcards, purchases, refunds, rewards
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
+from kopilka.store.queries.accounts import load_by_identifier
 
 router = APIRouter(prefix="/api/pos/v1", tags=["POS"])
 JSON = "application/json"
@@ -203,6 +205,73 @@ async def coupon_redeem(request: Request, code: str) -> Response:
         _rt(request), term, raw_code=code, identifier=body.identifier
     )
     return _ok(orjson.dumps(data))
+
+
+@router.get(
+    "/rewards",
+    responses=ERRORS,
+    summary="The rewards catalogue: items for points, with their stock",
+)
+async def rewards_catalogue(request: Request) -> Response:
+    term = await _auth(request)
+    items = await rewards.list_rewards(_rt(request), program_id=term.program_id, active_only=True)
+    return _ok(
+        orjson.dumps(
+            [
+                {
+                    "code": r.code,
+                    "name": r.name,
+                    "price_points": fmt2(r.price_points),
+                    "stock": r.stock,
+                }
+                for r in items
+            ]
+        )
+    )
+
+
+@router.post(
+    "/rewards/orders",
+    responses=ERRORS,
+    summary="Order a reward for points at the till (and hand it over)",
+    openapi_extra=_openapi_body(RewardOrderIn),
+)
+async def reward_order(request: Request) -> Response:
+    term = await _auth(request)
+    body = _body(RewardOrderIn, await request.body())
+    rt = _rt(request)
+    async with rt.hot.read() as tx:
+        acc = await load_by_identifier(
+            tx,
+            program_id=term.program_id,
+            values=purchases.identifier_values(body.identifier),
+            lock=False,
+        )
+    if acc is None:
+        raise ServiceError(
+            "unknown_identifier", "no customer with this identifier", field="identifier"
+        )
+    order = await rewards.do_order(
+        rt,
+        program_id=term.program_id,
+        account_id=acc.id,
+        reward_code=body.reward,
+        idempotency_key=f"pos:{term.id}:{body.order_id}",
+    )
+    if body.issue and order.state == "ordered":
+        order = await rewards.do_issue(rt, order.id)
+    return _ok(
+        orjson.dumps(
+            {
+                "order_id": body.order_id,
+                "reward": order.reward_code,
+                "name": order.reward_name,
+                "points": fmt2(order.points),
+                "state": order.state,
+            }
+        ),
+        status=201 if not order.replayed else 200,
+    )
 
 
 @router.post(

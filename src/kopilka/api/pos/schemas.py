@@ -91,6 +91,19 @@ class RedeemCodeIn(Strict):
     identifier: Scanned
 
 
+class RewardOrderIn(Strict):
+    """A reward ordered at the till, for the customer named by ``identifier``."""
+
+    identifier: Scanned
+    reward: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
+    order_id: Ident = Field(description="the POS's id of this order: the idempotency key")
+    issue: bool = Field(
+        default=True,
+        description="handed over now: the points are spent at once (false: held until "
+        "issued from the admin API)",
+    )
+
+
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     receipts: Annotated[list[object], Field(min_length=1, max_length=1000)]
