@@ -26,7 +26,8 @@ from kopilka.domain.rules.engine import card_discount_percent
 from kopilka.domain.rules.facts import CustomerContext
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
-from kopilka.services.pricing import tags_of
+from kopilka.services.offers import offers_view
+from kopilka.services.pricing import reads_needed, tags_of
 from kopilka.services.purchases import identifier_values
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
@@ -63,6 +64,11 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
             acc.id,
             acc.customer_id,
         )
+        offers: list[dict[str, Any]] = []
+        if reads_needed(compiled)[2]:  # only programs with personal promotions pay for the read
+            offers = await offers_view(
+                tx, compiled, program_id=term.program_id, customer_id=acc.customer_id, now=now
+            )
     cust = rows[0]
     recent = [x[2:] for x in rows if x[2] is not None]
     birthday = (
@@ -124,7 +130,7 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         "tier": _tier_view(compiled, acc.tier),
         "balance": {**views.balance_view(bal), "debt": fmt2(acc.debt)},
         "discount_percent": _discount_view(compiled, acc),
-        "offers": [],
+        "offers": offers,
         "recommendations": [],
         "last_purchases": [
             {

@@ -45,6 +45,7 @@ STATUS: dict[str, int] = {
     "coupon_repeated": 422,
     "rate_limited": 429,
     "draw_not_found": 404,
+    "promotion_not_found": 404,
     "program_not_found": 404,
     "draw_exists": 409,
     "ambiguous_draw": 409,

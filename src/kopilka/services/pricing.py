@@ -42,6 +42,11 @@ def needs(compiled: CompiledProgram) -> tuple[bool, bool, bool]:
 _NEEDS: dict[int, tuple[CompiledProgram, tuple[bool, bool, bool]]] = {}
 
 
+def reads_needed(compiled: CompiledProgram) -> tuple[bool, bool, bool]:
+    """``needs``, computed once per compiled version."""
+    return _needs_cached(compiled)
+
+
 def _needs_cached(compiled: CompiledProgram) -> tuple[bool, bool, bool]:
     hit = _NEEDS.get(id(compiled))
     if hit is not None and hit[0] is compiled:

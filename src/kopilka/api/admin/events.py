@@ -13,12 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from starlette.responses import Response
 
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
-from kopilka.services import activities, admin, views
+from kopilka.services import activities, admin, offers, views
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
@@ -52,7 +52,18 @@ class EventIn(BaseModel):
     partner: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-SCHEMAS: tuple[type[BaseModel], ...] = (EventIn,)
+class OfferIn(BaseModel):
+    """Assign a promotion to a customer as his personal offer (or withdraw it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    program: str = Field(min_length=1, max_length=64)
+    customer: CustomerRef
+    promotion: str = Field(min_length=1, max_length=64)
+    valid_until: AwareDatetime | None = None
+
+
+SCHEMAS: tuple[type[BaseModel], ...] = (EventIn, OfferIn)
 
 
 def _rt(request: Request) -> Runtime:
@@ -125,3 +136,67 @@ async def post_event(request: Request) -> Response:
         "created_at": views.iso(award.created_at),
     }
     return Response(views.dumps(out), status_code=200, media_type=JSON)
+
+
+def _offer_body() -> dict[str, Any]:
+    return {
+        **SECURITY,
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/OfferIn"}}},
+        },
+    }
+
+
+async def _offer_target(request: Request) -> tuple[Runtime, OfferIn, int, int]:
+    rt = _rt(request)
+    token = await admin.check_token(rt, request.headers.get("authorization", ""))
+    body = OfferIn.model_validate_json(await request.body())
+    token.check_program(body.program)
+    program_id = await activities.program_id_of(rt, body.program)
+    account_id = await activities.find_account(
+        rt,
+        program_id=program_id,
+        card=body.customer.card,
+        phone=body.customer.phone,
+        customer_id=body.customer.id,
+    )
+    async with rt.engine.connect() as conn:
+        customer_id = (
+            await conn.execute(
+                select(t.accounts.c.customer_id).where(t.accounts.c.id == account_id)
+            )
+        ).scalar_one()
+    return rt, body, program_id, int(customer_id)
+
+
+@router.post(
+    "/personal-offers",
+    responses=ERRORS,
+    openapi_extra=_offer_body(),
+    summary="Assign a promotion to a customer as a personal offer (shown at lookup)",
+)
+async def post_offer(request: Request) -> Response:
+    rt, body, program_id, customer_id = await _offer_target(request)
+    out = await offers.do_assign(
+        rt,
+        program_id=program_id,
+        customer_id=customer_id,
+        promotion_id=body.promotion,
+        valid_until=body.valid_until,
+    )
+    return Response(views.dumps(out), status_code=201, media_type=JSON)
+
+
+@router.post(
+    "/personal-offers/withdraw",
+    responses=ERRORS,
+    openapi_extra=_offer_body(),
+    summary="Withdraw a customer's personal offer",
+)
+async def withdraw_offer(request: Request) -> Response:
+    rt, body, program_id, customer_id = await _offer_target(request)
+    gone = await offers.do_withdraw(
+        rt, program_id=program_id, customer_id=customer_id, promotion_id=body.promotion
+    )
+    return Response(views.dumps({"withdrawn": gone}), status_code=200, media_type=JSON)
