@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from kopilka.api.app import create_app
+from kopilka.api.app import HotFront, create_app
 from kopilka.domain.identifiers import make_card_number
 from kopilka.domain.program import ProgramSettings
 from kopilka.services.accounts import do_adjust
@@ -123,7 +123,8 @@ def clock(rt: Runtime) -> Iterator[Clock]:
 
 @pytest.fixture(scope="session")
 async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(rt, sweep_every_s=0)
+    # As the server runs it: the hot routes in front of the FastAPI app.
+    app = HotFront(create_app(rt, sweep_every_s=0))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

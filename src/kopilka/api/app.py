@@ -17,6 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Message, Receive, Scope, Send
 
 from kopilka import __version__
 from kopilka.api import problems
@@ -43,6 +45,78 @@ async def _sweep(rt: Runtime, every_s: float) -> None:
             await coupons.expire_coupon_holds(rt)
         except Exception:  # keep sweeping; the error is logged
             log.exception("hold sweeper failed")
+
+
+class HotFront:
+    """The server's ASGI entry: the till's hot routes (``pos.fast_routes``) are served
+    straight from here, everything else (and any hot path no fast route matches) by the
+    FastAPI app.
+
+    FastAPI 0.165 puts several middlewares in front of every route (server errors,
+    telemetry, body limit, exceptions, an exit stack): ~0.2 ms of CPU per call, three
+    calls per receipt, a sixth of what a receipt costs the server on SQLite.  The hot
+    routes need none of them; their errors are answered here with the app's own
+    problem+json functions, so the answers are the same byte for byte.
+    """
+
+    max_body = 4 * 1024 * 1024  # a 1000-line receipt is ~0.2 MB
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.routes = pos.fast_routes()
+        self.prefix = pos.router.prefix + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope = {**scope, **child, "app": self.app}
+                    try:
+                        await route.handle(scope, self._limited(scope, receive), send)
+                    except _BodyTooLarge:
+                        await problems.problem(
+                            413,
+                            "body_too_large",
+                            f"the body is larger than {self.max_body // (1024 * 1024)} MB",
+                        )(scope, receive, send)
+                    except ServiceError as exc:
+                        await problems.from_service_error(exc)(scope, receive, send)
+                    except ValidationError as exc:
+                        await problems.from_validation_error(exc)(scope, receive, send)
+                    except Exception as exc:  # as the app's own handler: logged, 500
+                        log.exception("unexpected error", exc_info=exc)
+                        await _internal_error()(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """``receive`` that refuses a body over ``max_body`` (declared or streamed)."""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                raise _BodyTooLarge
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        return limited
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _internal_error() -> Response:
+    return problems.problem(
+        500, "internal_error", "the server failed; nothing was written; retry the call"
+    )
 
 
 def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
@@ -110,9 +184,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
-        return problems.problem(
-            500, "internal_error", "the server failed; nothing was written; retry the call"
-        )
+        return _internal_error()
 
     # Swagger UI from the package itself (swagger-ui-dist, vendored): /docs works offline.
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
-
-from kopilka.api.app import create_app
+from kopilka.api.app import HotFront, create_app
 from kopilka.services.runtime import Runtime
 from kopilka.store.db import create_engine, resolve_url
 
 
-def make_app() -> FastAPI:
+def make_app() -> HotFront:
     """One app per worker process.  ``KOPILKA_DB_POOL`` (default 10) connections serve the
     till's hot path on PostgreSQL; SQLAlchemy keeps 5 more for everything else."""
     url = resolve_url(None)
     pool = int(os.environ.get("KOPILKA_DB_POOL", "10"))
-    return create_app(Runtime(engine=create_engine(url, pool_size=5), url=url, pool_size=pool))
+    app = create_app(Runtime(engine=create_engine(url, pool_size=5), url=url, pool_size=pool))
+    return HotFront(app)
