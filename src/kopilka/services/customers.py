@@ -150,8 +150,9 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
 def _discount_view(compiled: CompiledProgram, acc: AccountState) -> str | None:
     """The card's discount percent, when the program gives one."""
     doc = compiled.doc
-    if doc.discount is None and doc.cumulative is None and not compiled.tiers:
-        return None
+    tier_discounts = any(t.discount_percent is not None for t in compiled.tiers.values())
+    if doc.discount is None and doc.cumulative is None and not tier_discounts:
+        return None  # the program gives no card discount
     ctx = CustomerContext(
         account_id=acc.id,
         available=ZERO,
