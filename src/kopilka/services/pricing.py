@@ -231,7 +231,7 @@ def promotion_rows(
     promotion the receipt got; ``counted`` when it took from a budget or a per-customer
     limit, ``periods`` the usage rows it counted in."""
     out = []
-    keys = period_keys(local)
+    keys: dict[str, str] | None = None
     for a in priced.applied:
         p = compiled.by_id.get(a.rule)
         if p is None:
@@ -239,6 +239,7 @@ def promotion_rows(
         counted = bool(p.budget is not None or (p.limits and account is not None))
         periods = None
         if p.limits and account is not None:
+            keys = keys or period_keys(local)
             periods = ",".join(keys[lim.period] for lim in p.limits)
         out.append(
             (
@@ -271,7 +272,7 @@ async def reserve_promotions(
     returns the id of the promotion that no longer fits: the caller prices again
     without it.
     """
-    keys = period_keys(local)
+    keys: dict[str, str] | None = None
     taken: list[tuple[Any, ...]] = []
     for a in priced.applied:
         p = compiled.by_id.get(a.rule)
@@ -288,6 +289,7 @@ async def reserve_promotions(
                 return p.id
             taken.append(("budget", p.id, d, pts))
         if p.limits and account is not None:
+            keys = keys or period_keys(local)
             for lim in p.limits:
                 period = keys[lim.period]
                 rows = await tx.fetch(USE_LIMIT, program_id, account.id, p.id, period, lim.count)
