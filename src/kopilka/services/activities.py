@@ -360,13 +360,10 @@ async def do_award_customer(
 
 
 async def program_id_of(rt: Runtime, code: str) -> int:
+    from kopilka.services.setup import program_id
+
     async with rt.engine.connect() as conn:
-        pid = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == code))
-        ).scalar_one_or_none()
-    if pid is None:
-        raise ActivityError("program_not_found", f"no program {code!r}", field="program")
-    return int(pid)
+        return await program_id(conn, code)
 
 
 async def find_account(

@@ -31,6 +31,7 @@ from kopilka.domain.rules import model as m
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
+from kopilka.services.setup import program_id
 from kopilka.store import tables as t
 from kopilka.store.raw import Tx, dec2, parse_ts, ts
 
@@ -97,11 +98,7 @@ async def do_create_series(
         made = list(make_codes(n, seed=seed))
     now = rt.now()
     async with rt.engine.begin() as conn:
-        pid = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
-        ).scalar_one_or_none()
-        if pid is None:
-            raise ServiceError("validation_failed", f"no program {program_code!r}", field="program")
+        pid = await program_id(conn, program_code)
         series_id = (
             await conn.execute(
                 insert(t.coupon_series).returning(t.coupon_series.c.id),
@@ -244,7 +241,19 @@ def coupons_view(presented: list[Coupon], used: list[Coupon]) -> list[dict[str, 
     ]
 
 
-TAKE = "UPDATE coupons SET uses = uses + 1 WHERE id = ? AND status = 'active' AND {} RETURNING id"
+# The conditional update is the whole race guarantee: two tills taking the last use of a
+# coupon both run it; the row lock makes the second see the first's count and match nothing.
+TAKE = (
+    "UPDATE coupons SET uses = uses + 1 WHERE id = ? AND status = 'active' "
+    "AND uses < ? RETURNING id"
+)
+UNLIMITED_USES = 2**31 - 1
+
+
+async def _take(tx: Tx, coupon_id: int, max_uses: int | None) -> bool:
+    """Count one more use of the coupon if it has one left; False when it has not."""
+    limit = UNLIMITED_USES if max_uses is None else max_uses
+    return bool(await tx.fetch(TAKE, coupon_id, limit))
 
 
 async def hold_coupons(
@@ -260,9 +269,7 @@ async def hold_coupons(
     """Count the receipt's use of each coupon (held, or spent for a one-shot purchase).
     A coupon another till took first: ``coupon_used`` (the caller's transaction rolls back)."""
     for c in coupons:
-        cond = "1 = 1" if c.max_uses is None else f"uses < {int(c.max_uses)}"
-        rows = await tx.fetch(TAKE.format(cond), c.id)
-        if not rows:
+        if not await _take(tx, c.id, c.max_uses):
             raise ServiceError(
                 "coupon_used", "the coupon has just been used at another till", field="coupons"
             )
@@ -288,8 +295,7 @@ async def confirm_coupons(tx: Tx, *, receipt_pk: int, now: datetime) -> None:
         "released",
     )
     for coupon_id, max_uses in released:
-        cond = "1 = 1" if max_uses is None else f"uses < {int(max_uses)}"
-        if not await tx.fetch(TAKE.format(cond), coupon_id):
+        if not await _take(tx, coupon_id, max_uses):
             raise ServiceError(
                 "hold_expired",
                 "the coupon's hold expired and another receipt has used it since; "
@@ -354,8 +360,8 @@ async def expire_coupon_holds(rt: Runtime) -> int:
             )
         ).all()
     done = 0
-    for receipt_pk, program_id, created_at in {(r[0], r[1], r[2]) for r in rows}:
-        ttl = (await rt.compiled(program_id)).settings.hold_ttl_s
+    for receipt_pk, pid, created_at in {(r[0], r[1], r[2]) for r in rows}:
+        ttl = (await rt.compiled(pid)).settings.hold_ttl_s
         if created_at + timedelta(seconds=ttl) > now:
             continue
         async with rt.engine.begin() as conn:
@@ -462,8 +468,7 @@ async def do_redeem_points_code(
         why = why_invalid(found, customer_id=account.customer_id, now=now)
         if why is not None:
             raise ServiceError(why[0], why[1], field="code")
-        cond = "1 = 1" if found.max_uses is None else f"uses < {int(found.max_uses)}"
-        if not await tx.fetch(TAKE.format(cond), found.id):
+        if not await _take(tx, found.id, found.max_uses):
             raise ServiceError("coupon_used", "the code has just been used", field="code")
         points = dec2(rows[0][0])
         await tx.execute(
@@ -505,11 +510,7 @@ async def do_surprise(
     import random
 
     async with rt.engine.connect() as conn:
-        pid = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
-        ).scalar_one_or_none()
-        if pid is None:
-            raise ServiceError("validation_failed", f"no program {program_code!r}", field="program")
+        pid = await program_id(conn, program_code)
         members = list(
             (
                 await conn.execute(

@@ -32,6 +32,7 @@ from kopilka.domain.money import fmt2
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import lot_dates
 from kopilka.services.runtime import Runtime
+from kopilka.services.setup import program_id as program_id_of
 from kopilka.store import tables as t
 from kopilka.store.queries.accounts import Posting, load_account
 from kopilka.store.raw import SATx
@@ -74,11 +75,7 @@ async def do_create_draw(
     if period_end <= period_start:
         raise ServiceError("validation_failed", "the period ends before it starts", field="to")
     async with rt.engine.begin() as conn:
-        program_id = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
-        ).scalar_one_or_none()
-        if program_id is None:
-            raise ServiceError("program_not_found", f"no program {program_code!r}")
+        program_id = await program_id_of(conn, program_code)
         taken = (
             await conn.execute(
                 select(t.draws.c.id).where(

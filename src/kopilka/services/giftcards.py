@@ -38,6 +38,7 @@ from kopilka.domain.identifiers import mask_card
 from kopilka.domain.money import fmt2
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
+from kopilka.services.setup import program_id
 from kopilka.store import tables as t
 from kopilka.store.raw import SATx, Tx, cents, dec2, parse_ts, ts
 
@@ -135,11 +136,7 @@ async def do_create_series(
     rng = random.Random(seed) if seed is not None else random.SystemRandom()
     now = rt.now()
     async with rt.engine.begin() as conn:
-        pid = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
-        ).scalar_one_or_none()
-        if pid is None:
-            raise GiftCardError("program_not_found", f"no program {program_code!r}")
+        pid = await program_id(conn, program_code)
         exists = (
             await conn.execute(
                 select(t.gift_card_series.c.id).where(
@@ -723,11 +720,7 @@ async def do_block(rt: Runtime, program_code: str, number: str) -> dict[str, Any
     holding money on it can still be confirmed or cancelled).  Idempotent."""
     now = rt.now()
     async with rt.engine.begin() as conn:
-        pid = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
-        ).scalar_one_or_none()
-        if pid is None:
-            raise GiftCardError("program_not_found", f"no program {program_code!r}")
+        pid = await program_id(conn, program_code)
         tx = SATx(conn)
         row = await load_card(tx, program_id=pid, number=number, lock=True)
         if row is None:
@@ -829,11 +822,7 @@ async def breakage_report(
     activated and redeemed in ``[start, end)``, and what live cards still hold."""
     g, e, s = t.gift_cards, t.gift_card_entries, t.gift_card_series
     async with rt.engine.connect() as conn:
-        pid = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
-        ).scalar_one_or_none()
-        if pid is None:
-            raise GiftCardError("program_not_found", f"no program {program_code!r}")
+        pid = await program_id(conn, program_code)
         where = [e.c.program_id == pid]
         if start is not None:
             where.append(e.c.created_at >= start)

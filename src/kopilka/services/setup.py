@@ -71,12 +71,13 @@ def check_settings(s: ProgramSettings) -> None:
         raise bad("timezone", "unknown time zone") from None
 
 
-async def _program_id(conn: Any, code: str) -> int:
+async def program_id(conn: Any, code: str, *, field: str = "program") -> int:
+    """The id of the program with this code; ``program_not_found`` (404) naming ``field``."""
     pid = (
         await conn.execute(select(t.programs.c.id).where(t.programs.c.code == code))
     ).scalar_one_or_none()
     if pid is None:
-        raise ServiceError("validation_failed", f"no program {code!r}", field="program")
+        raise ServiceError("program_not_found", f"no program {code!r}", field=field)
     return int(pid)
 
 
@@ -135,7 +136,7 @@ async def show_program(rt: Runtime, code: str) -> ProgramSettings:
 
 async def do_add_partner(rt: Runtime, *, program: str, code: str, name: str) -> None:
     async with rt.engine.begin() as conn:
-        pid = await _program_id(conn, program)
+        pid = await program_id(conn, program)
         await conn.execute(insert(t.partners), {"program_id": pid, "code": code, "name": name})
 
 
@@ -158,7 +159,7 @@ async def do_add_store(
     except (ZoneInfoNotFoundError, ValueError):
         raise ServiceError("validation_failed", "unknown time zone", field="timezone") from None
     async with rt.engine.begin() as conn:
-        pid = await _program_id(conn, program)
+        pid = await program_id(conn, program)
         partner_id = (
             await conn.execute(
                 select(t.partners.c.id).where(
