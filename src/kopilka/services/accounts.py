@@ -21,14 +21,7 @@ async def do_adjust(
         acc = await load_account(tx, account_id, lock=True)
         posting = Posting(acc, now)
         if amount > 0:
-            _, expires = lot_dates(now, program)
-            posting.earn(
-                amount,
-                debt_paid=min(amount, acc.debt),
-                activates_at=now,
-                expires_at=expires,
-                kind=EntryKind.ADJUST,
-            )
+            posting.credit(amount, expires_at=lot_dates(now, program)[1])
         elif amount < 0:
             available = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now).available
             if -amount > available:

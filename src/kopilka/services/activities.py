@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
+from kopilka.domain.ledger import EntryKind
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import identifier_values, lot_dates
@@ -275,7 +276,7 @@ async def award_in(
         ts(tx, now),
     )
     posting = Posting(acc, now, funding_partner_id=partner_id)
-    posting.earn(points, debt_paid=min(points, acc.debt), activates_at=now, expires_at=expires_at)
+    posting.credit(points, expires_at=expires_at, kind=EntryKind.EARN)
     await posting.flush(tx, note=f"activity {activity}"[:200])
     return Award(
         int(rows[0][0]), account_id, activity, points, idempotency_key, now.astimezone(UTC)

@@ -441,7 +441,6 @@ async def do_redeem_points_code(
     """A member tells the cashier a code sent to him: a coupon of a series with ``points``
     credits them to his account, once per coupon use.  In one transaction: the coupon's use
     (conditional, so two tills cannot both credit it), the lot, the ledger entry."""
-    from kopilka.domain.ledger import EntryKind
     from kopilka.services.purchases import identifier_values, lot_dates
     from kopilka.store.queries.accounts import Posting, load_by_identifier
 
@@ -480,15 +479,8 @@ async def do_redeem_points_code(
             ts(tx, now),
             ts(tx, now),
         )
-        _, expires = lot_dates(now, program)
         posting = Posting(account, now, funding_partner_id=term.partner_id)
-        posting.earn(
-            points,
-            debt_paid=min(points, account.debt),
-            activates_at=now,
-            expires_at=expires,
-            kind=EntryKind.ADJUST,
-        )
+        posting.credit(points, expires_at=lot_dates(now, program)[1])
         await posting.flush(tx, note=f"points code {found.series}")
     return {"code": display(code) if is_well_formed(code) else code, "points": str(points)}
 

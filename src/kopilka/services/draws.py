@@ -27,7 +27,6 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.domain import draws as d
-from kopilka.domain.ledger import EntryKind
 from kopilka.domain.money import fmt2
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import lot_dates
@@ -258,13 +257,7 @@ async def _credit_prizes(
             continue
         acc = await load_account(tx, w.account_id, lock=True)
         posting = Posting(acc, now)
-        posting.earn(
-            w.prize.points,
-            debt_paid=min(w.prize.points, acc.debt),
-            activates_at=now,
-            expires_at=expires_at,
-            kind=EntryKind.ADJUST,
-        )
+        posting.credit(w.prize.points, expires_at=expires_at)
         await posting.flush(tx, note=f"draw {draw.code} place {w.place}"[:200])
 
 

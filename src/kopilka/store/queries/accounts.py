@@ -223,6 +223,19 @@ class Posting:
             self.new_lot = (lot_amount, activates_at, expires_at)
         self.entries.append(Entry(kind, amount, new_lot=lot_amount > 0))
 
+    def credit(
+        self, amount: Decimal, *, expires_at: datetime | None, kind: EntryKind = EntryKind.ADJUST
+    ) -> None:
+        """Points given outside a purchase (an adjustment, an activity, a prize, a points
+        code): usable at once, paying the debt first."""
+        self.earn(
+            amount,
+            debt_paid=min(amount, self.account.debt),
+            activates_at=self.now,
+            expires_at=expires_at,
+            kind=kind,
+        )
+
     def lots_after(self) -> list[Lot]:
         """The account's lots as they will be once written (a new lot has id 0)."""
         out = [
