@@ -10,7 +10,6 @@ request hash gets the stored answer byte for byte, another body gets 409.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -304,7 +303,7 @@ async def _calculate(
     balance = (
         balance_of(account.lots, held=account.held, debt=account.debt, now=now) if account else None
     )
-    local = occurred_at.astimezone(_store_zone(term, compiled))
+    local = occurred_at.astimezone(compiled.zone(term.store.timezone))
     ctx = None
     if account is not None and balance is not None:
         ctx = await customer_context(
@@ -485,18 +484,6 @@ async def _calculate(
         posting.hold(priced.points_redeemed, int(rows[0][0]))
         await posting.flush(tx)
     return views.dumps(calc_body)
-
-
-def _store_zone(term: Terminal, compiled: CompiledProgram) -> ZoneInfo:
-    tz = term.store.timezone
-    if not tz or tz == compiled.doc.timezone:
-        return compiled.tz
-    return _zone(tz)
-
-
-@functools.lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
 
 
 def _calc_answer(

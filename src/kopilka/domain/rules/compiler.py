@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.rules import model as m
@@ -108,6 +108,7 @@ class CompiledProgram:
     default_group_mode: str
     exclusive_mode: str
     ancestors_cache: dict[str | None, frozenset[str]] = field(default_factory=dict)
+    zones: dict[str, ZoneInfo] = field(default_factory=dict)
 
     def ancestors(self, category: str | None) -> frozenset[str]:
         hit = self.ancestors_cache.get(category)
@@ -116,6 +117,20 @@ class CompiledProgram:
             if category and not hit:
                 hit = frozenset((category,))
             self.ancestors_cache[category] = hit
+        return hit
+
+    def zone(self, name: str | None) -> ZoneInfo:
+        """A store's time zone (cached); the program's when the store has none or an
+        unknown one."""
+        if not name or name == self.doc.timezone:
+            return self.tz
+        hit = self.zones.get(name)
+        if hit is None:
+            try:
+                hit = ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                hit = self.tz
+            self.zones[name] = hit
         return hit
 
     def floor_of(self, line: LineFacts) -> Decimal:

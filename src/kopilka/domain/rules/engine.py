@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from kopilka.domain.money import HUNDRED, KOPECK, ZERO, from_minor, q2, round_points
@@ -124,7 +124,7 @@ def price_receipt(
     apply; the till asks for none.
     """
     at = basket.occurred_at or now
-    tz = prog.tz if store.timezone is None else _zone(store.timezone, prog)
+    tz = prog.zone(store.timezone)
     lines = basket.lines
     amounts = [ln.amount for ln in lines]
     nets = [a - ln.discount for a, ln in zip(amounts, lines, strict=True)]
@@ -212,15 +212,6 @@ def price_receipt(
                 out[pid] = calc.reasons.get(pid, "gave nothing on this basket")
         priced = replace(priced, explanations=out)
     return priced
-
-
-def _zone(name: str, prog: CompiledProgram):  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    try:
-        return ZoneInfo(name)
-    except Exception:  # an unknown zone in store data falls back to the program's
-        return prog.tz
 
 
 # --- which promotions may apply ------------------------------------------------------------
@@ -779,9 +770,7 @@ def _finish(
                     e[who] = e.get(who, ZERO) + q2(pts)
         for who, pts, over in s.fixed:
             w = [_minor(max(to_pay[i], ZERO)) or 1 for i in over]
-            for i, share in zip(
-                over, _spread_exact(pts, w, [calc.rank[i] for i in over]), strict=True
-            ):
+            for i, share in zip(over, spread(pts, w, [calc.rank[i] for i in over]), strict=True):
                 extra[i][who] = extra[i].get(who, ZERO) + share
     step, mode = settings.points_step, settings.earn_rounding
     rated_raw = [sum(c.values(), ZERO) for c in rated]
@@ -931,19 +920,6 @@ def _line_order(prog: CompiledProgram):  # type: ignore[no-untyped-def]
     return key
 
 
-def _merge(items: list[Applied]) -> tuple[Applied, ...]:
-    """One entry per promotion on a line (a promotion may both discount and earn)."""
-    out: dict[str, Applied] = {}
-    for a in items:
-        b = out.get(a.rule)
-        out[a.rule] = (
-            a
-            if b is None
-            else Applied(a.rule, b.discount + a.discount, b.points + a.points, b.reason)
-        )
-    return tuple(out.values())
-
-
 def _name(prog: CompiledProgram, who: str) -> str:
     p = prog.by_id.get(who)
     if p is not None:
@@ -1000,10 +976,3 @@ def _spread_weighted(total: Decimal, weights: list[Decimal], rank: list[int]) ->
     if total == 0 or sum(ints) == 0:
         return [ZERO.quantize(KOPECK)] * len(weights)
     return spread(total, ints, rank)
-
-
-def _spread_exact(total: Decimal, weights: list[int], rank: list[int]) -> list[Decimal]:
-    return spread(total, weights, rank)
-
-
-__all__ = ["BASE_EARN", "PROGRAM_DISCOUNT", "price_receipt", "timedelta"]
