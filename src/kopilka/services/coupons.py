@@ -205,17 +205,11 @@ def coupon_series_used(compiled: CompiledProgram, applied: set[str]) -> tuple[se
     anything = False
     for pid in applied:
         p = compiled.by_id.get(pid)
-        if p is None:
-            continue
-        stack = [c for c in (p.source.when,) if c is not None]
-        while stack:
-            c = stack.pop()
+        for c in m.walk(p.source.when if p is not None else None):
             if c.coupon is True:
                 anything = True
-            elif isinstance(c, m.Condition) and isinstance(c.coupon, list):
+            elif isinstance(c.coupon, list):
                 series.update(x.upper() for x in c.coupon)
-            stack.extend(c.all or ())
-            stack.extend(c.any or ())
     return series, anything
 
 
@@ -420,16 +414,10 @@ async def check_lookup(rt: Runtime, term: Terminal, raw_code: str) -> dict[str, 
 
 
 def _names_series(c: m.Condition | None, series: str) -> bool:
-    stack = [c] if c is not None else []
-    while stack:
-        x = stack.pop()
-        if x.coupon is True or (
-            isinstance(x.coupon, list) and series in {s.upper() for s in x.coupon}
-        ):
-            return True
-        stack.extend(x.all or ())
-        stack.extend(x.any or ())
-    return False
+    return any(
+        x.coupon is True or (isinstance(x.coupon, list) and series in {s.upper() for s in x.coupon})
+        for x in m.walk(c)
+    )
 
 
 # --- a gift code from an SMS; a holiday surprise -------------------------------------------

@@ -27,7 +27,7 @@ from kopilka.domain.rules.facts import CustomerContext
 from kopilka.services import views
 from kopilka.services.errors import ServiceError
 from kopilka.services.offers import offers_view
-from kopilka.services.pricing import reads_needed, tags_of
+from kopilka.services.pricing import tags_of
 from kopilka.services.purchases import identifier_values
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
@@ -65,7 +65,7 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
             acc.customer_id,
         )
         offers: list[dict[str, Any]] = []
-        if reads_needed(compiled)[2]:  # only programs with personal promotions pay for the read
+        if compiled.reads[2]:  # only programs with personal promotions pay for the read
             offers = await offers_view(
                 tx, compiled, program_id=term.program_id, customer_id=acc.customer_id, now=now
             )

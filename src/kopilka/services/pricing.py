@@ -19,58 +19,10 @@ from typing import Any
 import orjson
 
 from kopilka.domain.receipt import PricedReceipt
-from kopilka.domain.rules import model as m
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.domain.rules.facts import BudgetLeft, CustomerContext
 from kopilka.store.queries.accounts import AccountState
 from kopilka.store.raw import Tx, cents, dec2, parse_ts, ts
-
-
-def needs(compiled: CompiledProgram) -> tuple[bool, bool, bool]:
-    """(usage, history, offers): which extra reads this program's promotions need."""
-    usage = history = offers = False
-    for p in compiled.promotions:
-        usage = usage or bool(p.limits)
-        offers = offers or p.personal or _uses(p.source, "personal_offer")
-        history = history or _uses(p.source, "first_purchase")
-        history = history or _uses(p.source, "days_since_last_purchase")
-    for seg in compiled.doc.segments.values():
-        history = history or seg.days_since_last_purchase is not None
-    return (usage, history, offers)
-
-
-_NEEDS: dict[int, tuple[CompiledProgram, tuple[bool, bool, bool]]] = {}
-
-
-def reads_needed(compiled: CompiledProgram) -> tuple[bool, bool, bool]:
-    """``needs``, computed once per compiled version."""
-    return _needs_cached(compiled)
-
-
-def _needs_cached(compiled: CompiledProgram) -> tuple[bool, bool, bool]:
-    hit = _NEEDS.get(id(compiled))
-    if hit is not None and hit[0] is compiled:
-        return hit[1]
-    if len(_NEEDS) > 64:
-        _NEEDS.clear()
-    result = needs(compiled)
-    _NEEDS[id(compiled)] = (compiled, result)
-    return result
-
-
-def _uses(p: m.Promotion, key: str) -> bool:
-    conds = [c for c in (p.when, p.lines) if c is not None]
-    while conds:
-        c = conds.pop()
-        if getattr(c, key, None) is not None:
-            return True
-        conds.extend(c.all or ())
-        conds.extend(c.any or ())
-        if c.not_ is not None:
-            conds.append(c.not_)
-        if c.basket is not None and c.basket.lines is not None:
-            conds.append(c.basket.lines)
-    return False
 
 
 def period_keys(local: datetime) -> dict[str, str]:
@@ -94,7 +46,7 @@ async def customer_context(
     local: datetime,
 ) -> CustomerContext:
     """The customer as promotions see him, at store time ``local``."""
-    usage_needed, history_needed, offers_needed = _needs_cached(compiled)
+    usage_needed, history_needed, offers_needed = compiled.reads
     usage: dict[str, dict[str, int]] = {}
     if usage_needed:
         keys = period_keys(local)

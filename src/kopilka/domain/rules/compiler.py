@@ -107,6 +107,9 @@ class CompiledProgram:
     group_modes: dict[str, str]
     default_group_mode: str
     exclusive_mode: str
+    # Which extra reads pricing a customer needs: usage of limited promotions, purchase
+    # history (first purchase, days since the last), personal offers.
+    reads: tuple[bool, bool, bool] = (False, False, False)
     ancestors_cache: dict[str | None, frozenset[str]] = field(default_factory=dict)
     zones: dict[str, ZoneInfo] = field(default_factory=dict)
 
@@ -267,7 +270,20 @@ def compile_program(doc: m.ProgramDoc, *, version: int = 1) -> CompiledProgram:
         group_modes={k: v.mode for k, v in doc.stacking.groups.items()},
         default_group_mode=doc.stacking.default_group_mode,
         exclusive_mode=doc.stacking.exclusive,
+        reads=_reads(doc),
     )
+
+
+def _reads(doc: m.ProgramDoc) -> tuple[bool, bool, bool]:
+    def uses(p: m.Promotion, key: str) -> bool:
+        return any(getattr(c, key) is not None for root in (p.when, p.lines) for c in m.walk(root))
+
+    usage = any(p.limits for p in doc.promotions)
+    offers = any(p.personal or uses(p, "personal_offer") for p in doc.promotions)
+    history = any(
+        uses(p, "first_purchase") or uses(p, "days_since_last_purchase") for p in doc.promotions
+    ) or any(seg.days_since_last_purchase is not None for seg in doc.segments.values())
+    return (usage, history, offers)
 
 
 def program_from_settings(settings: ProgramSettings, *, code: str = "program") -> m.ProgramDoc:

@@ -23,6 +23,7 @@ Money, points and percents are ``Decimal``; a JSON number and a string are both 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -203,6 +204,20 @@ class Condition(Model):
             elif key not in LINE_FIELDS:
                 return False
         return True
+
+
+def walk(c: Condition | None) -> Iterator[Condition]:
+    """Every condition of a tree: itself, its all/any/not parts, its basket's lines."""
+    stack = [c] if c is not None else []
+    while stack:
+        x = stack.pop()
+        yield x
+        stack.extend(x.all or ())
+        stack.extend(x.any or ())
+        if x.not_ is not None:
+            stack.append(x.not_)
+        if x.basket is not None and x.basket.lines is not None:
+            stack.append(x.basket.lines)
 
 
 # --- effects -------------------------------------------------------------------------------
