@@ -143,6 +143,7 @@ class Shop:
     partner_id: int
     store_code: str
     key: str
+    code: str = ""  # the program's code
 
     @property
     def headers(self) -> dict[str, str]:
@@ -252,7 +253,7 @@ async def new_shop(rt: Runtime, client: httpx.AsyncClient, **settings: Any) -> S
                 "created_at": now,
             },
         )
-    return Shop(rt, client, pid, partner, code, key)
+    return Shop(rt, client, pid, partner, code, key, f"p{tag}")
 
 
 @pytest.fixture

@@ -10,11 +10,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-
 from kopilka.services import coupons
 from kopilka.services.coupons import do_create_series
-from kopilka.store import tables as t
 from tests.api.test_promotions_at_till import publish
 from tests.conftest import Clock, Shop, receipt
 
@@ -28,11 +25,7 @@ COFFEE_COUPON = {
 
 
 async def program_code(shop: Shop) -> str:
-    async with shop.rt.engine.connect() as conn:
-        code: str = (
-            await conn.execute(select(t.programs.c.code).where(t.programs.c.id == shop.program_id))
-        ).scalar_one()
-    return code
+    return shop.code
 
 
 async def coffee_shop(make_shop: Any, **series: Any) -> tuple[Shop, list[str]]:

@@ -7,10 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 from kopilka.services.admin import do_add_token
-from kopilka.store import tables as t
 from tests.api.test_promotions_at_till import publish
 from tests.conftest import Clock, receipt
 
@@ -28,10 +26,7 @@ async def test_an_assigned_offer_is_shown_applied_and_withdrawn(
 ) -> None:
     shop = await make_shop()
     await publish(shop, [PERSONAL])
-    async with shop.rt.engine.connect() as conn:
-        code = (
-            await conn.execute(select(t.programs.c.code).where(t.programs.c.id == shop.program_id))
-        ).scalar_one()
+    code = shop.code
     token = await do_add_token(shop.rt, name="marketer", program_code=code)
     auth = {"Authorization": f"Bearer {token}"}
     anna, boris = await shop.customer(), await shop.customer()

@@ -45,11 +45,7 @@ async def buy(shop: Shop, member: Member | None, paid: str) -> None:
 
 
 async def program_code(shop: Shop) -> str:
-    async with shop.rt.engine.connect() as conn:
-        code: str = (
-            await conn.execute(select(t.programs.c.code).where(t.programs.c.id == shop.program_id))
-        ).scalar_one()
-    return code
+    return shop.code
 
 
 async def create(shop: Shop, **rules: Any) -> str:
