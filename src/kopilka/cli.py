@@ -19,6 +19,7 @@ import orjson
 
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
+from kopilka.store import tables as t
 from kopilka.store.db import is_sqlite, resolve_url
 
 
@@ -99,6 +100,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  admin API:         {base}/api/admin/v1")
     print(f"POS terminal key: {info.terminal_key}")
     print(f"Admin API token: {info.admin_token}")
+    print(f"Admin console: {base}/admin/   cashier screen: {base}/cashier")
+    print("Console logins (login / password / role):")
+    for login, password, role in info.users:
+        print(f"  {login:<9} {password:<18} {role}")
     print("Demo cards: " + ", ".join(info.card_numbers))
     print(
         f"Try: curl -H 'Authorization: Bearer {info.terminal_key}' "
@@ -438,6 +443,82 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return _run(go, args.db)
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    """user add|list|disable|enable|password: the console's people."""
+    import getpass
+
+    from kopilka.services import users
+    from kopilka.services.audit import CLI
+    from kopilka.services.setup import program_id
+
+    def password() -> str:
+        if not sys.stdin.isatty():
+            return sys.stdin.readline().rstrip("\n")
+        return getpass.getpass("password: ")
+
+    async def scope(rt: Runtime) -> dict[str, int | None]:
+        out: dict[str, int | None] = {"program_id": None, "partner_id": None, "store_id": None}
+        if not args.program:
+            return out
+        async with rt.engine.connect() as conn:
+            pid = await program_id(conn, args.program)
+            out["program_id"] = pid
+            if args.partner:
+                out["partner_id"] = await _scalar(
+                    conn, t.partners, pid, args.partner, field="partner"
+                )
+            if args.store:
+                out["store_id"] = await _scalar(conn, t.stores, pid, args.store, field="store")
+        return out
+
+    async def go(rt: Runtime) -> int:
+        if args.action == "add":
+            if (args.partner or args.store) and not args.program:
+                raise ServiceError("validation_failed", "--program is needed", field="program")
+            uid = await users.do_create_user(
+                rt,
+                CLI,
+                login=args.login,
+                name=args.name,
+                password=password(),
+                role=args.role,
+                email=args.email,
+                locale=args.locale,
+                **await scope(rt),
+            )
+            print(uid)
+        elif args.action == "list":
+            for x in await users.list_users(rt):
+                state = "active" if x.active else "disabled"
+                print(f"{x.id}\t{x.login}\t{x.name}\t{x.role}\t{state}")
+        else:
+            found = [x for x in await users.list_users(rt) if x.login == args.login.lower()]
+            if not found:
+                raise ServiceError("not_found", f"no user {args.login!r}", field="login")
+            uid = found[0].id
+            if args.action == "password":
+                await users.do_update_user(rt, CLI, uid, password=password())
+            else:
+                await users.do_update_user(rt, CLI, uid, active=args.action == "enable")
+            print(f"user {args.login} updated", file=sys.stderr)
+        return 0
+
+    return _run(go, args.db)
+
+
+async def _scalar(conn: Any, table: Any, pid: int, code: str, *, field: str) -> int:
+    from sqlalchemy import select
+
+    found = (
+        await conn.execute(
+            select(table.c.id).where(table.c.program_id == pid, table.c.code == code)
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise ServiceError("not_found", f"no {field} {code!r}", field=field)
+    return int(found)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
     from kopilka.services import (
@@ -639,6 +720,30 @@ def build_parser() -> argparse.ArgumentParser:
     atd = adts.add_parser("disable", help="disable a token (at once)")
     atd.add_argument("id", type=int)
     ad.set_defaults(fn=cmd_admin)
+
+    us = sub.add_parser("user", help="console users (roles, passwords)")
+    uss = us.add_subparsers(dest="action", required=True)
+    usa = uss.add_parser("add", help="create a user; the password is read from stdin")
+    usa.add_argument("--login", required=True)
+    usa.add_argument("--name", required=True)
+    usa.add_argument(
+        "--role",
+        required=True,
+        help="owner|marketer|analyst|support|security|store_manager|partner|cashier",
+    )
+    usa.add_argument("--email", default=None)
+    usa.add_argument("--locale", default="ru", choices=("ru", "en"))
+    usa.add_argument("--program", default=None, help="limit the user to this program")
+    usa.add_argument("--partner", default=None, help="the partner role's partner code")
+    usa.add_argument("--store", default=None, help="the store manager's or cashier's store code")
+    uss.add_parser("list", help="list users")
+    for action, text in (
+        ("disable", "disable a user (its sessions end at once)"),
+        ("enable", "enable a user again (and lift a lockout)"),
+        ("password", "set a new password, read from stdin"),
+    ):
+        uss.add_parser(action, help=text).add_argument("login")
+    us.set_defaults(fn=cmd_user)
 
     pa = sub.add_parser("partner", help="partners of a program")
     pas = pa.add_subparsers(dest="action", required=True)

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
-from kopilka import __version__
+from kopilka import __version__, web
 from kopilka.api import problems
 from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import mechanics as admin_mechanics
@@ -147,8 +147,12 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_events.router)
     app.include_router(admin_mechanics.router)
 
+    web.install(app)
+
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> Response:
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        if web.is_web(request):
+            return web.service_error_page(request, exc)
         return problems.from_service_error(exc)
 
     @app.exception_handler(ValidationError)
@@ -177,7 +181,9 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if web.is_web(request) and exc.status_code == 404:
+            return web.error_page(request, 404, "Not found", "The page or object does not exist.")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problems.problem(exc.status_code, code, str(exc.detail))
 

@@ -29,7 +29,9 @@ from kopilka.demo.data import PARTNER_NAME
 from kopilka.demo.program import demo_document
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.rules.model import validate_document
+from kopilka.services import users
 from kopilka.services.admin import do_add_token
+from kopilka.services.audit import CLI
 from kopilka.services.levels import recompute_levels
 from kopilka.services.runtime import Runtime, hash_key, settings_to_json
 from kopilka.services.terminals import new_key
@@ -95,10 +97,66 @@ async def _ensure_admin_token(rt: Runtime, seed: int) -> str:
     return key
 
 
+# The console's demo people: (login, name, role); each one's password is
+# ``kopilka-<login>``, printed by ``kopilka demo`` and as public as the demo terminal key.
+DEMO_USERS = (
+    ("owner", "Ольга Владелица", "owner"),
+    ("marketer", "Мария Маркетолог", "marketer"),
+    ("analyst", "Андрей Аналитик", "analyst"),
+    ("support", "Сергей Поддержка", "support"),
+    ("security", "Борис Безопасность", "security"),
+    ("manager", "Дарья Директор", "store_manager"),
+    ("partner", "Павел Партнёр", "partner"),
+    ("cashier", "Катя Кассир", "cashier"),
+)
+
+
+def demo_password(login: str) -> str:
+    return f"kopilka-{login}"
+
+
+async def _ensure_users(rt: Runtime) -> list[tuple[str, str, str]]:
+    """The demo's console users, made once: (login, password, role)."""
+    async with rt.engine.connect() as conn:
+        program = (
+            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == PROGRAM_CODE))
+        ).scalar_one()
+        known = set((await conn.execute(select(t.admin_users.c.login))).scalars())
+        partner = (
+            await conn.execute(
+                select(t.partners.c.id).where(t.partners.c.program_id == program).limit(1)
+            )
+        ).scalar_one()
+        store = (
+            await conn.execute(
+                select(t.stores.c.id)
+                .where(t.stores.c.program_id == program)
+                .order_by(t.stores.c.id)
+                .limit(1)
+            )
+        ).scalar_one()
+    for login, name, role in DEMO_USERS:
+        if login in known:
+            continue
+        await users.do_create_user(
+            rt,
+            CLI,
+            login=login,
+            name=name,
+            password=demo_password(login),
+            role=role,
+            program_id=program,
+            partner_id=partner if role == "partner" else None,
+            store_id=store if role in ("store_manager", "cashier") else None,
+        )
+    return [(login, demo_password(login), role) for login, _, role in DEMO_USERS]
+
+
 @dataclass
 class DemoInfo:
     terminal_key: str
     admin_token: str = ""
+    users: list[tuple[str, str, str]] = field(default_factory=list)
     card_numbers: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     already_loaded: bool = False
@@ -124,6 +182,7 @@ async def load_demo(
             info = await _loaded(conn, key, existing)
     if existing is not None:
         info.admin_token = await _ensure_admin_token(rt, seed)
+        info.users = await _ensure_users(rt)
         return info
     async with rt.engine.begin() as conn:
         program_id = (
@@ -193,7 +252,8 @@ async def load_demo(
         "products": len(b.products),
         **{name: b.counts[name] for name in _COUNTS},
     }
-    return DemoInfo(key, admin_token, [c.card_number for c in b.customers[:DEMO_CUSTOMERS]], counts)
+    cards = [c.card_number for c in b.customers[:DEMO_CUSTOMERS]]
+    return DemoInfo(key, admin_token, await _ensure_users(rt), cards, counts)
 
 
 def _terminal_rows(b: DemoBuilder, key: str, now: datetime) -> list[Row]:

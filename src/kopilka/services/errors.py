@@ -53,6 +53,10 @@ STATUS: dict[str, int] = {
     "draw_period_not_ended": 409,
     "draw_not_committed": 409,
     "draw_busy": 409,
+    "forbidden": 403,
+    "not_found": 404,
+    "user_exists": 409,
+    "conflict": 409,
 }
 
 

@@ -95,6 +95,7 @@ terminals = Table(
     Column("status", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime),
+    Column("last_seen_at", UTCDateTime),  # flushed from memory every few seconds, not per call
 )
 
 customers = Table(
@@ -118,7 +119,10 @@ customers = Table(
     Column("tags", Text),  # JSON list of customer groups ("staff", "wholesale", ...)
     Column("rfm_segment", String(32)),
     Column("device_id", String(128)),  # the app's or POS's device fingerprint at registration
+    Column("merged_into_id", ForeignKey("customers.id")),  # status "merged": who absorbed it
     UniqueConstraint("program_id", "phone"),
+    Index(None, "program_id", "email"),
+    Index(None, "program_id", "last_name"),
 )
 
 accounts = Table(
@@ -625,4 +629,67 @@ reward_orders = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
     UniqueConstraint("program_id", "idempotency_key"),
+)
+
+# --- the console: people, their sessions, the audit log (issue 6) ---------------------------
+
+admin_users = Table(
+    "admin_users",
+    metadata,
+    _id(),
+    Column("login", String(64), nullable=False, unique=True),  # lower case
+    Column("name", String(200), nullable=False),
+    Column("email", String(254)),
+    Column("password_hash", String(200), nullable=False),  # argon2id, PHC string
+    Column("role", String(32), nullable=False),
+    Column("program_id", BigInteger),  # None: every program
+    Column("partner_id", BigInteger),  # the partner role's scope
+    Column("store_id", BigInteger),  # the store manager's and cashier's store
+    Column("locale", String(5), nullable=False, server_default="ru"),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", UTCDateTime),
+    Column("last_login_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    _id(),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie
+    Column("user_id", ForeignKey("admin_users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("program_id", BigInteger),  # the program the console shows
+    Column("ip", String(64)),
+    Column("user_agent", String(300)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Index(None, "user_id"),
+)
+
+# Every manual change, by whom (a console user, an admin token, the CLI), with the state
+# before and after as JSON.  Written in the transaction of the change itself.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_kind", String(16), nullable=False),  # user | token | cli | system
+    Column("actor_id", BigInteger),
+    Column("actor_name", String(200), nullable=False),
+    Column("ip", String(64)),
+    Column("program_id", BigInteger),
+    Column("partner_id", BigInteger),
+    Column("action", String(64), nullable=False),  # card.block, points.adjust, user.create …
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("reason", String(500)),
+    Column("before", Text),
+    Column("after", Text),
+    Index(None, "at"),
+    Index(None, "object_type", "object_id"),
+    Index(None, "actor_kind", "actor_id"),
 )

@@ -1,0 +1,382 @@
+"""Console users: argon2id passwords, server-side sessions, lockout after failed logins.
+
+A session is a random cookie value; the database keeps only its SHA-256, the user, a CSRF
+token and the program the console shows.  Sessions end on logout, after ``SESSION_IDLE``
+without a request, after ``SESSION_MAX`` in all, and at once when the user is disabled or
+the password changes.  ``LOCK_AFTER`` failed logins in a row lock the login for
+``LOCK_FOR``; the failures and the lock are written to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import insert, select, update
+
+from kopilka.domain.roles import NEEDS_PARTNER, NEEDS_STORE, Role
+from kopilka.services import audit
+from kopilka.services.audit import Actor
+from kopilka.services.errors import ServiceError
+from kopilka.services.runtime import Runtime, hash_key
+from kopilka.store import tables as t
+
+u = t.admin_users
+s = t.admin_sessions
+
+LOCK_AFTER = 5
+LOCK_FOR = timedelta(minutes=15)
+SESSION_IDLE = timedelta(hours=2)
+SESSION_MAX = timedelta(hours=12)
+MIN_PASSWORD = 10
+LOCALES = ("ru", "en")
+
+_hasher = PasswordHasher()  # argon2id, the library's defaults (RFC 9106 low-memory profile)
+# A hash to verify against when the login is unknown, so both answers take the same time.
+_DUMMY = _hasher.hash(secrets.token_hex(16))
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    login: str
+    name: str
+    email: str | None
+    role: str
+    program_id: int | None
+    partner_id: int | None
+    store_id: int | None
+    locale: str
+    active: bool
+    locked_until: datetime | None
+    last_login_at: datetime | None
+    created_at: datetime
+
+    def actor(self, ip: str | None = None) -> Actor:
+        return Actor(
+            "user",
+            self.id,
+            self.name or self.login,
+            self.role,
+            ip,
+            self.program_id,
+            self.partner_id,
+            self.store_id,
+        )
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    user: User
+    csrf_token: str
+    program_id: int | None
+
+
+def _user(r: object) -> User:
+    return User(
+        r.id,  # type: ignore[attr-defined]
+        r.login,  # type: ignore[attr-defined]
+        r.name,  # type: ignore[attr-defined]
+        r.email,  # type: ignore[attr-defined]
+        r.role,  # type: ignore[attr-defined]
+        r.program_id,  # type: ignore[attr-defined]
+        r.partner_id,  # type: ignore[attr-defined]
+        r.store_id,  # type: ignore[attr-defined]
+        r.locale,  # type: ignore[attr-defined]
+        r.disabled_at is None,  # type: ignore[attr-defined]
+        r.locked_until,  # type: ignore[attr-defined]
+        r.last_login_at,  # type: ignore[attr-defined]
+        r.created_at,  # type: ignore[attr-defined]
+    )
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ServiceError(
+            "validation_failed", f"at least {MIN_PASSWORD} characters", field="password"
+        )
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify(hashed: str, password: str) -> bool:
+    def run() -> bool:
+        try:
+            return _hasher.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(run)
+
+
+def _check_scope(role: str, partner_id: int | None, store_id: int | None) -> Role:
+    try:
+        r = Role(role)
+    except ValueError:
+        raise ServiceError(
+            "validation_failed", f"role must be one of {[x.value for x in Role]}", field="role"
+        ) from None
+    if r in NEEDS_PARTNER and partner_id is None:
+        raise ServiceError("validation_failed", "a partner user needs its partner", field="partner")
+    if r in NEEDS_STORE and store_id is None:
+        raise ServiceError("validation_failed", f"a {r.value} needs a store", field="store")
+    return r
+
+
+async def do_create_user(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    login: str,
+    name: str,
+    password: str,
+    role: str,
+    email: str | None = None,
+    program_id: int | None = None,
+    partner_id: int | None = None,
+    store_id: int | None = None,
+    locale: str = "ru",
+) -> int:
+    login = login.strip().lower()
+    if not login or len(login) > 64 or not login.replace(".", "").replace("-", "").isalnum():
+        raise ServiceError(
+            "validation_failed", "letters, digits, dots and hyphens, up to 64", field="login"
+        )
+    if not name.strip():
+        raise ServiceError("validation_failed", "the person's name is required", field="name")
+    check_password(password)
+    r = _check_scope(role, partner_id, store_id)
+    if locale not in LOCALES:
+        raise ServiceError("validation_failed", f"one of {LOCALES}", field="locale")
+    hashed = await hash_password(password)
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        taken = (await conn.execute(select(u.c.id).where(u.c.login == login))).first()
+        if taken is not None:
+            raise ServiceError("user_exists", f"the login {login!r} is taken", field="login")
+        uid: int = (
+            await conn.execute(
+                insert(u).returning(u.c.id),
+                {
+                    "login": login,
+                    "name": name.strip()[:200],
+                    "email": (email or "").strip() or None,
+                    "password_hash": hashed,
+                    "role": r.value,
+                    "program_id": program_id,
+                    "partner_id": partner_id,
+                    "store_id": store_id,
+                    "locale": locale,
+                    "created_at": now,
+                },
+            )
+        ).scalar_one()
+        after = {"login": login, "name": name, "role": r.value, "partner_id": partner_id}
+        after |= {"store_id": store_id, "program_id": program_id}
+        await audit.record(conn, actor, "user.create", "user", uid, at=now, after=after)
+    return uid
+
+
+async def get_user(rt: Runtime, user_id: int) -> User:
+    async with rt.engine.connect() as conn:
+        row = (await conn.execute(select(u).where(u.c.id == user_id))).first()
+    if row is None:
+        raise ServiceError("not_found", f"no user {user_id}", field="user")
+    return _user(row)
+
+
+async def list_users(rt: Runtime) -> list[User]:
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(select(u).order_by(u.c.login))).all()
+    return [_user(r) for r in rows]
+
+
+async def do_update_user(
+    rt: Runtime,
+    actor: Actor,
+    user_id: int,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    partner_id: int | None = None,
+    store_id: int | None = None,
+    locale: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> None:
+    """Change a user; disabling or a new password ends every session of the user."""
+    before = await get_user(rt, user_id)
+    values: dict[str, object] = {}
+    if name is not None:
+        values["name"] = name.strip()[:200]
+    if role is not None:
+        values["role"] = _check_scope(role, partner_id, store_id).value
+        values["partner_id"] = partner_id
+        values["store_id"] = store_id
+    if locale is not None:
+        if locale not in LOCALES:
+            raise ServiceError("validation_failed", f"one of {LOCALES}", field="locale")
+        values["locale"] = locale
+    now = rt.now()
+    if active is not None:
+        values["disabled_at"] = None if active else now
+        if active:
+            values["failed_logins"] = 0
+            values["locked_until"] = None
+    if password is not None:
+        check_password(password)
+        values["password_hash"] = await hash_password(password)
+        values["failed_logins"] = 0
+        values["locked_until"] = None
+    if actor.kind == "user" and actor.id == user_id and (active is False or role is not None):
+        raise ServiceError(
+            "forbidden", "you cannot disable yourself or change your own role", field="user"
+        )
+    if not values:
+        return
+    async with rt.engine.begin() as conn:
+        await conn.execute(update(u).where(u.c.id == user_id).values(values))
+        if active is False or password is not None or role is not None:
+            await conn.execute(
+                update(s).where(s.c.user_id == user_id, s.c.ended_at.is_(None)).values(ended_at=now)
+            )
+        shown = {k: v for k, v in values.items() if k != "password_hash"}
+        if password is not None:
+            shown["password"] = "changed"
+        old = {k: getattr(before, k, None) for k in shown if hasattr(before, k)}
+        await audit.record(
+            conn, actor, "user.update", "user", user_id, at=now, before=old, after=shown
+        )
+
+
+class LoginFailed(ServiceError):
+    pass
+
+
+async def login(
+    rt: Runtime, login_name: str, password: str, *, ip: str | None, user_agent: str | None
+) -> tuple[str, Session]:
+    """Check the password and open a session: (cookie value, session).
+
+    The same refusal for an unknown login and a wrong password; a locked login is told
+    so (with no hint whether the password was right).
+    """
+    now = rt.now()
+    name = login_name.strip().lower()
+    async with rt.engine.connect() as conn:
+        row = (await conn.execute(select(u).where(u.c.login == name))).first()
+    if row is None:
+        await _verify(_DUMMY, password)
+        raise LoginFailed("unauthorized", "wrong login or password", field="login")
+    user = _user(row)
+    if user.locked_until is not None and user.locked_until > now:
+        raise LoginFailed(
+            "too_many_attempts",
+            f"too many failed logins; try again after {user.locked_until:%H:%M} UTC",
+            field="login",
+            locked_until=user.locked_until,
+        )
+    ok = await _verify(row.password_hash, password)
+    actor = Actor("user", user.id, user.name or user.login, user.role, ip)
+    if not ok or not user.active:
+        async with rt.engine.begin() as conn:
+            failed = row.failed_logins + 1
+            values: dict[str, object] = {"failed_logins": failed}
+            locked = failed >= LOCK_AFTER
+            if locked:
+                values |= {"locked_until": now + LOCK_FOR, "failed_logins": 0}
+            await conn.execute(update(u).where(u.c.id == user.id).values(values))
+            action = "login.locked" if locked else "login.failed"
+            await audit.record(conn, actor, action, "user", user.id, at=now)
+        raise LoginFailed("unauthorized", "wrong login or password", field="login")
+    token = secrets.token_urlsafe(32)
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(u)
+            .where(u.c.id == user.id)
+            .values(failed_logins=0, locked_until=None, last_login_at=now)
+        )
+        sid: int = (
+            await conn.execute(
+                insert(s).returning(s.c.id),
+                {
+                    "token_hash": hash_key(token),
+                    "user_id": user.id,
+                    "csrf_token": secrets.token_urlsafe(32),
+                    "program_id": user.program_id,
+                    "ip": ip,
+                    "user_agent": (user_agent or "")[:300] or None,
+                    "created_at": now,
+                    "last_seen_at": now,
+                    "expires_at": now + SESSION_MAX,
+                },
+            )
+        ).scalar_one()
+        await audit.record(conn, actor, "login", "user", user.id, at=now)
+    session = await session_by_token(rt, token)
+    assert session is not None and session.id == sid
+    return token, session
+
+
+async def session_by_token(rt: Runtime, token: str) -> Session | None:
+    """The live session of a cookie value, or None; touches ``last_seen_at`` once a minute."""
+    if not token:
+        return None
+    now = rt.now()
+    async with rt.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    s.c.id.label("session_id"),
+                    s.c.csrf_token,
+                    s.c.program_id.label("session_program_id"),
+                    s.c.ended_at,
+                    s.c.expires_at,
+                    s.c.last_seen_at,
+                    u,
+                )
+                .join(u, u.c.id == s.c.user_id)
+                .where(s.c.token_hash == hash_key(token))
+            )
+        ).first()
+    if row is None:
+        return None
+    user = _user(row)
+    if (
+        row.ended_at is not None
+        or row.expires_at <= now
+        or row.last_seen_at + SESSION_IDLE <= now
+        or not user.active
+    ):
+        return None
+    sess = {"id": row.session_id, "last_seen_at": row.last_seen_at}
+    if now - sess["last_seen_at"] > timedelta(minutes=1):
+        async with rt.engine.begin() as conn:
+            await conn.execute(update(s).where(s.c.id == sess["id"]).values(last_seen_at=now))
+    return Session(row.session_id, user, row.csrf_token, row.session_program_id)
+
+
+async def logout(rt: Runtime, session: Session) -> None:
+    async with rt.engine.begin() as conn:
+        await conn.execute(update(s).where(s.c.id == session.id).values(ended_at=rt.now()))
+
+
+async def set_session_program(rt: Runtime, session: Session, program_id: int) -> None:
+    if session.user.program_id is not None and program_id != session.user.program_id:
+        raise ServiceError("forbidden", "this user is limited to one program", field="program")
+    async with rt.engine.begin() as conn:
+        await conn.execute(update(s).where(s.c.id == session.id).values(program_id=program_id))
+
+
+async def set_locale(rt: Runtime, user_id: int, locale: str) -> None:
+    if locale not in LOCALES:
+        raise ServiceError("validation_failed", f"one of {LOCALES}", field="locale")
+    async with rt.engine.begin() as conn:
+        await conn.execute(update(u).where(u.c.id == user_id).values(locale=locale))

@@ -1,0 +1,138 @@
+"""Two languages: English in the source, Russian from dictionaries each area registers.
+
+Templates and views write ``_("Customers")``; ``gettext("ru", ...)`` finds the Russian.
+A missing translation shows the English (a test lists every string without one).
+Russian plurals and number formats come from Babel (1 балл, 3 балла, 11 баллов;
+``1 234,50``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel import Locale
+from babel.numbers import format_decimal
+
+LANGS = ("ru", "en")
+DEFAULT = "ru"
+RU: dict[str, str] = {}
+_LOCALES = {lang: Locale.parse(lang) for lang in LANGS}
+
+
+def add(translations: dict[str, str]) -> None:
+    """Register an area's Russian strings (English key → Russian)."""
+    RU.update(translations)
+
+
+def gettext(lang: str, text: str) -> str:
+    if lang == "ru":
+        return RU.get(text, text)
+    return text
+
+
+def plural(lang: str, n: int | Decimal, forms: dict[str, str]) -> str:
+    """``forms`` by CLDR category: ru ``one``/``few``/``many``, en ``one``/``other``."""
+    category = _LOCALES.get(lang, _LOCALES[DEFAULT]).plural_form(abs(Decimal(n)))
+    return forms.get(category) or forms.get("other") or forms.get("many") or ""
+
+
+def number(lang: str, value: Decimal | int | None, places: int = 2) -> str:
+    if value is None:
+        return ""
+    fmt = "#,##0" + ("." + "0" * places if places else "")
+    return str(format_decimal(value, format=fmt, locale=_LOCALES.get(lang, _LOCALES[DEFAULT])))
+
+
+def money(lang: str, value: Decimal | None) -> str:
+    return "" if value is None else number(lang, value) + " ₽"
+
+
+def points(lang: str, value: Decimal | None) -> str:
+    """Points with their unit in the right plural: ``1 234,5 балла``."""
+    if value is None:
+        return ""
+    whole = value == value.to_integral_value()
+    text = number(lang, value, 0 if whole else 2)
+    if lang == "ru":
+        unit = plural(
+            "ru", value if whole else 2, {"one": "балл", "few": "балла", "many": "баллов"}
+        )
+        if not whole:
+            unit = "балла"
+        return f"{text} {unit}"
+    return f"{text} " + ("point" if value == 1 else "points")
+
+
+add(
+    {
+        "Sign in": "Вход",
+        "Log in": "Войти",
+        "Log out": "Выйти",
+        "Login": "Логин",
+        "Password": "Пароль",
+        "wrong login or password": "неверный логин или пароль",
+        "Too many failed logins. Try again after": (
+            "Слишком много неудачных попыток. Повторите после"
+        ),
+        "The form has expired; please try again.": "Форма устарела, попробуйте ещё раз.",
+        "Home": "Главная",
+        "Programs": "Программы",
+        "Promotions": "Акции",
+        "Simulator": "Симулятор",
+        "Customers": "Клиенты",
+        "Coupons": "Купоны",
+        "Gift cards": "Подарочные карты",
+        "Draws": "Розыгрыши",
+        "Rewards": "Каталог наград",
+        "Stores": "Магазины",
+        "Terminals": "Кассы",
+        "Users": "Пользователи",
+        "Audit log": "Журнал аудита",
+        "Cashier screen": "Экран кассира",
+        "Program": "Программа",
+        "Language": "Язык",
+        "Save": "Сохранить",
+        "Cancel": "Отмена",
+        "Search": "Найти",
+        "Back": "Назад",
+        "Next": "Далее",
+        "Previous": "Назад",
+        "Page": "Страница",
+        "of": "из",
+        "Nothing found.": "Ничего не найдено.",
+        "Reason": "Причина",
+        "Export CSV": "Выгрузить CSV",
+        "Export Excel": "Выгрузить Excel",
+        "Status": "Статус",
+        "Name": "Название",
+        "Code": "Код",
+        "Created": "Создан",
+        "Actions": "Действия",
+        "active": "активен",
+        "blocked": "заблокирован",
+        "disabled": "отключён",
+        "You do not have access to this page.": "У вас нет доступа к этой странице.",
+        "Access denied": "Доступ запрещён",
+        "Not found": "Не найдено",
+        "The page or object does not exist.": "Страница или объект не существует.",
+        "Something went wrong": "Что-то пошло не так",
+        "Fix the highlighted fields.": "Исправьте отмеченные поля.",
+        "Saved.": "Сохранено.",
+        "Welcome": "Добро пожаловать",
+        "Members": "Участники",
+        "Active cards": "Активные карты",
+        "Receipts today": "Чеков сегодня",
+        "Points outstanding": "Баллов на счетах",
+        "Active promotions": "Активных акций",
+        "Role": "Роль",
+        "owner": "владелец",
+        "marketer": "маркетолог",
+        "analyst": "аналитик",
+        "support": "поддержка",
+        "security": "служба безопасности",
+        "store_manager": "директор магазина",
+        "partner": "партнёр",
+        "cashier": "кассир",
+        "Loyalty processing center": "Процессинговый центр лояльности",
+    }
+)

@@ -1,0 +1,7 @@
+"""The console's programs pages (see docs/user-guide.md)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
