@@ -37,11 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = (
-    Path(os.environ.get("KOPILKA_SCREENSHOTS", ""))
-    if os.environ.get("KOPILKA_SCREENSHOTS")
-    else None
-)
+_SHOTS_DIR = os.environ.get("KOPILKA_SCREENSHOTS")
+SHOTS = Path(_SHOTS_DIR) if _SHOTS_DIR else None
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 
 
 @pytest.fixture(scope="session")
