@@ -22,8 +22,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from kopilka import __version__, web
 from kopilka.api import problems
+from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import mechanics as admin_mechanics
+from kopilka.api.admin import org as admin_org
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import giftcards as pos_giftcards
 from kopilka.api.pos import routes as pos
@@ -146,6 +148,8 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(admin_events.router)
     app.include_router(admin_mechanics.router)
+    app.include_router(admin_customers.router)
+    app.include_router(admin_org.router)
 
     web.install(app)
 
@@ -221,6 +225,8 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             *admin.SCHEMAS,
             *admin_events.SCHEMAS,
             *admin_mechanics.SCHEMAS,
+            *admin_customers.SCHEMAS,
+            *admin_org.SCHEMAS,
         ):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))

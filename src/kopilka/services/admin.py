@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
+from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.programs import ProgramError, not_found
 from kopilka.services.runtime import Runtime, hash_key
@@ -35,6 +36,10 @@ class AdminToken:
     program_id: int | None
     program_code: str | None
     active: bool
+
+    def actor(self, ip: str | None = None) -> Actor:
+        """The token as the author of changes (audit log), with its role's permissions."""
+        return Actor("token", self.id, self.name, self.role, ip, self.program_id)
 
     def check_program(self, code: str) -> None:
         """Refuse a program outside the token's scope (a new program included)."""

@@ -45,7 +45,7 @@ def upgrade() -> None:
         "admin_sessions",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
         sa.Column("token_hash", sa.String(64), nullable=False),
-        sa.Column("user_id", sa.BigInteger, nullable=False),
+        sa.Column("user_id", Id, nullable=False),
         sa.Column("csrf_token", sa.String(64), nullable=False),
         sa.Column("program_id", sa.BigInteger),
         sa.Column("ip", sa.String(64)),
@@ -85,7 +85,7 @@ def upgrade() -> None:
     with op.batch_alter_table("terminals") as batch_op:
         batch_op.add_column(sa.Column("last_seen_at", UTCDateTime, nullable=True))
     with op.batch_alter_table("customers") as batch_op:
-        batch_op.add_column(sa.Column("merged_into_id", sa.BigInteger, nullable=True))
+        batch_op.add_column(sa.Column("merged_into_id", Id, nullable=True))
         batch_op.create_foreign_key(
             "fk_customers_merged_into_id_customers", "customers", ["merged_into_id"], ["id"]
         )
