@@ -215,6 +215,11 @@ async def gift_card(request: Request, c: Viewer) -> Response:
     return _respond(request, s, "cashier/_giftcard.html", {**ctx, "found": view})
 
 
+def _places(*values: str) -> int:
+    """Whole points without decimals, as the balance shows them."""
+    return 0 if all(Decimal(v) == Decimal(v).to_integral_value() for v in values) else 2
+
+
 def _customer_view(data: dict[str, Any]) -> dict[str, Any]:
     """The lookup's strings as numbers and times, for the template's formatters."""
     bal = data["balance"]
@@ -233,6 +238,7 @@ def _customer_view(data: dict[str, Any]) -> dict[str, Any]:
                 "to_pay_d": Decimal(x["to_pay"]),
                 "earned_d": Decimal(x["points_earned"]),
                 "redeemed_d": Decimal(x["points_redeemed"]),
+                "places": _places(x["points_earned"], x["points_redeemed"]),
             }
             for x in data["last_purchases"]
         ],

@@ -108,6 +108,7 @@ i18n.add(
         ),
         "Code from the SMS": "Код из SMS",
         "Confirm the phone": "Подтвердить телефон",
+        "Show the customer": "Показать покупателя",
         # coupon
         "Coupon code": "Код купона",
         "Check": "Проверить",

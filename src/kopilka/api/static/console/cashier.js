@@ -3,14 +3,24 @@
 // to where the next scan belongs: the panel's own field (coupon, gift card, SMS code)
 // when it has one, otherwise the customer field, its text selected so a new scan
 // replaces it.
+//
+// An answer may arrive while the next scan is being typed: the field is then left alone
+// (selecting its text would let the scan's remaining digits overwrite its first ones).
 (function () {
+  let sent = null; // the customer field's value when its lookup was sent
   function focusNext(panel) {
+    const field = document.getElementById("identifier");
     const own = panel && panel.querySelector("[aria-invalid=true], [data-focus]");
-    const target = own || document.getElementById("identifier");
+    if (!own && field && sent !== null && field.value !== sent) return;
+    const target = own || field;
     if (!target) return;
     target.focus();
     if (typeof target.select === "function") target.select();
   }
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    const field = document.getElementById("identifier");
+    sent = field && e.detail.elt && e.detail.elt.contains(field) ? field.value : null;
+  });
   document.addEventListener("htmx:afterSwap", (e) => {
     if (e.detail.target && e.detail.target.id === "panel") focusNext(e.detail.target);
   });
