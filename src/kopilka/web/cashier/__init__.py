@@ -77,9 +77,10 @@ def _respond(
 ) -> Response:
     """The panel alone for htmx; the whole screen with it otherwise."""
     context = {"s": s, "panel": panel, **ctx}
-    if is_htmx(request) and s.term is not None:
-        # htmx swaps only 2xx answers: a refusal shown in the panel is still a 200.
-        return render(request, panel, context)
+    if is_htmx(request):
+        # htmx swaps only 2xx answers: a refusal shown in the panel is still a 200.  No
+        # terminal (the store's screen was disabled meanwhile): the panel says why.
+        return render(request, panel if s.term is not None else "cashier/_problem.html", context)
     return render(request, "cashier/screen.html", context, status=status)
 
 

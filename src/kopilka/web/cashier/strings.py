@@ -14,6 +14,7 @@ i18n.add(
         "You are not bound to a store; ask the owner to set your store.": (
             "Вы не привязаны к магазину; попросите владельца указать ваш магазин."
         ),
+        "This program has no stores yet.": "В программе ещё нет магазинов.",
         "Choose the store you are working in.": "Выберите магазин, в котором работаете.",
         "Card, QR or phone": "Карта, QR-код или телефон",
         "Scan the card or type the phone": "Отсканируйте карту или введите телефон",
