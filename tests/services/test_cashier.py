@@ -4,6 +4,7 @@ gift card checks, and who may use it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -292,3 +293,36 @@ async def test_coupon_and_gift_card_checks_read_what_the_till_reads(make_shop: A
     assert (card["state"], card["balance"], card["available"]) == ("active", "1500.00", "1500.00")
     assert card["expires_at"] is not None
     assert no_card.value.code == "gift_card_not_found"
+
+
+async def test_a_birthday_promotion_is_recommended_only_around_the_birthday(
+    make_shop: Any, rt: Runtime
+) -> None:
+    shop = await make_shop()
+    birthday_x2 = {
+        "id": "bday",
+        "name": "Birthday: double points",
+        "when": {"birthday": {"days_before": 3, "days_after": 3}},
+        "effects": [{"kind": "earn_multiplier", "factor": 2}],
+    }
+    await publish(shop, [birthday_x2])
+    today = rt.now().date()
+    hers = await shop.customer()
+    his = await shop.customer()
+    async with rt.engine.begin() as conn:
+        for member, day in ((hers, today), (his, today + timedelta(days=100))):
+            born = day.replace(year=1992)  # a leap year: 29 February exists
+            await conn.execute(
+                update(t.customers)
+                .where(t.customers.c.id == member.customer_id)
+                .values(birthday=born)
+            )
+    _, term = await screen(shop)
+
+    for_her = await cashier.lookup(rt, term, hers.card)
+    for_him = await cashier.lookup(rt, term, his.card)
+
+    assert [(r["promotion"], r["why"]) for r in for_her["recommendations"]] == [
+        ("bday", [{"kind": "birthday", "value": ""}])
+    ]
+    assert for_him["recommendations"] == []

@@ -31,7 +31,7 @@ from sqlalchemy import insert, select
 from kopilka.domain.identifiers import is_valid_card_number
 from kopilka.domain.roles import Perm, mask_phone
 from kopilka.domain.rules import model as m
-from kopilka.domain.rules.compiler import CompiledProgram, _segment_test
+from kopilka.domain.rules.compiler import CompiledProgram, _birthday_in, _segment_test
 from kopilka.domain.rules.facts import CustomerContext
 from kopilka.services import audit, coupons, customers, giftcards
 from kopilka.services.audit import Actor
@@ -298,7 +298,8 @@ def recommend(
             hit = sorted({bought[c] for c in cats if c in bought})
             if not hit:
                 continue  # about goods he does not buy: not worth the cashier's breath
-            score, why = 3, [{"kind": "category", "value": c} for c in hit]
+            names = {c.code: c.name or c.code for c in compiled.doc.categories}
+            score, why = 3, [{"kind": "category", "value": names.get(c, c)} for c in hit]
         else:
             aimed = _aimed_at(src.when, f)
             score, why = (2, aimed) if aimed else (1, [{"kind": "everyone", "value": ""}])
@@ -338,7 +339,25 @@ def _aimed_at(c: m.Condition | None, f: _Facts) -> list[dict[str, str]]:
                 out.append({"kind": "segment", "value": name})
         for tag in sorted(set(x.tag or ()) & f.customer.tags):
             out.append({"kind": "tag", "value": tag})
+        if x.birthday is not None and _birthday_near(x.birthday, f):
+            out.append({"kind": "birthday", "value": ""})
     return out
+
+
+def _birthday_near(w: m.BirthdayWindow, f: _Facts) -> bool:
+    """As the engine's ``birthday`` condition: today within the window around it."""
+    born = f.customer.birthday
+    if born is None:
+        return False  # the engine refuses an unknown birthday too
+    for year in (f.today.year - 1, f.today.year, f.today.year + 1):
+        day = _birthday_in(born, year)
+        if day - timedelta(days=w.days_before) <= f.today <= day + timedelta(days=w.days_after):
+            return True
+    return False
+
+
+def _within(value: int, r: m.Range) -> bool:
+    return (r.min is None or value >= r.min) and (r.max is None or value <= r.max)
 
 
 def _in_segment(name: str, f: _Facts) -> bool:
@@ -395,6 +414,10 @@ def _could(c: m.Condition, f: _Facts) -> bool | None:
             r = bool(v)
         elif key == "first_purchase":
             r = (cu.purchases == 0) == v
+        elif key == "birthday":
+            r = _birthday_near(v, f)
+        elif key == "days_since_last_purchase" and cu.last_purchase_on is not None:
+            r = _within((today - cu.last_purchase_on).days, v)
         elif key in ("coupon", "personal_offer"):
             # A coupon's promotion needs the coupon; personal offers are listed apart.
             r = False if v else None

@@ -48,6 +48,7 @@ i18n.add(
         "for segment": "для сегмента",
         "for group": "для группы",
         "any purchase": "на любую покупку",
+        "birthday": "день рождения",
         "Last purchases": "Последние покупки",
         "Date": "Дата",
         "Amount": "Сумма",

@@ -28,12 +28,15 @@
     const panel = document.getElementById("panel");
     if (panel && panel.querySelector("[data-focus]")) focusNext(panel);
   });
-  // Escape clears the customer field and the panel: the next customer.
+  // Escape in the customer field clears it and the panel: the next customer.  (Not in
+  // a form of the panel: a registration half typed is not thrown away by a stray key.)
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Escape") return;
     const field = document.getElementById("identifier");
     const panel = document.getElementById("panel");
     if (!field) return;
+    const at = document.activeElement;
+    if (at && at !== field && at !== document.body && panel && panel.contains(at)) return;
     field.value = "";
     if (panel) panel.replaceChildren();
     field.focus();
