@@ -408,6 +408,7 @@ async def check_lookup(rt: Runtime, term: Terminal, raw_code: str) -> dict[str, 
         "bound_to_customer": found.customer_id is not None,
         "uses": found.uses,
         "max_uses": found.max_uses,
+        "valid_from": None if found.valid_from is None else found.valid_from.isoformat(),
         "valid_until": None if found.valid_until is None else found.valid_until.isoformat(),
         "gives": gives,
     }

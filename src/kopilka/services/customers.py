@@ -24,7 +24,8 @@ from kopilka.domain.money import ZERO, fmt2
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.domain.rules.engine import card_discount_percent
 from kopilka.domain.rules.facts import CustomerContext
-from kopilka.services import views
+from kopilka.services import audit, views
+from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.offers import offers_view
 from kopilka.services.pricing import tags_of
@@ -199,9 +200,12 @@ def hash_code(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[str, Any]:
+async def do_register(
+    rt: Runtime, term: Terminal, reg: Registration, *, actor: Actor | None = None
+) -> dict[str, Any]:
     """Create customer, account and card (a new virtual card if none is given), send the
-    one-time code by SMS through the outbox.  One transaction."""
+    one-time code by SMS through the outbox.  One transaction; with ``actor`` (a person
+    registering at the console's cashier screen) its audit row lands in it too."""
     now = rt.now()
     if reg.card_number is not None and not is_valid_card_number(reg.card_number):
         raise ServiceError(
@@ -237,6 +241,18 @@ async def do_register(rt: Runtime, term: Terminal, reg: Registration) -> dict[st
                 phone=reg.phone,
             )
             await _send_phone_code(conn, term.program_id, cust_id, reg.phone, now)
+            if actor is not None:
+                await audit.record(
+                    conn,
+                    actor,
+                    "customer.register",
+                    "customer",
+                    cust_id,
+                    at=now,
+                    program_id=term.program_id,
+                    partner_id=term.partner_id,
+                    after={"store_id": term.store_id, "terminal_id": term.id, "card": card_number},
+                )
     except IntegrityError as exc:
         msg = str(exc.orig).lower()
         if "phone" in msg or ("identifiers" in msg and reg.card_number is None):

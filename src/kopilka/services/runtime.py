@@ -118,6 +118,18 @@ class Runtime:
         mono = time.monotonic()
         if hit is not None and mono - hit[0] < self.cache_ttl_s:
             return hit[1]
+        term = await self._load_terminal(t.terminals.c.key_hash == digest)
+        if len(self._terminals) > 10_000:
+            self._terminals.clear()
+        self._terminals[digest] = (mono, term)
+        return term
+
+    async def terminal_by_id(self, terminal_id: int) -> Terminal | None:
+        """A terminal by its id, read now (no cache): for callers that hold no key, such
+        as the console's cashier screen, which acts as its store's terminal."""
+        return await self._load_terminal(t.terminals.c.id == terminal_id)
+
+    async def _load_terminal(self, where: Any) -> Terminal | None:
         stmt = (
             select(
                 t.terminals.c.id,
@@ -134,32 +146,28 @@ class Runtime:
             )
             .join(t.stores, t.stores.c.id == t.terminals.c.store_id)
             .join(t.partners, t.partners.c.id == t.stores.c.partner_id)
-            .where(t.terminals.c.key_hash == digest)
+            .where(where)
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
-        term = None
-        if row is not None:
-            term = Terminal(
-                row.id,
-                row.program_id,
-                row.store_id,
-                row.partner_id,
-                row.name,
-                row.status == "active",
-                row.timezone,
-                StoreContext(
-                    code=row.code,
-                    partner=row.partner_code,
-                    city=row.city or None,
-                    region=row.region or None,
-                    timezone=row.timezone or None,
-                ),
-            )
-        if len(self._terminals) > 10_000:
-            self._terminals.clear()
-        self._terminals[digest] = (mono, term)
-        return term
+        if row is None:
+            return None
+        return Terminal(
+            row.id,
+            row.program_id,
+            row.store_id,
+            row.partner_id,
+            row.name,
+            row.status == "active",
+            row.timezone,
+            StoreContext(
+                code=row.code,
+                partner=row.partner_code,
+                city=row.city or None,
+                region=row.region or None,
+                timezone=row.timezone or None,
+            ),
+        )
 
     async def program(self, program_id: int) -> ProgramSettings:
         """The program's base settings (of its current version)."""
