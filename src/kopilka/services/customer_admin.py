@@ -94,8 +94,8 @@ def _prefix(col: Any, prefix: str) -> Any:
     return and_(col >= prefix, col < _next_prefix(prefix))
 
 
-def _cap(word: str) -> str:
-    return word[:1].upper() + word[1:].lower()
+def _as_stored(word: str) -> str:
+    return word if any(ch.isupper() for ch in word) else word[:1].upper() + word[1:]
 
 
 def _by_identifier(program_id: int, values: set[str]) -> Any:
@@ -134,10 +134,12 @@ def classify(q: str, program_id: int) -> tuple[str, list[Any]]:
     last, first = words[0], " ".join(words[1:])
     if len(last) < MIN_NAME:
         return "short", []
-    variants = {last, _cap(last)}
-    conds = [or_(*(_prefix(cu.c.last_name, v) for v in sorted(variants)))]
+    # Names are stored capitalised ("Кузнецова"): "кузн" means "Кузн".  Typed with a
+    # capital somewhere ("McD"), the text is taken as it is.  One range: the index
+    # returns the matches in name order, no sorting.
+    conds = [_prefix(cu.c.last_name, _as_stored(last))]
     if first:
-        conds.append(or_(*(_prefix(cu.c.first_name, v) for v in sorted({first, _cap(first)}))))
+        conds.append(_prefix(cu.c.first_name, _as_stored(first)))
     return kind, conds
 
 
@@ -156,6 +158,19 @@ async def search(
     if not conds:
         return SearchResult(kind, [], 0)
     where = and_(cu.c.program_id == program_id, *conds)
+    # The page's ids first, from the index alone where the order allows (name order is
+    # the index's own: (program_id, last_name) then the row id); the details of these
+    # few rows after.  SQLite computes a result column for every row it sorts, so
+    # joining accounts and cards before the LIMIT would touch every match.
+    order: list[Any] = {
+        "name": [cu.c.last_name, cu.c.id],
+        "registered": [cu.c.registered_at, cu.c.id],
+        "balance": [ac.c.balance, cu.c.id],
+    }.get(sort, [cu.c.last_name, cu.c.id])
+    if descending:
+        order = [x.desc() for x in order]
+    source = cu.join(ac, ac.c.customer_id == cu.c.id) if sort == "balance" else cu
+    page_q = select(cu.c.id).select_from(source).where(where).order_by(*order)
     card = (
         select(cd.c.number)
         .where(cd.c.customer_id == cu.c.id, cd.c.status == "active")
@@ -163,35 +178,36 @@ async def search(
         .limit(1)
         .scalar_subquery()
     )
-    order: list[Any] = {
-        "name": [cu.c.last_name, cu.c.first_name, cu.c.id],
-        "registered": [cu.c.registered_at, cu.c.id],
-        "balance": [ac.c.balance, cu.c.id],
-    }.get(sort, [cu.c.last_name, cu.c.first_name, cu.c.id])
-    if descending:
-        order = [x.desc() for x in order]
-    q_rows = (
-        select(
-            cu.c.id,
-            cu.c.first_name,
-            cu.c.last_name,
-            cu.c.middle_name,
-            cu.c.phone,
-            cu.c.email,
-            cu.c.status,
-            cu.c.registered_at,
-            func.coalesce(ac.c.balance, 0).label("balance"),
-            card.label("card"),
-        )
-        .select_from(cu.outerjoin(ac, ac.c.customer_id == cu.c.id))
-        .where(where)
-        .order_by(*order)
-        .offset(offset)
-        .limit(limit)
-    )
     async with rt.engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(cu).where(where))).scalar_one()
-        rows = (await conn.execute(q_rows)).all() if total else []
+        ids = (
+            (await conn.execute(page_q.offset(offset).limit(limit))).scalars().all()
+            if total
+            else []
+        )
+        rows = (
+            (
+                await conn.execute(
+                    select(
+                        cu.c.id,
+                        cu.c.first_name,
+                        cu.c.last_name,
+                        cu.c.middle_name,
+                        cu.c.phone,
+                        cu.c.email,
+                        cu.c.status,
+                        cu.c.registered_at,
+                        func.coalesce(ac.c.balance, 0).label("balance"),
+                        card.label("card"),
+                    )
+                    .select_from(cu.outerjoin(ac, ac.c.customer_id == cu.c.id))
+                    .where(cu.c.id.in_(list(ids)))
+                )
+            ).all()
+            if ids
+            else []
+        )
+    by_id = {r.id: r for r in rows}
     return SearchResult(
         kind,
         [
@@ -207,7 +223,7 @@ async def search(
                 Decimal(r.balance),
                 r.card,
             )
-            for r in rows
+            for r in (by_id[i] for i in ids if i in by_id)
         ],
         int(total),
     )
@@ -538,20 +554,6 @@ async def adjust(
     return await accounts.do_adjust(
         rt, row.account_id, amount, program_id=program_id, actor=actor, reason=reason
     )
-
-
-async def _card_of(rt: Runtime, program_id: int, number: str) -> Any:
-    async with rt.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(cd.c.customer_id, cd.c.status).where(
-                    cd.c.program_id == program_id, cd.c.number == number.strip()
-                )
-            )
-        ).first()
-    if row is None:
-        raise ServiceError("unknown_identifier", f"no card {number}", field="number")
-    return row
 
 
 async def block_card(
