@@ -75,6 +75,12 @@ async def test_support_finds_a_customer_by_phone_and_adjusts_points_with_a_reaso
     await expect(page.get_by_label("Points")).to_have_value("1000")
     await expect(page.get_by_label("Direction")).to_have_value("debit")
 
+    # At tablet width the page still reads top to bottom.
+    await page.set_viewport_size({"width": 800, "height": 1000})
+    await page.goto(f"/admin/customers/{member.customer_id}?tab=movements")
+    await expect(page.get_by_test_id("available")).to_be_visible()
+    await shot(page, "customers-page-tablet")
+
 
 async def test_a_card_blocked_in_the_console_is_refused_at_the_till_until_unblocked(
     page: Page, make_user: MakeUser, make_shop: Any
@@ -144,17 +150,18 @@ async def test_replace_virtual_card_consents_and_merge_through_their_forms(
 
     await page.get_by_role("button", name="Merge a duplicate").click()
     await page.get_by_label("Duplicate customer (number, card or phone)").fill(dup.card)
-    await page.get_by_label("Type the duplicate's customer number again to confirm").fill("1")
+    confirm = page.get_by_label("Type the duplicate's customer number again to confirm")
+    await confirm.fill(str(dup.customer_id))
+    await page.get_by_label("Reason (required, seen in the audit log)").fill("Same person")
+    await shot(page, "customers-merge")
+    await confirm.fill("1")
     await page.get_by_label("Reason (required, seen in the audit log)").fill("Same person")
     await page.get_by_role("button", name="Merge", exact=True).click()
     await expect(page.locator("#confirm-error")).to_contain_text("to confirm")
     await expect(page.get_by_label("Duplicate customer (number, card or phone)")).to_have_value(
         dup.card
     )
-    await page.get_by_label("Type the duplicate's customer number again to confirm").fill(
-        str(dup.customer_id)
-    )
-    await shot(page, "customers-merge")
+    await confirm.fill(str(dup.customer_id))
     await page.get_by_role("button", name="Merge", exact=True).click()
     await expect(page.get_by_role("status")).to_contain_text("12.00 points moved")
     await expect(page.get_by_test_id("available")).to_have_text("42.00")

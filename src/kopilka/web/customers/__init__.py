@@ -181,8 +181,7 @@ async def adjust_submit(
     values = await _form(request)
     try:
         amount = ca.parse_amount(values.get("amount", ""))
-        if values.get("direction") == "debit":
-            amount = -abs(amount)
+        amount = -abs(amount) if values.get("direction") == "debit" else abs(amount)
         out = await ca.adjust(
             c.rt, c.actor, cust.program_id, customer_id, amount, reason=values.get("reason")
         )
