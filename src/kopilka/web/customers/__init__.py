@@ -7,6 +7,7 @@ permission, writes the change and its audit row in one transaction.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from kopilka.domain.roles import Perm
 from kopilka.services import customer_admin as ca
 from kopilka.services.errors import ServiceError
+from kopilka.web import i18n
 from kopilka.web.auth import Console, console
 from kopilka.web.customers import texts
 from kopilka.web.customers.texts import message
@@ -191,7 +193,7 @@ async def adjust_submit(
         customer_id,
         c,
         "Points adjusted. Available now: {available}.",
-        **{"available": out["after"]["available"]},
+        available=i18n.number(c.lang, Decimal(out["after"]["available"])),
     )
 
 
@@ -279,7 +281,7 @@ async def merge_submit(
         c,
         "Customer {other} merged into this one: {points} points moved.",
         other=str(other),
-        points=out["points_moved"],
+        points=i18n.number(c.lang, Decimal(out["points_moved"])),
     )
 
 
