@@ -191,3 +191,27 @@ async def test_roles_without_customer_permissions_see_no_actions_or_no_page(
     await expect(page.locator("aside.sidebar").get_by_role("link", name="Customers")).to_have_count(
         0
     )
+
+
+async def test_the_pages_speak_russian(page: Page, make_user: MakeUser, make_shop: Any) -> None:
+    shop = await make_shop()
+    member = await shop.customer(7, first_name="Олег", last_name="Титов")
+    who = await make_user("support", shop, locale="ru")
+    await login(page, who, next_url="/admin/customers")
+    await expect(page.get_by_role("heading", name="Поиск клиента")).to_be_visible()
+    await page.get_by_role("searchbox").fill("тит")
+    await page.locator("#rows").get_by_role("link", name="Титов Олег").click()
+    await expect(page.get_by_text("Доступно", exact=True)).to_be_visible()
+    await expect(page.get_by_test_id("available")).to_have_text("7,00")
+    await page.get_by_role("button", name="Начислить или списать баллы").click()
+    await page.get_by_label("Баллы").fill("2,5")
+    await page.get_by_role("button", name="Провести").click()
+    await expect(page.locator("#reason-error")).to_have_text(
+        "Укажите причину (не короче 3 символов)."
+    )
+    await expect(page.get_by_label("Баллы")).to_have_value("2,5")
+    await page.get_by_label("Причина (обязательно, видна в журнале аудита)").fill("Компенсация")
+    await page.get_by_role("button", name="Провести").click()
+    await expect(page.get_by_role("status")).to_contain_text("Доступно: 9,50")
+    await shot(page, "customers-page-ru")
+    assert member.customer_id
