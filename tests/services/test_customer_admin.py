@@ -206,6 +206,10 @@ async def test_a_merge_keeps_the_total_and_the_ledger_verifies(make_shop: Any) -
     bought = await shop.post("/purchases", receipt("m1", dup.card, ("a", 1, "100.00")))
     assert bought.status_code == 200, bought.text
     who = support(shop)
+    dup_lots = {
+        (x.remaining, x.activates_at, x.expires_at)
+        for x in (await ca.get_customer(shop.rt, shop.program_id, dup.customer_id)).lots
+    }
 
     out = await ca.merge(
         shop.rt, who, shop.program_id, keep.customer_id, dup.customer_id, reason="same person"
@@ -221,6 +225,9 @@ async def test_a_merge_keeps_the_total_and_the_ledger_verifies(make_shop: Any) -
     assert out["points_moved"] == "70.00"
     assert kept.total == Decimal("110.00") and gone.total == Decimal("0.00")
     assert gone.status == "merged" and gone.merged_into_id == keep.customer_id
+    # each lot arrives whole, activating and expiring when it would have
+    assert dup_lots <= {(x.remaining, x.activates_at, x.expires_at) for x in kept.lots}
+    assert len(dup_lots) == 2
     assert {c.number for c in kept.cards} == {keep.card, dup.card}
     assert by_old_card.json()["customer"]["id"] == keep.customer_id
     assert by_old_card.json()["balance"]["available"] == "110.00"
