@@ -165,16 +165,19 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     from kopilka.services import cards
+    from kopilka.services.audit import CLI
 
     async def go(rt: Runtime) -> int:
         if args.action == "block":
-            await cards.do_block_card(rt, args.number, reason=args.reason)
+            await cards.do_block_card(rt, args.number, reason=args.reason, actor=CLI)
             print(f"card {args.number} blocked", file=sys.stderr)
         elif args.action == "link":
-            await cards.do_link_identifier(rt, args.number, kind=args.kind, value=args.value)
+            await cards.do_link_identifier(
+                rt, args.number, kind=args.kind, value=args.value, actor=CLI
+            )
             print(f"{args.kind} {args.value} now identifies card {args.number}", file=sys.stderr)
         else:
-            await cards.do_replace_card(rt, args.old, args.new)
+            await cards.do_replace_card(rt, args.old, args.new, actor=CLI)
             print(f"card {args.old} replaced by {args.new}", file=sys.stderr)
         return 0
 
