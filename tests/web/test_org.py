@@ -86,6 +86,7 @@ async def test_a_partner_user_cannot_see_another_partners_data(
     await page.context.clear_cookies()
     await login(page, owner, next_url="/admin/stores")
     await expect(rows).to_have_count(2)
+    await shot(page, "org-stores")
     await page.get_by_label("Partner").select_option(label="Other Shop")
     await page.get_by_role("button", name="Find").click()
     await expect(rows).to_have_count(1)
@@ -125,6 +126,9 @@ async def test_an_owner_adds_a_store_with_checked_coordinates(
     await page.get_by_role("button", name="Save").click()
     await expect(page.get_by_role("status")).to_have_text("Saved.")
     await expect(page.get_by_text("Химки")).to_be_visible()
+    await shot(page, "org-store")
+    await page.set_viewport_size({"width": 800, "height": 1000})
+    await shot(page, "org-store-tablet")
     async with rt.engine.connect() as conn:
         row = (
             await conn.execute(

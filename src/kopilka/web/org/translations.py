@@ -82,8 +82,10 @@ RU: dict[str, str] = {
     "Last login": "Последний вход",
     "all programs": "все программы",
     "locked": "заблокирован",
-    "Partner (for the partner role)": "Партнёр (для роли «партнёр»)",
-    "Store (for a store manager or cashier)": "Магазин (для директора магазина или кассира)",
+    "Store": "Магазин",
+    "A partner user needs its partner; a store manager or a cashier, its store.": (
+        "Пользователю партнёра нужен его партнёр, директору магазина и кассиру — их магазин."
+    ),
     "letters, digits, dots and hyphens": "буквы, цифры, точки и дефисы",
     "Person's name": "Имя сотрудника",
     "E-mail": "E-mail",

@@ -140,7 +140,7 @@ async def _user_page(
         "locked": locked,
         "values": values if values is not None else form,
         "errors": errors or {},
-        "self": user.id == c.user.id,
+        "is_self": user.id == c.user.id,
         **await _choices(c),
     }
     return render(request, "org/user.html", ctx, status=status)
