@@ -11,9 +11,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
+from kopilka.services.audit import CLI
+from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 from kopilka.store.queries import insert_id
@@ -293,3 +296,54 @@ async def test_the_security_officer_filters_and_exports_the_audit_log_support_ca
     for url in ("/admin/audit", "/admin/users", "/admin/audit.csv", "/admin/users/new"):
         answer = await page.goto(url)
         assert answer is not None and answer.status == 403, url
+
+
+async def test_disabling_a_user_ends_its_session_and_unlocking_lets_it_back_in(
+    browser: Any, web_base: str, page: Page, make_user: MakeUser, make_shop: Any, rt: Runtime
+) -> None:
+    from kopilka.services import users
+
+    shop = await make_shop()
+    owner = await make_user("owner", shop, locale="ru")
+    worker = await make_user("marketer", shop, name="Mark Marketer")
+    # The marketer is signed in in a browser of their own.
+    other = await browser.new_context(base_url=web_base)
+    theirs = await other.new_page()
+    try:
+        await login(theirs, worker)
+        await expect(theirs.get_by_test_id("whoami")).to_contain_text("Mark Marketer")
+
+        await login(page, owner, next_url=f"/admin/users/{worker.id}")
+        # The owner works in Russian: the page is in Russian.
+        await expect(page.get_by_text("Профиль и роль")).to_be_visible()
+        page.once("dialog", lambda d: asyncio.ensure_future(d.accept(worker.login)))
+        await page.get_by_role("button", name="Отключить пользователя").click()
+        await expect(page.get_by_role("status")).to_have_text(
+            "Пользователь отключён, его сеансы завершены."
+        )
+        await theirs.goto("/admin/")
+        await theirs.wait_for_url("**/admin/login**")
+
+        await page.get_by_role("button", name="Включить пользователя").click()
+        await expect(page.get_by_role("status")).to_have_text("Пользователь включён.")
+        # Locked out by wrong passwords, then unlocked by the owner.
+        for _ in range(users.LOCK_AFTER):
+            with pytest.raises(ServiceError):
+                await users.login(rt, worker.login, "wrong-password", ip=None, user_agent=None)
+        await page.reload()
+        await expect(page.locator(".toolbar .badge")).to_have_text("заблокирован")
+        await shot(page, "org-user-locked-ru")
+        await page.get_by_role("button", name="Разблокировать").click()
+        await expect(page.get_by_role("status")).to_have_text("Вход разблокирован.")
+        await login(theirs, worker)
+        await expect(theirs.get_by_test_id("whoami")).to_contain_text("Mark Marketer")
+        # A new password ends the session again; the new one works.
+        await page.get_by_label("Новый пароль").fill("brand-new-password")
+        await page.get_by_role("button", name="Сменить пароль").click()
+        await expect(page.get_by_role("status")).to_contain_text("Пароль изменён")
+        await theirs.goto("/admin/")
+        await theirs.wait_for_url("**/admin/login**")
+    finally:
+        await other.close()
+    views, _ = await users.list_users_page(rt, CLI, text=worker.login)
+    assert views[0].user.active and not views[0].locked
