@@ -226,3 +226,25 @@ async def test_last_seen_is_kept_in_memory_and_flushed_in_one_statement(
     await rt.flush_last_seen(force=True)
     terms = await stores.list_store_terminals(rt, _owner(shop), own)
     assert terms[0].last_seen_at == datetime(2026, 5, 1, 8, 5, tzinfo=UTC)
+
+
+async def test_the_servers_sweeper_flushes_last_seen(rt: Runtime, make_shop: Any) -> None:
+    import asyncio
+
+    from kopilka.api.app import _sweep
+
+    shop = await make_shop()
+    member = await shop.customer(1)
+    await shop.get("/customers/lookup", params={"identifier": member.card})
+    rt._seen_flushed = 0.0  # as in a process that has not flushed for a while
+    own = await _store_id(rt, shop.store_code)
+    task = asyncio.create_task(_sweep(rt, 0.05))
+    try:
+        for _ in range(100):
+            terms = await stores.list_store_terminals(rt, _owner(shop), own)
+            if terms[0].last_seen_at is not None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert terms[0].last_seen_at is not None
