@@ -208,3 +208,17 @@ async def test_users_are_created_changed_and_the_audit_log_is_listed_and_exporte
     assert (await client.get(f"{API}/users", headers=hsup)).status_code == 403
     bad = await client.get(f"{API}/audit", headers=hs, params={"since": "yesterday"})
     assert bad.status_code == 422 and bad.json()["field"] == "since"
+
+
+async def test_the_org_endpoints_and_bodies_are_in_the_openapi_document(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    for name in ("StoreIn", "StoreChangeIn", "TerminalIn", "UserIn", "UserChangeIn"):
+        assert name in doc["components"]["schemas"], name
+    paths = doc["paths"]
+    assert "post" in paths[f"{API}/programs/{{code}}/stores/{{store_code}}/terminals"]
+    assert "patch" in paths[f"{API}/users/{{user_id}}"]
+    assert "get" in paths[f"{API}/audit.csv"]
+    body = paths[f"{API}/programs/{{code}}/stores"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"].endswith("/StoreIn")
