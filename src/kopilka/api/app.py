@@ -47,6 +47,10 @@ async def _sweep(rt: Runtime, every_s: float) -> None:
             await coupons.expire_coupon_holds(rt)
         except Exception:  # keep sweeping; the error is logged
             log.exception("hold sweeper failed")
+        try:  # the tills' last-seen times, kept in memory by the key lookups (issue 6)
+            await rt.flush_last_seen()
+        except Exception:
+            log.exception("last-seen flush failed")
 
 
 class HotFront:

@@ -206,3 +206,44 @@ async def export_audit_csv(rt: Runtime, f: AuditFilter, *, max_rows: int = 1_000
     for r in rows:
         w.writerow([getattr(r, c) if c != "at" else r.at.isoformat() for c in AUDIT_COLUMNS])
     return out.getvalue()
+
+
+async def export_audit_xlsx(rt: Runtime, f: AuditFilter, *, max_rows: int = 1_000_000) -> bytes:
+    """The filtered log, oldest first, as an Excel workbook (one sheet, header row)."""
+    from openpyxl import Workbook
+
+    rows, _ = await list_audit(rt, f, limit=max_rows, newest_first=False)
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("audit")
+    ws.append(list(AUDIT_COLUMNS))
+    for r in rows:
+        ws.append(
+            [
+                r.at.astimezone().replace(tzinfo=None) if c == "at" else getattr(r, c)
+                for c in AUDIT_COLUMNS
+            ]
+        )
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def changes(before: str | None, after: str | None) -> list[tuple[str, str, str]]:
+    """(field, before, after) of an audit row's JSON, for people to read."""
+    old: dict[str, Any] = orjson.loads(before) if before else {}
+    new: dict[str, Any] = orjson.loads(after) if after else {}
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return [("", str(before or ""), str(after or ""))]
+
+    def text(v: Any) -> str:
+        if v is None:
+            return "—"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return str(v)
+
+    keys = list(dict.fromkeys([*old, *new]))
+    return [
+        (k, text(old.get(k)) if k in old else "", text(new.get(k)) if k in new else "")
+        for k in keys
+    ]

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -88,6 +88,11 @@ class Runtime:
     _programs: dict[int, tuple[float, CompiledProgram]] = field(default_factory=dict)
     pool_size: int = 10
     _hot: HotPath | None = None
+    # Terminal id -> when its key was last used; written to terminals.last_seen_at by
+    # ``flush_last_seen`` (the server's sweeper), never by the till's own calls.
+    _seen: dict[int, datetime] = field(default_factory=dict)
+    last_seen_every_s: float = 30.0
+    _seen_flushed: float = 0.0
 
     @property
     def hot(self) -> HotPath:
@@ -117,11 +122,15 @@ class Runtime:
         hit = self._terminals.get(digest)
         mono = time.monotonic()
         if hit is not None and mono - hit[0] < self.cache_ttl_s:
+            if hit[1] is not None:
+                self._seen[hit[1].id] = self.now()
             return hit[1]
         term = await self._load_terminal(t.terminals.c.key_hash == digest)
         if len(self._terminals) > 10_000:
             self._terminals.clear()
         self._terminals[digest] = (mono, term)
+        if term is not None:
+            self._seen[term.id] = self.now()
         return term
 
     async def terminal_by_id(self, terminal_id: int) -> Terminal | None:
@@ -168,6 +177,38 @@ class Runtime:
                 timezone=row.timezone or None,
             ),
         )
+
+    def forget_terminal(self, key_hash: str) -> None:
+        """Drop a key from this process's cache (a terminal just disabled here)."""
+        self._terminals.pop(key_hash, None)
+
+    async def flush_last_seen(self, *, force: bool = False) -> int:
+        """Write the terminals seen since the last flush to ``terminals.last_seen_at`` in one
+        UPDATE (executed for each of them), at most every ``last_seen_every_s`` unless
+        ``force``.  Returns how many terminals were written.  A time never moves back (other
+        processes flush too)."""
+        mono = time.monotonic()
+        if not self._seen or (not force and mono - self._seen_flushed < self.last_seen_every_s):
+            return 0
+        seen, self._seen = self._seen, {}
+        self._seen_flushed = mono
+        tt = t.terminals
+        stmt = (
+            update(tt)
+            .where(
+                tt.c.id == bindparam("tid"),
+                or_(tt.c.last_seen_at.is_(None), tt.c.last_seen_at < bindparam("seen")),
+            )
+            .values(last_seen_at=bindparam("seen"))
+        )
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(stmt, [{"tid": k, "seen": v} for k, v in seen.items()])
+        except Exception:
+            for k, v in seen.items():  # try again next time
+                self._seen.setdefault(k, v)
+            raise
+        return len(seen)
 
     async def program(self, program_id: int) -> ProgramSettings:
         """The program's base settings (of its current version)."""

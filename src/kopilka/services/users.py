@@ -10,6 +10,7 @@ the password changes.  ``LOCK_AFTER`` failed logins in a row lock the login for
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select, update
 
-from kopilka.domain.roles import NEEDS_PARTNER, NEEDS_STORE, Role
+from kopilka.domain.roles import NEEDS_PARTNER, NEEDS_STORE, Perm, Role
 from kopilka.services import audit
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
@@ -380,3 +381,183 @@ async def set_locale(rt: Runtime, user_id: int, locale: str) -> None:
         raise ServiceError("validation_failed", f"one of {LOCALES}", field="locale")
     async with rt.engine.begin() as conn:
         await conn.execute(update(u).where(u.c.id == user_id).values(locale=locale))
+
+
+# --- managing users from the console and the admin API (issue 6) -------------------------
+
+USER_SORTS = ("login", "name", "role", "last_login")
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as the users page lists it."""
+
+    user: User
+    program_code: str | None
+    partner_name: str | None
+    store_name: str | None
+
+    @property
+    def locked(self) -> bool:
+        return self.user.locked_until is not None
+
+
+def _in_reach(actor: Actor, program_id: int | None) -> bool:
+    return actor.program_id is None or program_id == actor.program_id
+
+
+async def list_users_page(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    text: str = "",
+    role: str = "",
+    sort: str = "login",
+    descending: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[UserView], int]:
+    """One page of the users the actor may manage (a user limited to a program: that
+    program's users), and how many match."""
+    from sqlalchemy import func
+
+    actor.require(Perm.USERS_MANAGE)
+    q = (
+        select(
+            u,
+            t.programs.c.code.label("program_code"),
+            t.partners.c.name.label("partner_name"),
+            t.stores.c.name.label("store_name"),
+        )
+        .outerjoin(t.programs, t.programs.c.id == u.c.program_id)
+        .outerjoin(t.partners, t.partners.c.id == u.c.partner_id)
+        .outerjoin(t.stores, t.stores.c.id == u.c.store_id)
+    )
+    if actor.program_id is not None:
+        q = q.where(u.c.program_id == actor.program_id)
+    if text.strip():
+        like = text.strip().lower()
+        q = q.where(
+            func.lower(u.c.login).contains(like, autoescape=True)
+            | func.lower(u.c.name).contains(like, autoescape=True)
+            | func.lower(func.coalesce(u.c.email, "")).contains(like, autoescape=True)
+        )
+    if role:
+        q = q.where(u.c.role == role)
+    keys = {"login": u.c.login, "name": u.c.name, "role": u.c.role, "last_login": u.c.last_login_at}
+    key = keys.get(sort, u.c.login)
+    order = [key.desc() if descending else key.asc(), u.c.id]
+    async with rt.engine.connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+        rows = (await conn.execute(q.order_by(*order).offset(offset).limit(limit))).all()
+    now = rt.now()
+    out = []
+    for r in rows:
+        user = _user(r)
+        if user.locked_until is not None and user.locked_until <= now:
+            user = dataclasses.replace(user, locked_until=None)
+        out.append(UserView(user, r.program_code, r.partner_name, r.store_name))
+    return out, int(total)
+
+
+async def get_managed_user(rt: Runtime, actor: Actor, user_id: int) -> User:
+    """A user the actor may manage; another program's user is not found (404)."""
+    actor.require(Perm.USERS_MANAGE)
+    user = await get_user(rt, user_id)
+    if not _in_reach(actor, user.program_id):
+        raise ServiceError("not_found", f"no user {user_id}", field="user")
+    return user
+
+
+async def check_user_scope(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    role: str,
+    program_id: int | None,
+    partner_id: int | None,
+    store_id: int | None,
+) -> tuple[int | None, int | None, int | None]:
+    """The (program, partner, store) a user of ``role`` gets, checked: the scope the role
+    needs is there and belongs to the program; the actor cannot give more than it has.
+    Returns them with what the role does not use dropped."""
+    actor.require(Perm.USERS_MANAGE)
+    r = _check_scope(role, partner_id, store_id)
+    if actor.program_id is not None:
+        if program_id is not None and program_id != actor.program_id:
+            raise ServiceError(
+                "forbidden", "you may only give users your own program", field="program"
+            )
+        program_id = actor.program_id
+    partner_id = partner_id if r in NEEDS_PARTNER else None
+    store_id = store_id if r in NEEDS_STORE else None
+    async with rt.engine.connect() as conn:
+        if program_id is not None:
+            found = (
+                await conn.execute(select(t.programs.c.id).where(t.programs.c.id == program_id))
+            ).first()
+            if found is None:
+                raise ServiceError("validation_failed", "no such program", field="program")
+        if partner_id is not None:
+            prow = (
+                await conn.execute(
+                    select(t.partners.c.program_id).where(t.partners.c.id == partner_id)
+                )
+            ).first()
+            if prow is None or (program_id is not None and prow.program_id != program_id):
+                raise ServiceError(
+                    "validation_failed", "no such partner in the program", field="partner"
+                )
+            program_id = program_id or prow.program_id
+        if store_id is not None:
+            srow = (
+                await conn.execute(select(t.stores.c.program_id).where(t.stores.c.id == store_id))
+            ).first()
+            if srow is None or (program_id is not None and srow.program_id != program_id):
+                raise ServiceError(
+                    "validation_failed", "no such store in the program", field="store"
+                )
+            program_id = program_id or srow.program_id
+    return program_id, partner_id, store_id
+
+
+async def do_unlock_user(rt: Runtime, actor: Actor, user_id: int) -> None:
+    """End a lockout before its time; audited ``user.unlock``."""
+    user = await get_managed_user(rt, actor, user_id)
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(u).where(u.c.id == user_id).values(failed_logins=0, locked_until=None)
+        )
+        await audit.record(
+            conn,
+            actor,
+            "user.unlock",
+            "user",
+            user_id,
+            at=now,
+            before={"locked_until": user.locked_until},
+            after={"locked_until": None},
+        )
+
+
+async def do_set_email(rt: Runtime, actor: Actor, user_id: int, email: str | None) -> None:
+    """Change a user's e-mail; audited ``user.update``."""
+    user = await get_managed_user(rt, actor, user_id)
+    value = (email or "").strip() or None
+    if value is not None and ("@" not in value or len(value) > 254 or " " in value):
+        raise ServiceError("validation_failed", "not an e-mail address", field="email")
+    if value == user.email:
+        return
+    async with rt.engine.begin() as conn:
+        await conn.execute(update(u).where(u.c.id == user_id).values(email=value))
+        await audit.record(
+            conn,
+            actor,
+            "user.update",
+            "user",
+            user_id,
+            at=rt.now(),
+            before={"email": user.email},
+            after={"email": value},
+        )
