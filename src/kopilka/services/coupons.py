@@ -24,11 +24,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, case, func, insert, literal, select, update
 
 from kopilka.domain.coupons import display, is_well_formed, make_codes, normalise
+from kopilka.domain.roles import Perm
 from kopilka.domain.rules import model as m
 from kopilka.domain.rules.compiler import CompiledProgram
+from kopilka.services import audit
+from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.services.setup import program_id
@@ -71,10 +74,12 @@ async def do_create_series(
     return_on_refund: bool = True,
     seed: str | None = None,
     points: Decimal | None = None,
+    actor: Actor | None = None,
 ) -> list[str]:
     """Create a series with ``count`` generated codes (reproducible with ``seed``, which is
     recorded) or the imported ``codes``; ``bound_to``: one coupon per customer id;
     ``points``: a points code (redeemed for points, not on a receipt).
+    With ``actor`` (console, admin API) an audit row lands in the same transaction.
     Returns the codes (as printed: groups of four for generated ones)."""
     if not re.match(m.CODE_RE, code):
         raise ServiceError("validation_failed", "letters, digits, _ . - only", field="code")
@@ -129,6 +134,25 @@ async def do_create_series(
         ]
         for i in range(0, len(rows), 1000):
             await conn.execute(insert(t.coupons), rows[i : i + 1000])
+        if actor is not None:
+            await audit.record(
+                conn,
+                actor,
+                "coupon_series.create",
+                "coupon_series",
+                code.upper(),
+                at=now,
+                program_id=pid,
+                after={
+                    "name": name,
+                    "codes": len(made),
+                    "max_uses": max_uses,
+                    "valid_from": valid_from,
+                    "valid_until": valid_until,
+                    "points": points,
+                    "return_on_refund": return_on_refund,
+                },
+            )
     return [display(c) if codes is None else c for c in made]
 
 
@@ -511,3 +535,340 @@ async def do_surprise(
         seed=seed,
     )
     return list(zip(chosen, codes, strict=True))
+
+
+# --- the console and the admin API: lists, states, blocking, exports ---------------------
+#
+# A coupon's state as people see it, in the order ``why_invalid`` refuses: ``blocked``
+# (its status), ``expired`` (its series' end passed), ``used`` (no use left), else
+# ``active``.  "Not yet valid" coupons count as active: they will be.
+
+COUPON_STATES = ("active", "used", "expired", "blocked")
+SERIES_SORTS = ("code", "name", "created_at", "issued", "used", "expired", "blocked")
+CODE_SORTS = ("code", "state", "uses", "created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRow:
+    id: int
+    code: str
+    name: str
+    max_uses: int | None
+    bound: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
+    return_on_refund: bool
+    points: Decimal | None
+    seed: str | None
+    created_at: datetime
+    issued: int
+    used: int
+    expired: int
+    blocked: int
+
+    @property
+    def active(self) -> int:
+        return self.issued - self.used - self.expired - self.blocked
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRow:
+    id: int
+    code: str  # as printed
+    state: str
+    uses: int
+    max_uses: int | None
+    customer_id: int | None
+    created_at: datetime
+
+
+def _state_case(now: datetime) -> Any:
+
+    c, s = t.coupons.c, t.coupon_series.c
+    return case(
+        (c.status != "active", literal("blocked")),
+        (and_(s.valid_until.is_not(None), s.valid_until <= now), literal("expired")),
+        (and_(s.max_uses.is_not(None), c.uses >= s.max_uses), literal("used")),
+        else_=literal("active"),
+    )
+
+
+def _counts(now: datetime) -> Any:
+
+    state = _state_case(now)
+    c = t.coupons.c
+    return (
+        select(
+            c.series_id.label("series_id"),
+            func.count().label("issued"),
+            func.sum(case((state == "used", 1), else_=0)).label("used"),
+            func.sum(case((state == "expired", 1), else_=0)).label("expired"),
+            func.sum(case((state == "blocked", 1), else_=0)).label("blocked"),
+        )
+        .select_from(t.coupons.join(t.coupon_series, t.coupon_series.c.id == c.series_id))
+        .group_by(c.series_id)
+    )
+
+
+def _series_row(r: Any) -> SeriesRow:
+    return SeriesRow(
+        r.id,
+        r.code,
+        r.name,
+        r.max_uses,
+        bool(r.bound),
+        r.valid_from,
+        r.valid_until,
+        bool(r.return_on_refund),
+        r.points,
+        r.seed,
+        r.created_at,
+        int(r.issued or 0),
+        int(r.used or 0),
+        int(r.expired or 0),
+        int(r.blocked or 0),
+    )
+
+
+def _series_query(rt: Runtime, program_id: int) -> tuple[Any, Any]:
+
+    s = t.coupon_series.c
+    counts = _counts(rt.now()).where(t.coupons.c.program_id == program_id).subquery()
+    q = (
+        select(
+            s.id,
+            s.code,
+            s.name,
+            s.max_uses,
+            s.bound,
+            s.valid_from,
+            s.valid_until,
+            s.return_on_refund,
+            s.points,
+            s.seed,
+            s.created_at,
+            func.coalesce(counts.c.issued, 0).label("issued"),
+            func.coalesce(counts.c.used, 0).label("used"),
+            func.coalesce(counts.c.expired, 0).label("expired"),
+            func.coalesce(counts.c.blocked, 0).label("blocked"),
+        )
+        .select_from(t.coupon_series.outerjoin(counts, counts.c.series_id == s.id))
+        .where(s.program_id == program_id)
+    )
+    return q, counts
+
+
+async def list_series(
+    rt: Runtime,
+    *,
+    program_id: int,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "created_at",
+    descending: bool = True,
+) -> tuple[list[SeriesRow], int]:
+    """A page of the program's coupon series with the count of codes in each state, and
+    how many series there are."""
+
+    q, _ = _series_query(rt, program_id)
+    sort = sort if sort in SERIES_SORTS else "created_at"
+    col = q.selected_columns[sort]
+    order = [col.desc() if descending else col.asc(), t.coupon_series.c.id.desc()]
+    async with rt.engine.connect() as conn:
+        total = (
+            await conn.execute(
+                select(func.count())
+                .select_from(t.coupon_series)
+                .where(t.coupon_series.c.program_id == program_id)
+            )
+        ).scalar_one()
+        rows = (await conn.execute(q.order_by(*order).offset(offset).limit(limit))).all()
+    return [_series_row(r) for r in rows], int(total)
+
+
+async def series_by_code(rt: Runtime, *, program_id: int, code: str) -> SeriesRow:
+    """One series with its counts; ``coupon_series_not_found`` (404)."""
+    q, _ = _series_query(rt, program_id)
+    async with rt.engine.connect() as conn:
+        r = (await conn.execute(q.where(t.coupon_series.c.code == code.upper()))).first()
+    if r is None:
+        raise CouponAdminError(
+            "coupon_series_not_found", f"no coupon series {code!r}", field="series"
+        )
+    return _series_row(r)
+
+
+class CouponAdminError(ServiceError):
+    @property
+    def status(self) -> int:
+        return {"coupon_series_not_found": 404, "coupon_not_found": 404}.get(self.code, 422)
+
+
+def _codes_query(rt: Runtime, program_id: int, series_id: int | None, state: str) -> Any:
+    c = t.coupons.c
+    st = _state_case(rt.now()).label("state")
+    q = (
+        select(c.id, c.code, st, c.uses, t.coupon_series.c.max_uses, c.customer_id, c.created_at)
+        .select_from(t.coupons.join(t.coupon_series, t.coupon_series.c.id == c.series_id))
+        .where(c.program_id == program_id)
+    )
+    if series_id is not None:
+        q = q.where(c.series_id == series_id)
+    if state in COUPON_STATES:
+        q = q.where(_state_case(rt.now()) == state)
+    return q
+
+
+def _code_row(r: Any) -> CodeRow:
+    shown = display(r.code) if is_well_formed(r.code) else r.code
+    return CodeRow(r.id, shown, r.state, int(r.uses), r.max_uses, r.customer_id, r.created_at)
+
+
+async def list_codes(
+    rt: Runtime,
+    *,
+    program_id: int,
+    series: str,
+    state: str = "",
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "code",
+    descending: bool = False,
+) -> tuple[list[CodeRow], int]:
+    """A page of a series' codes (``state``: one of ``COUPON_STATES`` or all)."""
+
+    found = await series_by_code(rt, program_id=program_id, code=series)
+    q = _codes_query(rt, program_id, found.id, state)
+    sort = sort if sort in CODE_SORTS else "code"
+    col = q.selected_columns[sort]
+    async with rt.engine.connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), t.coupons.c.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+    return [_code_row(r) for r in rows], int(total)
+
+
+def codes_table(rt: Runtime, *, program_id: int, series: SeriesRow, state: str = "") -> Any:
+    """The series' codes for an export (``exports.Table``), read in chunks by id."""
+    from kopilka.services import exports
+
+    base = _codes_query(rt, program_id, series.id, state)
+
+    async def fetch(after: int | None, size: int) -> list[Any]:
+        q = base if after is None else base.where(t.coupons.c.id > after)
+        async with rt.engine.connect() as conn:
+            rows = (await conn.execute(q.order_by(t.coupons.c.id).limit(size))).all()
+        return [
+            (
+                r.id,
+                _code_row(r).code,
+                series.code,
+                r.state,
+                int(r.uses),
+                r.max_uses,
+                r.customer_id,
+                r.created_at,
+            )
+            for r in rows
+        ]
+
+    async def rows() -> Any:
+        async for r in exports.chunked(fetch, key=lambda r: r[0]):
+            yield r[1:]
+
+    return exports.Table(
+        series.code,
+        ("code", "series", "state", "uses", "max_uses", "customer_id", "created_at"),
+        rows(),
+    )
+
+
+async def do_set_coupon_status(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    program_id: int,
+    code: str,
+    blocked: bool,
+    reason: str | None = None,
+) -> CodeRow:
+    """Block (or unblock) one coupon: the till refuses it (``coupon_blocked``) from now
+    on; a receipt already holding it can still be confirmed.  Idempotent; audited."""
+
+    actor.require(Perm.MECHANICS_WRITE)
+    wanted = "blocked" if blocked else "active"
+    stored = normalise(code)
+    now = rt.now()
+    c = t.coupons.c
+    async with rt.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(c.id, c.status, t.coupon_series.c.code.label("series"))
+                .join(t.coupon_series, t.coupon_series.c.id == c.series_id)
+                .where(c.program_id == program_id, c.code == stored)
+            )
+        ).first()
+        if row is None:
+            raise CouponAdminError("coupon_not_found", "no such coupon", field="code")
+        if row.status != wanted:
+            await conn.execute(update(t.coupons).where(c.id == row.id).values(status=wanted))
+            await audit.record(
+                conn,
+                actor,
+                "coupon.block" if blocked else "coupon.unblock",
+                "coupon",
+                stored,
+                at=now,
+                program_id=program_id,
+                reason=reason,
+                before={"status": row.status, "series": row.series},
+                after={"status": wanted, "series": row.series},
+            )
+        got = (
+            await conn.execute(_codes_query(rt, program_id, None, "").where(c.id == row.id))
+        ).one()
+    return _code_row(got)
+
+
+async def do_set_series_status(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    program_id: int,
+    series: str,
+    blocked: bool,
+    reason: str | None = None,
+) -> int:
+    """Block (or unblock) every code of a series in one statement; returns how many codes
+    changed.  One audit row for the series (with the count)."""
+
+    actor.require(Perm.MECHANICS_WRITE)
+    found = await series_by_code(rt, program_id=program_id, code=series)
+    wanted, other = ("blocked", "active") if blocked else ("active", "blocked")
+    now = rt.now()
+    c = t.coupons.c
+    async with rt.engine.begin() as conn:
+        res = await conn.execute(
+            update(t.coupons)
+            .where(c.program_id == program_id, c.series_id == found.id, c.status == other)
+            .values(status=wanted)
+        )
+        changed = int(res.rowcount or 0)
+        await audit.record(
+            conn,
+            actor,
+            "coupon_series.block" if blocked else "coupon_series.unblock",
+            "coupon_series",
+            found.code,
+            at=now,
+            program_id=program_id,
+            reason=reason,
+            before={"blocked": found.blocked, "issued": found.issued},
+            after={"changed": changed, "status": wanted},
+        )
+    return changed
