@@ -142,7 +142,7 @@ async def test_a_form_error_names_the_field_and_keeps_what_was_typed(
     await expect(page.get_by_label("Series code")).to_have_value("AUTUMN")
     await page.get_by_label("How many codes").fill("5")
     await page.get_by_role("button", name="Create series").click()
-    await expect(page.locator("#valid_until-error")).to_have_text("must be after valid_from")
+    await expect(page.locator("#valid_until-error")).to_have_text("Must be after the start")
     await expect(page.get_by_label("Valid until")).to_have_value("2026-09-01T00:00")
     await shot(page, "mechanics-coupons-new-error")
 

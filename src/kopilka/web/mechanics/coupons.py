@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import quote
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from kopilka.domain.roles import Perm
+from kopilka.domain.rules.model import CODE_RE
 from kopilka.services import coupons
 from kopilka.services.errors import ServiceError
 from kopilka.web.auth import Console, console
@@ -93,6 +95,10 @@ async def series_create(request: Request, c: Annotated[Console, WRITE]) -> Respo
     valid_until = f.when("valid_until")
     points = f.decimal("points")
     seed = f.text("seed", required=False, max_len=64) or None
+    if code and not re.match(CODE_RE, code):
+        f.errors["code"] = f._("Letters, digits and _ . - only")
+    if valid_from and valid_until and valid_until <= valid_from:
+        f.errors["valid_until"] = f._("Must be after the start")
     try:
         f.check()
         if await _exists(c, code):

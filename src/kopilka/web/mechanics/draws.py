@@ -107,6 +107,8 @@ async def draw_create(request: Request, c: Annotated[Console, WRITE]) -> Respons
         prizes = parse_prizes(values.get("prizes", ""))
     except ValueError as exc:
         f.errors["prizes"] = f"{f._('A prize line is wrong')}: {exc}"
+    if start and end and end <= start:
+        f.errors["period_end"] = f._("Must be after the start")
     rules: dict[str, Any] = {
         "prizes": prizes,
         "tickets_per_purchase": 1 if per_purchase is None else per_purchase,

@@ -16,6 +16,8 @@ RU = {
     "Above 0, at most two decimals": "Больше 0, не более двух знаков после запятой",
     "A date and time": "Дата и время",
     "Moscow time": "Московское время",
+    "Must be after the start": "Должно быть позже начала",
+    "Letters, digits and _ . - only": "Только буквы, цифры и _ . -",
     "Refused": "Отказ",
     "Say why (at least 3 characters)": "Укажите причину (не короче 3 символов)",
     # states (shown through _(state))
