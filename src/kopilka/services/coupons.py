@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, select, update
+from sqlalchemy import func, insert, literal, select, update
 
 from kopilka.domain.coupons import display, is_well_formed, make_codes, normalise
 from kopilka.domain.roles import Perm
@@ -582,80 +582,88 @@ class CodeRow:
     created_at: datetime
 
 
-def _state_case(now: datetime) -> Any:
-
-    c, s = t.coupons.c, t.coupon_series.c
-    return case(
-        (c.status != "active", literal("blocked")),
-        (and_(s.valid_until.is_not(None), s.valid_until <= now), literal("expired")),
-        (and_(s.max_uses.is_not(None), c.uses >= s.max_uses), literal("used")),
-        else_=literal("active"),
-    )
+class CouponAdminError(ServiceError):
+    @property
+    def status(self) -> int:
+        return {"coupon_series_not_found": 404, "coupon_not_found": 404}.get(self.code, 422)
 
 
-def _counts(now: datetime) -> Any:
+def _series_expired(valid_until: datetime | None, now: datetime) -> bool:
+    return valid_until is not None and valid_until <= now
 
-    state = _state_case(now)
-    c = t.coupons.c
-    return (
-        select(
-            c.series_id.label("series_id"),
-            func.count().label("issued"),
-            func.sum(case((state == "used", 1), else_=0)).label("used"),
-            func.sum(case((state == "expired", 1), else_=0)).label("expired"),
-            func.sum(case((state == "blocked", 1), else_=0)).label("blocked"),
+
+def code_state(
+    status: str, uses: int, *, max_uses: int | None, valid_until: datetime | None, now: datetime
+) -> str:
+    """A coupon's state as people see it (see above)."""
+    if status != "active":
+        return "blocked"
+    if _series_expired(valid_until, now):
+        return "expired"
+    if max_uses is not None and uses >= max_uses:
+        return "used"
+    return "active"
+
+
+_S = t.coupon_series.c
+_C = t.coupons.c
+_SERIES_COLUMNS = (
+    _S.id,
+    _S.code,
+    _S.name,
+    _S.max_uses,
+    _S.bound,
+    _S.valid_from,
+    _S.valid_until,
+    _S.return_on_refund,
+    _S.points,
+    _S.seed,
+    _S.created_at,
+)
+
+
+async def _with_counts(conn: Any, rows: list[Any], now: datetime) -> list[SeriesRow]:
+    """The series with their codes counted by state.  A series' end and uses limit are
+    the same for all its codes, so the database only groups codes by (status, uses) —
+    a handful of groups — and the states are told here."""
+    counts: dict[int, dict[str, int]] = {r.id: {} for r in rows}
+    if rows:
+        groups = await conn.execute(
+            select(_C.series_id, _C.status, _C.uses, func.count().label("n"))
+            .where(_C.series_id.in_(list(counts)))
+            .group_by(_C.series_id, _C.status, _C.uses)
         )
-        .select_from(t.coupons.join(t.coupon_series, t.coupon_series.c.id == c.series_id))
-        .group_by(c.series_id)
-    )
-
-
-def _series_row(r: Any) -> SeriesRow:
-    return SeriesRow(
-        r.id,
-        r.code,
-        r.name,
-        r.max_uses,
-        bool(r.bound),
-        r.valid_from,
-        r.valid_until,
-        bool(r.return_on_refund),
-        r.points,
-        r.seed,
-        r.created_at,
-        int(r.issued or 0),
-        int(r.used or 0),
-        int(r.expired or 0),
-        int(r.blocked or 0),
-    )
-
-
-def _series_query(rt: Runtime, program_id: int) -> tuple[Any, Any]:
-
-    s = t.coupon_series.c
-    counts = _counts(rt.now()).where(t.coupons.c.program_id == program_id).subquery()
-    q = (
-        select(
-            s.id,
-            s.code,
-            s.name,
-            s.max_uses,
-            s.bound,
-            s.valid_from,
-            s.valid_until,
-            s.return_on_refund,
-            s.points,
-            s.seed,
-            s.created_at,
-            func.coalesce(counts.c.issued, 0).label("issued"),
-            func.coalesce(counts.c.used, 0).label("used"),
-            func.coalesce(counts.c.expired, 0).label("expired"),
-            func.coalesce(counts.c.blocked, 0).label("blocked"),
+        by_id = {r.id: r for r in rows}
+        for g in groups.all():
+            sr = by_id[g.series_id]
+            state = code_state(
+                g.status, int(g.uses), max_uses=sr.max_uses, valid_until=sr.valid_until, now=now
+            )
+            counts[g.series_id][state] = counts[g.series_id].get(state, 0) + int(g.n)
+    return [
+        SeriesRow(
+            r.id,
+            r.code,
+            r.name,
+            r.max_uses,
+            bool(r.bound),
+            r.valid_from,
+            r.valid_until,
+            bool(r.return_on_refund),
+            r.points,
+            r.seed,
+            r.created_at,
+            sum(counts[r.id].values()),
+            counts[r.id].get("used", 0),
+            counts[r.id].get("expired", 0),
+            counts[r.id].get("blocked", 0),
         )
-        .select_from(t.coupon_series.outerjoin(counts, counts.c.series_id == s.id))
-        .where(s.program_id == program_id)
-    )
-    return q, counts
+        for r in rows
+    ]
+
+
+# Sorting by a count needs every series' counts; by a column, only the page's.
+_COUNT_SORTS = ("issued", "used", "expired", "blocked")
 
 
 async def list_series(
@@ -669,59 +677,75 @@ async def list_series(
 ) -> tuple[list[SeriesRow], int]:
     """A page of the program's coupon series with the count of codes in each state, and
     how many series there are."""
-
-    q, _ = _series_query(rt, program_id)
     sort = sort if sort in SERIES_SORTS else "created_at"
-    col = q.selected_columns[sort]
-    order = [col.desc() if descending else col.asc(), t.coupon_series.c.id.desc()]
+    now = rt.now()
+    q = select(*_SERIES_COLUMNS).where(_S.program_id == program_id)
     async with rt.engine.connect() as conn:
         total = (
             await conn.execute(
-                select(func.count())
-                .select_from(t.coupon_series)
-                .where(t.coupon_series.c.program_id == program_id)
+                select(func.count()).select_from(t.coupon_series).where(_S.program_id == program_id)
             )
         ).scalar_one()
-        rows = (await conn.execute(q.order_by(*order).offset(offset).limit(limit))).all()
-    return [_series_row(r) for r in rows], int(total)
+        if sort in _COUNT_SORTS:
+            every = await _with_counts(conn, list((await conn.execute(q)).all()), now)
+            every.sort(key=lambda x: (getattr(x, sort), x.id), reverse=descending)
+            return every[offset : offset + limit], int(total)
+        col = q.selected_columns[sort]
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), _S.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        return await _with_counts(conn, list(rows), now), int(total)
 
 
 async def series_by_code(rt: Runtime, *, program_id: int, code: str) -> SeriesRow:
     """One series with its counts; ``coupon_series_not_found`` (404)."""
-    q, _ = _series_query(rt, program_id)
+    q = select(*_SERIES_COLUMNS).where(_S.program_id == program_id, _S.code == code.upper())
     async with rt.engine.connect() as conn:
-        r = (await conn.execute(q.where(t.coupon_series.c.code == code.upper()))).first()
-    if r is None:
-        raise CouponAdminError(
-            "coupon_series_not_found", f"no coupon series {code!r}", field="series"
-        )
-    return _series_row(r)
+        r = (await conn.execute(q)).first()
+        if r is None:
+            raise CouponAdminError(
+                "coupon_series_not_found", f"no coupon series {code!r}", field="series"
+            )
+        return (await _with_counts(conn, [r], rt.now()))[0]
 
 
-class CouponAdminError(ServiceError):
-    @property
-    def status(self) -> int:
-        return {"coupon_series_not_found": 404, "coupon_not_found": 404}.get(self.code, 422)
-
-
-def _codes_query(rt: Runtime, program_id: int, series_id: int | None, state: str) -> Any:
-    c = t.coupons.c
-    st = _state_case(rt.now()).label("state")
-    q = (
-        select(c.id, c.code, st, c.uses, t.coupon_series.c.max_uses, c.customer_id, c.created_at)
-        .select_from(t.coupons.join(t.coupon_series, t.coupon_series.c.id == c.series_id))
-        .where(c.program_id == program_id)
+def _codes_query(series: SeriesRow, state: str, now: datetime) -> Any:
+    """A series' codes (in ``state``: its condition on the stored columns, the series'
+    end and uses limit being constants)."""
+    q = select(_C.id, _C.code, _C.status, _C.uses, _C.customer_id, _C.created_at).where(
+        _C.series_id == series.id
     )
-    if series_id is not None:
-        q = q.where(c.series_id == series_id)
-    if state in COUPON_STATES:
-        q = q.where(_state_case(rt.now()) == state)
+    expired = _series_expired(series.valid_until, now)
+    live = _C.status == "active"
+    if state == "blocked":
+        q = q.where(_C.status != "active")
+    elif state == "expired":
+        q = q.where(live) if expired else q.where(literal(False))
+    elif state in ("used", "active"):
+        if expired:
+            q = q.where(literal(False))
+        elif series.max_uses is None:
+            q = q.where(live) if state == "active" else q.where(literal(False))
+        elif state == "used":
+            q = q.where(live, _C.uses >= series.max_uses)
+        else:
+            q = q.where(live, _C.uses < series.max_uses)
     return q
 
 
-def _code_row(r: Any) -> CodeRow:
+def _code_row(r: Any, series: SeriesRow, now: datetime) -> CodeRow:
     shown = display(r.code) if is_well_formed(r.code) else r.code
-    return CodeRow(r.id, shown, r.state, int(r.uses), r.max_uses, r.customer_id, r.created_at)
+    state = code_state(
+        r.status, int(r.uses), max_uses=series.max_uses, valid_until=series.valid_until, now=now
+    )
+    return CodeRow(r.id, shown, state, int(r.uses), series.max_uses, r.customer_id, r.created_at)
+
+
+_CODE_ORDER = {"code": (_C.code,), "state": (_C.status, _C.uses), "uses": (_C.uses,)}
 
 
 async def list_codes(
@@ -736,50 +760,33 @@ async def list_codes(
     descending: bool = False,
 ) -> tuple[list[CodeRow], int]:
     """A page of a series' codes (``state``: one of ``COUPON_STATES`` or all)."""
-
     found = await series_by_code(rt, program_id=program_id, code=series)
-    q = _codes_query(rt, program_id, found.id, state)
-    sort = sort if sort in CODE_SORTS else "code"
-    col = q.selected_columns[sort]
+    now = rt.now()
+    q = _codes_query(found, state, now)
+    cols = _CODE_ORDER.get(sort, (_C.id,))  # created_at: the order of creation
+    order = [c.desc() if descending else c.asc() for c in cols]
     async with rt.engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
-        rows = (
-            await conn.execute(
-                q.order_by(col.desc() if descending else col.asc(), t.coupons.c.id)
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
-    return [_code_row(r) for r in rows], int(total)
+        rows = (await conn.execute(q.order_by(*order, _C.id).offset(offset).limit(limit))).all()
+    return [_code_row(r, found, now) for r in rows], int(total)
 
 
 def codes_table(rt: Runtime, *, program_id: int, series: SeriesRow, state: str = "") -> Any:
     """The series' codes for an export (``exports.Table``), read in chunks by id."""
     from kopilka.services import exports
 
-    base = _codes_query(rt, program_id, series.id, state)
+    now = rt.now()
+    base = _codes_query(series, state, now)
 
     async def fetch(after: int | None, size: int) -> list[Any]:
-        q = base if after is None else base.where(t.coupons.c.id > after)
+        q = base if after is None else base.where(_C.id > after)
         async with rt.engine.connect() as conn:
-            rows = (await conn.execute(q.order_by(t.coupons.c.id).limit(size))).all()
-        return [
-            (
-                r.id,
-                _code_row(r).code,
-                series.code,
-                r.state,
-                int(r.uses),
-                r.max_uses,
-                r.customer_id,
-                r.created_at,
-            )
-            for r in rows
-        ]
+            return list((await conn.execute(q.order_by(_C.id).limit(size))).all())
 
     async def rows() -> Any:
         async for r in exports.chunked(fetch, key=lambda r: r[0]):
-            yield r[1:]
+            x = _code_row(r, series, now)
+            yield (x.code, series.code, x.state, x.uses, x.max_uses, x.customer_id, x.created_at)
 
     return exports.Table(
         series.code,
@@ -799,7 +806,6 @@ async def do_set_coupon_status(
 ) -> CodeRow:
     """Block (or unblock) one coupon: the till refuses it (``coupon_blocked``) from now
     on; a receipt already holding it can still be confirmed.  Idempotent; audited."""
-
     actor.require(Perm.MECHANICS_WRITE)
     wanted = "blocked" if blocked else "active"
     stored = normalise(code)
@@ -829,10 +835,14 @@ async def do_set_coupon_status(
                 before={"status": row.status, "series": row.series},
                 after={"status": wanted, "series": row.series},
             )
-        got = (
-            await conn.execute(_codes_query(rt, program_id, None, "").where(c.id == row.id))
-        ).one()
-    return _code_row(got)
+    found = await series_by_code(rt, program_id=program_id, code=row.series)
+    return await _code_by_id(rt, found, row.id)
+
+
+async def _code_by_id(rt: Runtime, series: SeriesRow, coupon_id: int) -> CodeRow:
+    async with rt.engine.connect() as conn:
+        r = (await conn.execute(_codes_query(series, "", rt.now()).where(_C.id == coupon_id))).one()
+    return _code_row(r, series, rt.now())
 
 
 async def do_set_series_status(

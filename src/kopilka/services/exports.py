@@ -18,6 +18,7 @@ Values:
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import tempfile
@@ -130,16 +131,28 @@ def _xlsx_cell(ws: Any, value: Any) -> Any:
 
 async def xlsx_chunks(table: Table, *, chunk_bytes: int = 64 * 1024) -> AsyncIterator[bytes]:
     """The table as an XLSX workbook of one sheet.  openpyxl's write-only mode keeps the
-    rows on disk as they are appended; the finished file is then read out in chunks."""
+    rows on disk as they are appended; the finished file is then read out in chunks.
+    openpyxl is CPU-bound (tens of thousands of cells a second), so each batch of rows
+    is written in a worker thread: the server keeps answering meanwhile."""
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=table.title[:31] or "Sheet")
     ws.append(list(table.header))
+
+    def write(batch: list[Row]) -> None:
+        for row in batch:
+            ws.append([_xlsx_cell(ws, v) for v in row])
+
+    batch: list[Row] = []
     async for row in table.rows:
-        ws.append([_xlsx_cell(ws, v) for v in row])
+        batch.append(row)
+        if len(batch) >= CHUNK:
+            await asyncio.to_thread(write, batch)
+            batch = []
+    await asyncio.to_thread(write, batch)
     with tempfile.TemporaryFile() as f:
-        wb.save(f)
+        await asyncio.to_thread(wb.save, f)
         f.seek(0)
-        while chunk := f.read(chunk_bytes):
+        while chunk := await asyncio.to_thread(f.read, chunk_bytes):
             yield chunk
 
 
