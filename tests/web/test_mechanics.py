@@ -321,3 +321,30 @@ async def test_draws_and_rewards_pages_show_their_data_and_act(
     await expect(page.get_by_role("status")).to_contain_text(f"Order issued: {order.id}")
     await expect(page.locator("tbody tr").first).to_contain_text("handed over")
     assert (await rewards.order_status(rt, order.id)).state == "issued"
+
+
+async def test_a_partner_user_reads_the_pages_in_russian_on_a_tablet_without_changing_anything(
+    page: Page, make_user: MakeUser, make_shop: Any, rt: Runtime
+) -> None:
+    shop = await make_shop()
+    await coupons.do_create_series(rt, program_code=shop.code, code="TAB", name="Планшет", count=3)
+    await giftcards.do_create_series(
+        rt, shop.code, code="GTAB", name="Карта", nominal=Decimal("500"), count=2
+    )
+    who = await make_user("partner", shop, locale="ru", partner_id=shop.partner_id)
+    await page.set_viewport_size({"width": 800, "height": 1000})
+    await login(page, who, next_url="/admin/coupons")
+
+    await expect(page.get_by_role("heading", name="Серии купонов")).to_be_visible()
+    await page.get_by_role("link", name="TAB").click()
+    await expect(page.get_by_test_id("issued")).to_have_text("3")
+    await expect(page.get_by_role("button", name="Выгрузить XLSX")).to_be_visible()
+    await expect(page.get_by_role("button", name=re.compile("Заблокировать"))).to_have_count(0)
+    # Nothing overflows the tablet's width.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 800
+    await shot(page, "mechanics-coupons-series-tablet-ru")
+    await page.goto("/admin/gift-cards/cards")
+    await expect(page.locator("tbody tr")).to_have_count(2)
+    await expect(page.locator("tbody tr").first).to_contain_text("не продана")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 800
