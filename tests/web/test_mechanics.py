@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import Any
 import httpx
 import openpyxl
 from playwright.async_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from kopilka.services import coupons, draws, giftcards, rewards
-from kopilka.services.runtime import Runtime
+from kopilka.services.runtime import Runtime, Terminal, hash_key
 from kopilka.store import tables as t
+from kopilka.store.queries import insert_id
 from tests.conftest import Clock, Shop, receipt
 from tests.web.conftest import MakeUser, login, shot
 
@@ -328,9 +330,13 @@ async def test_a_partner_user_reads_the_pages_in_russian_on_a_tablet_without_cha
 ) -> None:
     shop = await make_shop()
     await coupons.do_create_series(rt, program_code=shop.code, code="TAB", name="Планшет", count=3)
-    await giftcards.do_create_series(
-        rt, shop.code, code="GTAB", name="Карта", nominal=Decimal("500"), count=2
+    cards = await giftcards.do_create_series(
+        rt, shop.code, code="GTAB", name="Карта", nominal=Decimal("500"), count=3
     )
+    own, other = await rt.terminal_by_key(shop.key), await other_partners_till(rt, shop)
+    assert own is not None and other is not None
+    await giftcards.do_activate(rt, own, cards[0][0])
+    await giftcards.do_activate(rt, other, cards[1][0])
     who = await make_user("partner", shop, locale="ru", partner_id=shop.partner_id)
     await page.set_viewport_size({"width": 800, "height": 1000})
     await login(page, who, next_url="/admin/coupons")
@@ -344,7 +350,46 @@ async def test_a_partner_user_reads_the_pages_in_russian_on_a_tablet_without_cha
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 800
     await shot(page, "mechanics-coupons-series-tablet-ru")
-    await page.goto("/admin/gift-cards/cards")
-    await expect(page.locator("tbody tr")).to_have_count(2)
+    await page.goto("/admin/gift-cards/cards?state=issued")
+    await expect(page.locator("tbody tr")).to_have_count(1)
     await expect(page.locator("tbody tr").first).to_contain_text("не продана")
     assert await page.evaluate("document.documentElement.scrollWidth") <= 800
+    # A card is the program's, but a partner sees only the movements at its own tills.
+    await page.goto(f"/admin/gift-cards/cards/{cards[0][0]}")
+    await expect(page.locator("tbody tr")).to_have_text(re.compile("продажа"))
+    await page.goto(f"/admin/gift-cards/cards/{cards[1][0]}")
+    await expect(page.get_by_test_id("balance")).to_contain_text("500,00")
+    await expect(page.locator("tbody tr")).to_have_text("Движений нет.")
+    await expect(page.get_by_role("button", name=re.compile("Заблокировать"))).to_have_count(0)
+
+
+async def other_partners_till(rt: Runtime, shop: Shop) -> Terminal | None:
+    """A second partner of the shop's program, with a store and a till."""
+    key = f"kp_test_{secrets.token_hex(12)}"
+    async with rt.engine.begin() as conn:
+        partner = await insert_id(
+            conn, t.partners, {"program_id": shop.program_id, "code": "other", "name": "Other"}
+        )
+        store = await insert_id(
+            conn,
+            t.stores,
+            {
+                "program_id": shop.program_id,
+                "partner_id": partner,
+                "code": f"O{secrets.token_hex(3)}",
+                "name": "Other store",
+                "city": "Казань",
+            },
+        )
+        await conn.execute(
+            insert(t.terminals),
+            {
+                "program_id": shop.program_id,
+                "store_id": store,
+                "name": "till",
+                "key_hash": hash_key(key),
+                "key_prefix": key[:10],
+                "created_at": rt.now(),
+            },
+        )
+    return await rt.terminal_by_key(key)

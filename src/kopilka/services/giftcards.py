@@ -30,7 +30,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 
 from kopilka.domain import giftcards as gd
 from kopilka.domain.giftcards import Card, CardState, GiftCardRefused, GiftEntry
@@ -1214,9 +1214,11 @@ async def list_cards(
 
 
 async def card_detail(
-    rt: Runtime, *, program_id: int, number: str, limit: int = 200
+    rt: Runtime, *, program_id: int, number: str, limit: int = 200, partner_id: int | None = None
 ) -> tuple[GiftCardRow, list[Movement]]:
-    """One card and its latest movements (entries), newest first."""
+    """One card and its latest movements (entries), newest first.  With ``partner_id``
+    (a partner user) only movements at that partner's tills and receipts, and those of
+    no till (block, expiry)."""
     e = t.gift_card_entries.c
     q = _cards_query(rt, program_id).where(t.gift_cards.c.number == number)
     async with rt.engine.connect() as conn:
@@ -1230,7 +1232,7 @@ async def card_detail(
                 select(
                     e.id, e.kind, e.amount, e.held_delta, e.receipt_pk, e.terminal_id, e.created_at
                 )
-                .where(e.card_id == r.id)
+                .where(e.card_id == r.id, *_partner_only(partner_id))
                 .order_by(e.id.desc())
                 .limit(limit)
             )
@@ -1248,6 +1250,20 @@ async def card_detail(
         for x in entries
     ]
     return _gift_row(r), moves
+
+
+def _partner_only(partner_id: int | None) -> list[Any]:
+    if partner_id is None:
+        return []
+    e, tm, st, rc = t.gift_card_entries.c, t.terminals.c, t.stores.c, t.receipts.c
+    own_tills = (
+        select(tm.id).join(t.stores, st.id == tm.store_id).where(st.partner_id == partner_id)
+    )
+    own_receipts = select(rc.id).where(rc.partner_id == partner_id)
+    return [
+        or_(e.terminal_id.is_(None), e.terminal_id.in_(own_tills)),
+        or_(e.receipt_pk.is_(None), e.receipt_pk.in_(own_receipts)),
+    ]
 
 
 def cards_table(rt: Runtime, *, program_id: int, series: str = "", state: str = "") -> Any:

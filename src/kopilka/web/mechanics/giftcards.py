@@ -168,11 +168,21 @@ def _card_url(number: str) -> str:
 async def _card_page(
     request: Request, c: Console, number: str, ctx: dict[str, Any] | None = None, status: int = 200
 ) -> Response:
-    card, moves = await giftcards.card_detail(c.rt, program_id=c.need_program().id, number=number)
+    # A partner user sees the movements at its own tills only (the card is the program's).
+    card, moves = await giftcards.card_detail(
+        c.rt, program_id=c.need_program().id, number=number, partner_id=c.actor.partner_id
+    )
     return render(
         request,
         "mechanics/giftcard_card.html",
-        {"card": card, "moves": moves, "values": {}, "errors": {}, **(ctx or {})},
+        {
+            "card": card,
+            "moves": moves,
+            "partner_only": c.actor.partner_id is not None,
+            "values": {},
+            "errors": {},
+            **(ctx or {}),
+        },
         status=status,
     )
 

@@ -152,7 +152,8 @@ RU = {
     "Amount": "Сумма",
     "Held": "Удержание",
     "Receipt": "Чек",
-    "No movements: the card has not been sold yet.": "Движений нет: карта ещё не продана.",
+    "No movements to show.": "Движений нет.",
+    "Only the movements at your stores are shown.": "Показаны только движения в ваших магазинах.",
     "Gift card blocked": "Подарочная карта заблокирована",
     "Gift card unblocked": "Подарочная карта разблокирована",
     # draws
