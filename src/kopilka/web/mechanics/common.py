@@ -3,6 +3,7 @@ message next to its field, and answering a download."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from kopilka.domain.rules.model import CODE_RE
 from kopilka.services import exports
 from kopilka.services.errors import ServiceError
 from kopilka.web import i18n
@@ -52,6 +54,13 @@ class Reader:
             self.errors[name] = self._("Required")
         elif len(value) > max_len:
             self.errors[name] = f"{self._('At most')} {max_len}"
+        return value
+
+    def code(self, name: str) -> str:
+        """A code as the admin API takes it: letters, digits, ``_ . -``."""
+        value = self.text(name, max_len=64)
+        if value and not re.match(CODE_RE, value):
+            self.errors[name] = self._("Letters, digits and _ . - only")
         return value
 
     def integer(

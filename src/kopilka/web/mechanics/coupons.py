@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 from urllib.parse import quote
 
@@ -11,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from kopilka.domain.roles import Perm
-from kopilka.domain.rules.model import CODE_RE
 from kopilka.services import coupons
 from kopilka.services.errors import ServiceError
 from kopilka.web.auth import Console, console
@@ -83,7 +81,7 @@ async def series_create(request: Request, c: Annotated[Console, WRITE]) -> Respo
     program = c.need_program()
     values = await form_values(request)
     f = Reader(request, values)
-    code = f.text("code", max_len=64).upper()
+    code = f.code("code").upper()
     name = f.text("name")
     imported = values.get("kind") == "imported"
     count = f.integer("count", required=not imported, low=1, high=100_000)
@@ -95,8 +93,6 @@ async def series_create(request: Request, c: Annotated[Console, WRITE]) -> Respo
     valid_until = f.when("valid_until")
     points = f.decimal("points")
     seed = f.text("seed", required=False, max_len=64) or None
-    if code and not re.match(CODE_RE, code):
-        f.errors["code"] = f._("Letters, digits and _ . - only")
     if valid_from and valid_until and valid_until <= valid_from:
         f.errors["valid_until"] = f._("Must be after the start")
     try:

@@ -95,7 +95,7 @@ async def draw_create(request: Request, c: Annotated[Console, WRITE]) -> Respons
     program = c.need_program()
     values = await form_values(request)
     f = Reader(request, values)
-    code = f.text("code", max_len=64)
+    code = f.code("code")
     name = f.text("name")
     start = f.when("period_start", required=True)
     end = f.when("period_end", required=True)

@@ -83,7 +83,7 @@ async def series_create(request: Request, c: Annotated[Console, WRITE]) -> Respo
     program = c.need_program()
     values = await form_values(request)
     f = Reader(request, values)
-    code = f.text("code", max_len=64)
+    code = f.code("code")
     name = f.text("name")
     nominal = f.decimal("nominal", required=True)
     count = f.integer("count", required=True, low=1, high=MAX_CARDS)

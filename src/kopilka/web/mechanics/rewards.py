@@ -64,7 +64,7 @@ def _read(
 ) -> tuple[Reader, dict[str, Any]]:
     f = Reader(request, values)
     out = {
-        "code": f.text("code", max_len=64) if with_code else "",
+        "code": f.code("code") if with_code else "",
         "name": f.text("name"),
         "price_points": f.decimal("price_points", required=True),
         "stock": f.integer("stock", low=0, high=100_000_000),
