@@ -84,6 +84,11 @@ async def test_a_marketer_creates_a_series_exports_it_and_a_blocked_code_is_refu
     await shot(page, "mechanics-coupons-series")
     codes = await stored_codes(rt, shop, "SPRING26")
     assert len(codes) == 12
+    # Sorting happens on the server: the heading sorts the other way round.
+    await page.get_by_role("link", name=re.compile("^Code")).click()
+    await expect(page).to_have_url(re.compile("sort=code&dir=desc"))
+    top = (await page.locator("tbody tr td code").first.inner_text()).replace("-", "")
+    assert top == max(codes)
 
     # Both downloads list exactly the database's codes.
     ws = openpyxl.load_workbook(io.BytesIO(await download(page, "Export XLSX"))).active
@@ -258,8 +263,6 @@ async def test_draws_and_rewards_pages_show_their_data_and_act(
     await draws.do_commit(rt, "MARCH", program_code=shop.code)
     clock.set(MARCH + timedelta(days=3))
     assert (await shop.post("/purchases", receipt("m1", ann.card, ("a", 1, "1200")))).is_success
-    clock.set(MARCH + timedelta(days=32))
-    await draws.do_run(rt, "MARCH", program_code=shop.code)
     clock.frozen = None
     bob = await shop.customer(500, first_name="Boris", last_name="Ivanov")
     await rewards.do_add_reward(
@@ -292,7 +295,13 @@ async def test_draws_and_rewards_pages_show_their_data_and_act(
     await expect(page.locator("tbody tr")).to_have_count(2)
     await shot(page, "mechanics-draws")
     await page.get_by_role("link", name="MARCH").click()
+    # Committed, period over: the tickets so far are what the run will count.
+    await expect(page.get_by_test_id("draw-state")).to_have_text("seed committed")
     await expect(page.get_by_test_id("tickets")).to_have_text("2")
+    page.once("dialog", lambda d: d.accept("MARCH"))
+    await page.get_by_role("button", name="Run the draw").click()
+    await expect(page.get_by_role("status")).to_have_text("The draw has been run")
+    await expect(page.get_by_test_id("draw-state")).to_have_text("drawn")
     await expect(page.locator("tbody tr").first).to_contain_text("Anna S.")
     await shot(page, "mechanics-draws-draw")
     data = await download(page, "Export CSV")
@@ -323,6 +332,13 @@ async def test_draws_and_rewards_pages_show_their_data_and_act(
     await expect(page.get_by_role("status")).to_contain_text(f"Order issued: {order.id}")
     await expect(page.locator("tbody tr").first).to_contain_text("handed over")
     assert (await rewards.order_status(rt, order.id)).state == "issued"
+    assert [(a, o) for a, o, _ in await audit_actions(rt, shop)] == [
+        ("draw.create", "SUMMER"),
+        ("draw.commit", "SUMMER"),
+        ("draw.run", "MARCH"),
+        ("reward.create", "TOTE"),
+        ("reward_order.issue", str(order.id)),
+    ]
 
 
 async def test_a_partner_user_reads_the_pages_in_russian_on_a_tablet_without_changing_anything(
