@@ -24,11 +24,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, literal, select, update
 
 from kopilka.domain.coupons import display, is_well_formed, make_codes, normalise
+from kopilka.domain.roles import Perm
 from kopilka.domain.rules import model as m
 from kopilka.domain.rules.compiler import CompiledProgram
+from kopilka.services import audit
+from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.services.setup import program_id
@@ -71,10 +74,12 @@ async def do_create_series(
     return_on_refund: bool = True,
     seed: str | None = None,
     points: Decimal | None = None,
+    actor: Actor | None = None,
 ) -> list[str]:
     """Create a series with ``count`` generated codes (reproducible with ``seed``, which is
     recorded) or the imported ``codes``; ``bound_to``: one coupon per customer id;
     ``points``: a points code (redeemed for points, not on a receipt).
+    With ``actor`` (console, admin API) an audit row lands in the same transaction.
     Returns the codes (as printed: groups of four for generated ones)."""
     if not re.match(m.CODE_RE, code):
         raise ServiceError("validation_failed", "letters, digits, _ . - only", field="code")
@@ -129,6 +134,25 @@ async def do_create_series(
         ]
         for i in range(0, len(rows), 1000):
             await conn.execute(insert(t.coupons), rows[i : i + 1000])
+        if actor is not None:
+            await audit.record(
+                conn,
+                actor,
+                "coupon_series.create",
+                "coupon_series",
+                code.upper(),
+                at=now,
+                program_id=pid,
+                after={
+                    "name": name,
+                    "codes": len(made),
+                    "max_uses": max_uses,
+                    "valid_from": valid_from,
+                    "valid_until": valid_until,
+                    "points": points,
+                    "return_on_refund": return_on_refund,
+                },
+            )
     return [display(c) if codes is None else c for c in made]
 
 
@@ -512,3 +536,350 @@ async def do_surprise(
         seed=seed,
     )
     return list(zip(chosen, codes, strict=True))
+
+
+# --- the console and the admin API: lists, states, blocking, exports ---------------------
+#
+# A coupon's state as people see it, in the order ``why_invalid`` refuses: ``blocked``
+# (its status), ``expired`` (its series' end passed), ``used`` (no use left), else
+# ``active``.  "Not yet valid" coupons count as active: they will be.
+
+COUPON_STATES = ("active", "used", "expired", "blocked")
+SERIES_SORTS = ("code", "name", "created_at", "issued", "used", "expired", "blocked")
+CODE_SORTS = ("code", "state", "uses", "created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRow:
+    id: int
+    code: str
+    name: str
+    max_uses: int | None
+    bound: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
+    return_on_refund: bool
+    points: Decimal | None
+    seed: str | None
+    created_at: datetime
+    issued: int
+    used: int
+    expired: int
+    blocked: int
+
+    @property
+    def active(self) -> int:
+        return self.issued - self.used - self.expired - self.blocked
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRow:
+    id: int
+    code: str  # as printed
+    state: str
+    uses: int
+    max_uses: int | None
+    customer_id: int | None
+    created_at: datetime
+
+
+class CouponAdminError(ServiceError):
+    @property
+    def status(self) -> int:
+        return {"coupon_series_not_found": 404, "coupon_not_found": 404}.get(self.code, 422)
+
+
+def _series_expired(valid_until: datetime | None, now: datetime) -> bool:
+    return valid_until is not None and valid_until <= now
+
+
+def code_state(
+    status: str, uses: int, *, max_uses: int | None, valid_until: datetime | None, now: datetime
+) -> str:
+    """A coupon's state as people see it (see above)."""
+    if status != "active":
+        return "blocked"
+    if _series_expired(valid_until, now):
+        return "expired"
+    if max_uses is not None and uses >= max_uses:
+        return "used"
+    return "active"
+
+
+_S = t.coupon_series.c
+_C = t.coupons.c
+_SERIES_COLUMNS = (
+    _S.id,
+    _S.code,
+    _S.name,
+    _S.max_uses,
+    _S.bound,
+    _S.valid_from,
+    _S.valid_until,
+    _S.return_on_refund,
+    _S.points,
+    _S.seed,
+    _S.created_at,
+)
+
+
+async def _with_counts(conn: Any, rows: list[Any], now: datetime) -> list[SeriesRow]:
+    """The series with their codes counted by state.  A series' end and uses limit are
+    the same for all its codes, so the database only groups codes by (status, uses) —
+    a handful of groups — and the states are told here."""
+    counts: dict[int, dict[str, int]] = {r.id: {} for r in rows}
+    if rows:
+        groups = await conn.execute(
+            select(_C.series_id, _C.status, _C.uses, func.count().label("n"))
+            .where(_C.series_id.in_(list(counts)))
+            .group_by(_C.series_id, _C.status, _C.uses)
+        )
+        by_id = {r.id: r for r in rows}
+        for g in groups.all():
+            sr = by_id[g.series_id]
+            state = code_state(
+                g.status, int(g.uses), max_uses=sr.max_uses, valid_until=sr.valid_until, now=now
+            )
+            counts[g.series_id][state] = counts[g.series_id].get(state, 0) + int(g.n)
+    return [
+        SeriesRow(
+            r.id,
+            r.code,
+            r.name,
+            r.max_uses,
+            bool(r.bound),
+            r.valid_from,
+            r.valid_until,
+            bool(r.return_on_refund),
+            r.points,
+            r.seed,
+            r.created_at,
+            sum(counts[r.id].values()),
+            counts[r.id].get("used", 0),
+            counts[r.id].get("expired", 0),
+            counts[r.id].get("blocked", 0),
+        )
+        for r in rows
+    ]
+
+
+# Sorting by a count needs every series' counts; by a column, only the page's.
+_COUNT_SORTS = ("issued", "used", "expired", "blocked")
+
+
+async def list_series(
+    rt: Runtime,
+    *,
+    program_id: int,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "created_at",
+    descending: bool = True,
+) -> tuple[list[SeriesRow], int]:
+    """A page of the program's coupon series with the count of codes in each state, and
+    how many series there are."""
+    sort = sort if sort in SERIES_SORTS else "created_at"
+    now = rt.now()
+    q = select(*_SERIES_COLUMNS).where(_S.program_id == program_id)
+    async with rt.engine.connect() as conn:
+        total = (
+            await conn.execute(
+                select(func.count()).select_from(t.coupon_series).where(_S.program_id == program_id)
+            )
+        ).scalar_one()
+        if sort in _COUNT_SORTS:
+            every = await _with_counts(conn, list((await conn.execute(q)).all()), now)
+            every.sort(key=lambda x: (getattr(x, sort), x.id), reverse=descending)
+            return every[offset : offset + limit], int(total)
+        col = q.selected_columns[sort]
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), _S.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        return await _with_counts(conn, list(rows), now), int(total)
+
+
+async def series_by_code(rt: Runtime, *, program_id: int, code: str) -> SeriesRow:
+    """One series with its counts; ``coupon_series_not_found`` (404)."""
+    q = select(*_SERIES_COLUMNS).where(_S.program_id == program_id, _S.code == code.upper())
+    async with rt.engine.connect() as conn:
+        r = (await conn.execute(q)).first()
+        if r is None:
+            raise CouponAdminError(
+                "coupon_series_not_found", f"no coupon series {code!r}", field="series"
+            )
+        return (await _with_counts(conn, [r], rt.now()))[0]
+
+
+def _codes_query(series: SeriesRow, state: str, now: datetime) -> Any:
+    """A series' codes (in ``state``: its condition on the stored columns, the series'
+    end and uses limit being constants)."""
+    q = select(_C.id, _C.code, _C.status, _C.uses, _C.customer_id, _C.created_at).where(
+        _C.series_id == series.id
+    )
+    expired = _series_expired(series.valid_until, now)
+    live = _C.status == "active"
+    if state == "blocked":
+        q = q.where(_C.status != "active")
+    elif state == "expired":
+        q = q.where(live) if expired else q.where(literal(False))
+    elif state in ("used", "active"):
+        if expired:
+            q = q.where(literal(False))
+        elif series.max_uses is None:
+            q = q.where(live) if state == "active" else q.where(literal(False))
+        elif state == "used":
+            q = q.where(live, _C.uses >= series.max_uses)
+        else:
+            q = q.where(live, _C.uses < series.max_uses)
+    return q
+
+
+def _code_row(r: Any, series: SeriesRow, now: datetime) -> CodeRow:
+    shown = display(r.code) if is_well_formed(r.code) else r.code
+    state = code_state(
+        r.status, int(r.uses), max_uses=series.max_uses, valid_until=series.valid_until, now=now
+    )
+    return CodeRow(r.id, shown, state, int(r.uses), series.max_uses, r.customer_id, r.created_at)
+
+
+_CODE_ORDER = {"code": (_C.code,), "state": (_C.status, _C.uses), "uses": (_C.uses,)}
+
+
+async def list_codes(
+    rt: Runtime,
+    *,
+    program_id: int,
+    series: str,
+    state: str = "",
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "code",
+    descending: bool = False,
+) -> tuple[list[CodeRow], int]:
+    """A page of a series' codes (``state``: one of ``COUPON_STATES`` or all)."""
+    found = await series_by_code(rt, program_id=program_id, code=series)
+    now = rt.now()
+    q = _codes_query(found, state, now)
+    cols = _CODE_ORDER.get(sort, (_C.id,))  # created_at: the order of creation
+    order = [c.desc() if descending else c.asc() for c in cols]
+    async with rt.engine.connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+        rows = (await conn.execute(q.order_by(*order, _C.id).offset(offset).limit(limit))).all()
+    return [_code_row(r, found, now) for r in rows], int(total)
+
+
+def codes_table(rt: Runtime, *, program_id: int, series: SeriesRow, state: str = "") -> Any:
+    """The series' codes for an export (``exports.Table``), read in chunks by id."""
+    from kopilka.services import exports
+
+    now = rt.now()
+    base = _codes_query(series, state, now)
+
+    async def fetch(after: int | None, size: int) -> list[Any]:
+        q = base if after is None else base.where(_C.id > after)
+        async with rt.engine.connect() as conn:
+            return list((await conn.execute(q.order_by(_C.id).limit(size))).all())
+
+    async def rows() -> Any:
+        async for r in exports.chunked(fetch, key=lambda r: r[0]):
+            x = _code_row(r, series, now)
+            yield (x.code, series.code, x.state, x.uses, x.max_uses, x.customer_id, x.created_at)
+
+    return exports.Table(
+        series.code,
+        ("code", "series", "state", "uses", "max_uses", "customer_id", "created_at"),
+        rows(),
+    )
+
+
+async def do_set_coupon_status(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    program_id: int,
+    code: str,
+    blocked: bool,
+    reason: str | None = None,
+) -> CodeRow:
+    """Block (or unblock) one coupon: the till refuses it (``coupon_blocked``) from now
+    on; a receipt already holding it can still be confirmed.  Idempotent; audited."""
+    actor.require(Perm.MECHANICS_WRITE)
+    wanted = "blocked" if blocked else "active"
+    stored = normalise(code)
+    now = rt.now()
+    c = t.coupons.c
+    async with rt.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(c.id, c.status, t.coupon_series.c.code.label("series"))
+                .join(t.coupon_series, t.coupon_series.c.id == c.series_id)
+                .where(c.program_id == program_id, c.code == stored)
+            )
+        ).first()
+        if row is None:
+            raise CouponAdminError("coupon_not_found", "no such coupon", field="code")
+        if row.status != wanted:
+            await conn.execute(update(t.coupons).where(c.id == row.id).values(status=wanted))
+            await audit.record(
+                conn,
+                actor,
+                "coupon.block" if blocked else "coupon.unblock",
+                "coupon",
+                stored,
+                at=now,
+                program_id=program_id,
+                reason=reason,
+                before={"status": row.status, "series": row.series},
+                after={"status": wanted, "series": row.series},
+            )
+    found = await series_by_code(rt, program_id=program_id, code=row.series)
+    return await _code_by_id(rt, found, row.id)
+
+
+async def _code_by_id(rt: Runtime, series: SeriesRow, coupon_id: int) -> CodeRow:
+    async with rt.engine.connect() as conn:
+        r = (await conn.execute(_codes_query(series, "", rt.now()).where(_C.id == coupon_id))).one()
+    return _code_row(r, series, rt.now())
+
+
+async def do_set_series_status(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    program_id: int,
+    series: str,
+    blocked: bool,
+    reason: str | None = None,
+) -> int:
+    """Block (or unblock) every code of a series in one statement; returns how many codes
+    changed.  One audit row for the series (with the count)."""
+
+    actor.require(Perm.MECHANICS_WRITE)
+    found = await series_by_code(rt, program_id=program_id, code=series)
+    wanted, other = ("blocked", "active") if blocked else ("active", "blocked")
+    now = rt.now()
+    c = t.coupons.c
+    async with rt.engine.begin() as conn:
+        res = await conn.execute(
+            update(t.coupons)
+            .where(c.program_id == program_id, c.series_id == found.id, c.status == other)
+            .values(status=wanted)
+        )
+        changed = int(res.rowcount or 0)
+        await audit.record(
+            conn,
+            actor,
+            "coupon_series.block" if blocked else "coupon_series.unblock",
+            "coupon_series",
+            found.code,
+            at=now,
+            program_id=program_id,
+            reason=reason,
+            before={"blocked": found.blocked, "issued": found.issued},
+            after={"changed": changed, "status": wanted},
+        )
+    return changed

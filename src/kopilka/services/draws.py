@@ -27,7 +27,11 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.domain import draws as d
+from kopilka.domain.identifiers import mask_card
 from kopilka.domain.money import fmt2
+from kopilka.domain.roles import mask_name
+from kopilka.services import audit
+from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import lot_dates
 from kopilka.services.runtime import Runtime
@@ -66,6 +70,7 @@ async def do_create_draw(
     period_start: datetime,
     period_end: datetime,
     rules: Mapping[str, Any] | d.DrawRules,
+    actor: Actor | None = None,
 ) -> int:
     """A new draw in state ``open``; the rules are validated here, not when drawing."""
     parsed = rules if isinstance(rules, d.DrawRules) else _parse_rules(rules)
@@ -99,6 +104,22 @@ async def do_create_draw(
                 },
             )
         ).scalar_one()
+        if actor is not None:
+            await audit.record(
+                conn,
+                actor,
+                "draw.create",
+                "draw",
+                code,
+                at=rt.now(),
+                program_id=program_id,
+                after={
+                    "name": name,
+                    "period_start": period_start,
+                    "period_end": period_end,
+                    "rules": d.rules_to_dict(parsed),
+                },
+            )
     return new_id
 
 
@@ -109,7 +130,9 @@ def _parse_rules(rules: Mapping[str, Any]) -> d.DrawRules:
         raise ServiceError("validation_failed", str(exc), field="rules") from None
 
 
-async def do_commit(rt: Runtime, code: str, *, program_code: str | None = None) -> str:
+async def do_commit(
+    rt: Runtime, code: str, *, program_code: str | None = None, actor: Actor | None = None
+) -> str:
     """Store a fresh random seed and return only its hash.  Committing twice returns the
     same hash; refused once the period has ended (the seed must be fixed before anyone
     can know the ticket list).  Locks the draw row."""
@@ -134,13 +157,27 @@ async def do_commit(rt: Runtime, code: str, *, program_code: str | None = None) 
         )
         if res.rowcount != 1:
             raise ServiceError("draw_busy", f"draw {code!r} changed meanwhile; try again")
+        if actor is not None:
+            await audit.record(
+                conn,
+                actor,
+                "draw.commit",
+                "draw",
+                code,
+                at=now,
+                program_id=draw.program_id,
+                before={"state": "open"},
+                after={"state": "committed", "seed_hash": seed_hash},
+            )
     return seed_hash
 
 
 # --- run --------------------------------------------------------------------------------
 
 
-async def do_run(rt: Runtime, code: str, *, program_code: str | None = None) -> dict[str, Any]:
+async def do_run(
+    rt: Runtime, code: str, *, program_code: str | None = None, actor: Actor | None = None
+) -> dict[str, Any]:
     """Draw the winners once the period has ended; returns the public record.
 
     Idempotent: a drawn draw is returned as it is.  Locks the draw row (PostgreSQL) and
@@ -188,6 +225,23 @@ async def do_run(rt: Runtime, code: str, *, program_code: str | None = None) -> 
             .where(t.draws.c.id == draw.id)
             .values(result=orjson.dumps(result).decode())
         )
+        if actor is not None:
+            await audit.record(
+                conn,
+                actor,
+                "draw.run",
+                "draw",
+                code,
+                at=now,
+                program_id=draw.program_id,
+                before={"state": "committed"},
+                after={
+                    "state": "drawn",
+                    "members": result["members"],
+                    "tickets": result["tickets"],
+                    "winners": len(winners),
+                },
+            )
         drawn = await _load(conn, code, draw.program_code, lock=False)
         return await _record(conn, drawn)
 
@@ -373,4 +427,207 @@ async def _load(conn: AsyncConnection, code: str, program_code: str | None, *, l
         state=m["state"],
         result=None if m["result"] is None else orjson.loads(m["result"]),
         drawn_at=m["drawn_at"],
+    )
+
+
+# --- the console and the admin API: lists, entries, winners ---------------------------------
+
+DRAW_SORTS = ("code", "name", "period_start", "period_end", "state", "created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRow:
+    id: int
+    code: str
+    name: str
+    period_start: datetime
+    period_end: datetime
+    state: str
+    seed_hash: str | None
+    drawn_at: datetime | None
+    created_at: datetime
+    members: int  # entries written when drawn
+    tickets: int
+    winners: int
+
+
+@dataclass(frozen=True, slots=True)
+class WinnerRow:
+    place: int
+    account_id: int
+    customer_id: int | None
+    first_name: str
+    last_name: str
+    card: str | None
+    prize: str
+    points: Decimal | None
+
+
+async def list_draws(
+    rt: Runtime,
+    *,
+    program_id: int,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "period_end",
+    descending: bool = True,
+) -> tuple[list[DrawRow], int]:
+    """A page of the program's draws with their entries (members, tickets) and winners."""
+    dr, e, w = t.draws.c, t.draw_entries.c, t.draw_winners.c
+    entries = (
+        select(
+            e.draw_id,
+            func.count().label("members"),
+            func.sum(e.tickets).label("tickets"),
+        )
+        .group_by(e.draw_id)
+        .subquery()
+    )
+    wins = select(w.draw_id, func.count().label("winners")).group_by(w.draw_id).subquery()
+    q = (
+        select(
+            dr.id,
+            dr.code,
+            dr.name,
+            dr.period_start,
+            dr.period_end,
+            dr.state,
+            dr.seed_hash,
+            dr.drawn_at,
+            dr.created_at,
+            func.coalesce(entries.c.members, 0).label("members"),
+            func.coalesce(entries.c.tickets, 0).label("tickets"),
+            func.coalesce(wins.c.winners, 0).label("winners"),
+        )
+        .select_from(
+            t.draws.outerjoin(entries, entries.c.draw_id == dr.id).outerjoin(
+                wins, wins.c.draw_id == dr.id
+            )
+        )
+        .where(dr.program_id == program_id)
+    )
+    sort = sort if sort in DRAW_SORTS else "period_end"
+    col = q.selected_columns[sort]
+    async with rt.engine.connect() as conn:
+        total = (
+            await conn.execute(
+                select(func.count()).select_from(t.draws).where(dr.program_id == program_id)
+            )
+        ).scalar_one()
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), dr.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+    return [
+        DrawRow(
+            r.id,
+            r.code,
+            r.name,
+            r.period_start,
+            r.period_end,
+            r.state,
+            r.seed_hash,
+            r.drawn_at,
+            r.created_at,
+            int(r.members),
+            int(r.tickets),
+            int(r.winners),
+        )
+        for r in rows
+    ], int(total)
+
+
+async def draw_of(rt: Runtime, *, program_code: str, code: str) -> Draw:
+    async with rt.engine.connect() as conn:
+        return await _load(conn, code, program_code, lock=False)
+
+
+async def tickets_so_far(rt: Runtime, draw: Draw) -> tuple[int, int]:
+    """(members, tickets) the period's receipts give until now: what a run would count.
+    After the draw, the recorded entries."""
+    async with rt.engine.connect() as conn:
+        if draw.state == "drawn":
+            e = t.draw_entries.c
+            r = (
+                await conn.execute(
+                    select(func.count(), func.coalesce(func.sum(e.tickets), 0)).where(
+                        e.draw_id == draw.id
+                    )
+                )
+            ).one()
+            return int(r[0]), int(r[1])
+        tickets = d.tickets_for(await _paid_receipts(conn, draw), draw.rules)
+    return len(tickets), sum(n for _, n in tickets)
+
+
+def _winners_query(draw_id: int) -> Any:
+    w, a, c, k = t.draw_winners.c, t.accounts.c, t.customers.c, t.cards.c
+    first_card = (
+        select(func.min(k.number))
+        .where(k.account_id == w.account_id, k.status == "active")
+        .scalar_subquery()
+    )
+    return (
+        select(
+            w.place,
+            w.account_id,
+            a.customer_id,
+            c.first_name,
+            c.last_name,
+            first_card.label("card"),
+            w.prize,
+            w.points,
+        )
+        .select_from(
+            t.draw_winners.outerjoin(t.accounts, a.id == w.account_id).outerjoin(
+                t.customers, c.id == a.customer_id
+            )
+        )
+        .where(w.draw_id == draw_id)
+        .order_by(w.place)
+    )
+
+
+def _winner_row(r: Any) -> WinnerRow:
+    return WinnerRow(
+        int(r.place),
+        int(r.account_id),
+        r.customer_id,
+        r.first_name or "",
+        r.last_name or "",
+        r.card,
+        r.prize,
+        None if r.points is None else Decimal(r.points),
+    )
+
+
+async def list_winners(rt: Runtime, draw: Draw) -> list[WinnerRow]:
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(_winners_query(draw.id))).all()
+    return [_winner_row(r) for r in rows]
+
+
+def winners_table(rt: Runtime, draw: Draw) -> Any:
+    """The winners for an export (``exports.Table``): place, customer, card, prize."""
+    from kopilka.services import exports
+
+    async def rows() -> Any:
+        for x in await list_winners(rt, draw):
+            yield (
+                x.place,
+                x.customer_id,
+                x.account_id,
+                mask_name(x.first_name, x.last_name),
+                None if x.card is None else mask_card(x.card),
+                x.prize,
+                x.points,
+            )
+
+    return exports.Table(
+        draw.code,
+        ("place", "customer_id", "account_id", "name", "card", "prize", "points"),
+        rows(),
     )

@@ -30,12 +30,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 
 from kopilka.domain import giftcards as gd
 from kopilka.domain.giftcards import Card, CardState, GiftCardRefused, GiftEntry
 from kopilka.domain.identifiers import mask_card
 from kopilka.domain.money import fmt2
+from kopilka.domain.roles import Perm
+from kopilka.services import audit
+from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.services.setup import program_id
@@ -119,6 +122,7 @@ async def do_create_series(
     count: int,
     valid_days: int | None = 365,
     seed: int | None = None,
+    actor: Actor | None = None,
 ) -> list[tuple[str, str]]:
     """Create a series of ``count`` issued cards; returns (number, PIN) pairs.
 
@@ -177,6 +181,17 @@ async def do_create_series(
         ]
         for start in range(0, len(rows), 1000):
             await conn.execute(insert(t.gift_cards), rows[start : start + 1000])
+        if actor is not None:
+            await audit.record(
+                conn,
+                actor,
+                "gift_card_series.create",
+                "gift_card_series",
+                code,
+                at=now,
+                program_id=pid,
+                after={"name": name, "nominal": nominal, "count": count, "valid_days": valid_days},
+            )
     return out
 
 
@@ -715,9 +730,17 @@ async def _activated_by(tx: Tx, card_id: int) -> int | None:
     return rows[0][0] if rows else None
 
 
-async def do_block(rt: Runtime, program_code: str, number: str) -> dict[str, Any]:
+async def do_block(
+    rt: Runtime,
+    program_code: str,
+    number: str,
+    *,
+    actor: Actor | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     """Block a lost or stolen card: no new holds; its balance stays (a receipt already
-    holding money on it can still be confirmed or cancelled).  Idempotent."""
+    holding money on it can still be confirmed or cancelled).  Idempotent.  With
+    ``actor`` (console, admin API) the block is audited in its transaction."""
     now = rt.now()
     async with rt.engine.begin() as conn:
         pid = await program_id(conn, program_code)
@@ -727,9 +750,24 @@ async def do_block(rt: Runtime, program_code: str, number: str) -> dict[str, Any
             raise GiftCardError(
                 "gift_card_not_found", "no gift card with this number", field="number"
             )
+        if actor is not None:
+            actor.require(Perm.MECHANICS_WRITE)
         if row.card.state is not CardState.BLOCKED:
             after, entry = gd.block(row.card)
             await _write(tx, row, after, entry, now)
+            if actor is not None:
+                await audit.record(
+                    conn,
+                    actor,
+                    "gift_card.block",
+                    "gift_card",
+                    row.number,
+                    at=now,
+                    program_id=pid,
+                    reason=reason,
+                    before={"state": row.card.state.value, "balance": row.card.balance},
+                    after={"state": after.state.value, "balance": after.balance},
+                )
             row = CardRow(
                 row.id,
                 row.program_id,
@@ -739,6 +777,50 @@ async def do_block(rt: Runtime, program_code: str, number: str) -> dict[str, Any
                 row.valid_days,
                 row.activated_at,
             )
+        return card_view(row, now)
+
+
+def state_after_unblock(row: CardRow) -> CardState:
+    """What a blocked card becomes again: issued if it was never sold, else active or
+    used by its balance (an expiry that passed meanwhile shows as expired)."""
+    if row.activated_at is None:
+        return CardState.ISSUED
+    return CardState.USED if row.card.balance == 0 else CardState.ACTIVE
+
+
+async def do_unblock(
+    rt: Runtime, program_code: str, number: str, *, actor: Actor, reason: str
+) -> dict[str, Any]:
+    """Unblock a card found again (an ``unblock`` entry of 0, audited).  Idempotent."""
+    actor.require(Perm.MECHANICS_WRITE)
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        pid = await program_id(conn, program_code)
+        tx = SATx(conn)
+        row = await load_card(tx, program_id=pid, number=number, lock=True)
+        if row is None:
+            raise GiftCardError(
+                "gift_card_not_found", "no gift card with this number", field="number"
+            )
+        if row.card.state is CardState.BLOCKED:
+            state = state_after_unblock(row)
+            await tx.execute(
+                INSERT_ENTRY, row.program_id, row.id, "unblock", 0, 0, None, None, None, ts(tx, now)
+            )
+            await tx.execute("UPDATE gift_cards SET state = ? WHERE id = ?", state.value, row.id)
+            await audit.record(
+                conn,
+                actor,
+                "gift_card.unblock",
+                "gift_card",
+                row.number,
+                at=now,
+                program_id=pid,
+                reason=reason,
+                before={"state": "blocked", "balance": row.card.balance},
+                after={"state": state.value, "balance": row.card.balance},
+            )
+            row = await _load_by_id(tx, row.id)
         return card_view(row, now)
 
 
@@ -914,3 +996,312 @@ async def verify_cards(rt: Runtime, *, program_id: int | None = None) -> list[Ca
         if c.state in ("active", "used") and (c.state == "used") != (c.balance == 0):
             out.append(CardDiscrepancy(c.id, f"state {c.state} vs balance", c.balance, c.balance))
     return out
+
+
+# --- the console and the admin API: lists, a card's movements, exports ---------------------
+
+CARD_STATES = tuple(s.value for s in CardState)
+CARD_SORTS = ("number", "state", "balance", "nominal", "activated_at", "expires_at")
+GIFT_SERIES_SORTS = ("code", "name", "nominal", "created_at", "cards", "outstanding")
+
+
+@dataclass(frozen=True, slots=True)
+class GiftSeriesRow:
+    id: int
+    code: str
+    name: str
+    nominal: Decimal
+    valid_days: int | None
+    created_at: datetime
+    cards: int
+    by_state: dict[str, int]
+    outstanding: Decimal  # balances of active, used and blocked cards
+
+
+@dataclass(frozen=True, slots=True)
+class GiftCardRow:
+    id: int
+    number: str
+    series: str
+    state: str
+    nominal: Decimal
+    balance: Decimal
+    held: Decimal
+    activated_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    id: int
+    kind: str
+    amount: Decimal
+    held_delta: Decimal
+    receipt_pk: int | None
+    terminal_id: int | None
+    created_at: datetime
+
+
+def _shown_state(now: datetime) -> Any:
+    """The state people see: a live card past its expiry shows as expired (the job that
+    takes its balance may not have run yet), as ``card_view`` says."""
+    from sqlalchemy import and_, case, literal
+
+    g = t.gift_cards.c
+    return case(
+        (
+            and_(g.state.in_(["active", "used"]), g.expires_at.is_not(None), g.expires_at <= now),
+            literal("expired"),
+        ),
+        else_=g.state,
+    )
+
+
+async def list_gift_series(
+    rt: Runtime,
+    *,
+    program_id: int,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "created_at",
+    descending: bool = True,
+) -> tuple[list[GiftSeriesRow], int]:
+    """A page of the program's gift-card series with cards by state and what they hold."""
+    from sqlalchemy import case
+
+    s, g = t.gift_card_series.c, t.gift_cards.c
+    state = _shown_state(rt.now())
+    per_state = (
+        select(g.series_id, state.label("state"), func.count().label("n"))
+        .where(g.program_id == program_id)
+        .group_by(g.series_id, state)
+    )
+    totals = (
+        select(
+            g.series_id.label("series_id"),
+            func.count().label("cards"),
+            func.sum(case((g.state.in_(["active", "used", "blocked"]), g.balance), else_=0)).label(
+                "outstanding"
+            ),
+        )
+        .where(g.program_id == program_id)
+        .group_by(g.series_id)
+        .subquery()
+    )
+    q = (
+        select(
+            s.id,
+            s.code,
+            s.name,
+            s.nominal,
+            s.valid_days,
+            s.created_at,
+            func.coalesce(totals.c.cards, 0).label("cards"),
+            func.coalesce(totals.c.outstanding, 0).label("outstanding"),
+        )
+        .select_from(t.gift_card_series.outerjoin(totals, totals.c.series_id == s.id))
+        .where(s.program_id == program_id)
+    )
+    sort = sort if sort in GIFT_SERIES_SORTS else "created_at"
+    col = q.selected_columns[sort]
+    async with rt.engine.connect() as conn:
+        total = (
+            await conn.execute(
+                select(func.count())
+                .select_from(t.gift_card_series)
+                .where(s.program_id == program_id)
+            )
+        ).scalar_one()
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), s.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        ids = [r.id for r in rows]
+        counts: dict[int, dict[str, int]] = {}
+        if ids:
+            for r in (await conn.execute(per_state.where(g.series_id.in_(ids)))).all():
+                counts.setdefault(r.series_id, {})[r.state] = int(r.n)
+    out = [
+        GiftSeriesRow(
+            r.id,
+            r.code,
+            r.name,
+            Decimal(r.nominal),
+            r.valid_days,
+            r.created_at,
+            int(r.cards),
+            counts.get(r.id, {}),
+            Decimal(r.outstanding or 0).quantize(Decimal("0.01")),
+        )
+        for r in rows
+    ]
+    return out, int(total)
+
+
+def _cards_query(rt: Runtime, program_id: int, *, series: str = "", state: str = "") -> Any:
+    g, s = t.gift_cards.c, t.gift_card_series.c
+    shown = _shown_state(rt.now())
+    q = (
+        select(
+            g.id,
+            g.number,
+            s.code.label("series"),
+            shown.label("state"),
+            g.nominal,
+            g.balance,
+            g.held,
+            g.activated_at,
+            g.expires_at,
+            g.created_at,
+        )
+        .select_from(t.gift_cards.join(t.gift_card_series, s.id == g.series_id))
+        .where(g.program_id == program_id)
+    )
+    if series:
+        q = q.where(s.code == series)
+    if state in CARD_STATES:
+        q = q.where(shown == state)
+    return q
+
+
+def _gift_row(r: Any) -> GiftCardRow:
+    return GiftCardRow(
+        r.id,
+        r.number,
+        r.series,
+        r.state,
+        Decimal(r.nominal),
+        Decimal(r.balance),
+        Decimal(r.held),
+        r.activated_at,
+        r.expires_at,
+        r.created_at,
+    )
+
+
+async def list_cards(
+    rt: Runtime,
+    *,
+    program_id: int,
+    series: str = "",
+    state: str = "",
+    number: str = "",
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "number",
+    descending: bool = False,
+) -> tuple[list[GiftCardRow], int]:
+    """A page of the program's gift cards (of a series, in a state, or by number)."""
+    q = _cards_query(rt, program_id, series=series, state=state)
+    if number:
+        q = q.where(t.gift_cards.c.number.startswith(number.strip(), autoescape=True))
+    sort = sort if sort in CARD_SORTS else "number"
+    col = q.selected_columns[sort]
+    async with rt.engine.connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), t.gift_cards.c.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+    return [_gift_row(r) for r in rows], int(total)
+
+
+async def card_detail(
+    rt: Runtime, *, program_id: int, number: str, limit: int = 200, partner_id: int | None = None
+) -> tuple[GiftCardRow, list[Movement]]:
+    """One card and its latest movements (entries), newest first.  With ``partner_id``
+    (a partner user) only movements at that partner's tills and receipts, and those of
+    no till (block, expiry)."""
+    e = t.gift_card_entries.c
+    q = _cards_query(rt, program_id).where(t.gift_cards.c.number == number)
+    async with rt.engine.connect() as conn:
+        r = (await conn.execute(q)).first()
+        if r is None:
+            raise GiftCardError(
+                "gift_card_not_found", "no gift card with this number", field="number"
+            )
+        entries = (
+            await conn.execute(
+                select(
+                    e.id, e.kind, e.amount, e.held_delta, e.receipt_pk, e.terminal_id, e.created_at
+                )
+                .where(e.card_id == r.id, *_partner_only(partner_id))
+                .order_by(e.id.desc())
+                .limit(limit)
+            )
+        ).all()
+    moves = [
+        Movement(
+            x.id,
+            x.kind,
+            Decimal(x.amount),
+            Decimal(x.held_delta),
+            x.receipt_pk,
+            x.terminal_id,
+            x.created_at,
+        )
+        for x in entries
+    ]
+    return _gift_row(r), moves
+
+
+def _partner_only(partner_id: int | None) -> list[Any]:
+    if partner_id is None:
+        return []
+    e, tm, st, rc = t.gift_card_entries.c, t.terminals.c, t.stores.c, t.receipts.c
+    own_tills = (
+        select(tm.id).join(t.stores, st.id == tm.store_id).where(st.partner_id == partner_id)
+    )
+    own_receipts = select(rc.id).where(rc.partner_id == partner_id)
+    return [
+        or_(e.terminal_id.is_(None), e.terminal_id.in_(own_tills)),
+        or_(e.receipt_pk.is_(None), e.receipt_pk.in_(own_receipts)),
+    ]
+
+
+def cards_table(rt: Runtime, *, program_id: int, series: str = "", state: str = "") -> Any:
+    """Gift cards for an export (``exports.Table``; never the PINs), read in chunks."""
+    from kopilka.services import exports
+
+    base = _cards_query(rt, program_id, series=series, state=state)
+
+    async def fetch(after: int | None, size: int) -> list[Any]:
+        q = base if after is None else base.where(t.gift_cards.c.id > after)
+        async with rt.engine.connect() as conn:
+            return list((await conn.execute(q.order_by(t.gift_cards.c.id).limit(size))).all())
+
+    async def rows() -> Any:
+        async for r in exports.chunked(fetch, key=lambda r: r[0]):
+            c = _gift_row(r)
+            yield (
+                c.number,
+                c.series,
+                c.state,
+                c.nominal,
+                c.balance,
+                c.held,
+                c.activated_at,
+                c.expires_at,
+            )
+
+    return exports.Table(
+        series or "gift-cards",
+        (
+            "number",
+            "series",
+            "state",
+            "nominal",
+            "balance",
+            "held",
+            "activated_at",
+            "expires_at",
+        ),
+        rows(),
+    )

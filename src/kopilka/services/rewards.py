@@ -32,6 +32,9 @@ from decimal import Decimal
 from sqlalchemy import insert, select, update
 
 from kopilka.domain.ledger import EntryKind, HoldState, InsufficientPoints, balance_of, plan_burn
+from kopilka.domain.roles import Perm
+from kopilka.services import audit
+from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
@@ -110,6 +113,7 @@ async def do_add_reward(
     price_points: Decimal,
     stock: int | None = None,
     active: bool = True,
+    actor: Actor | None = None,
 ) -> int:
     """Add an item to the catalogue; returns its id."""
     _check_reward(name, price_points, stock)
@@ -139,6 +143,22 @@ async def do_add_reward(
                 },
             )
         ).scalar_one()
+        if actor is not None:
+            await audit.record(
+                conn,
+                actor,
+                "reward.create",
+                "reward",
+                code,
+                at=rt.now(),
+                program_id=program_id,
+                after={
+                    "name": name,
+                    "price_points": price_points,
+                    "stock": stock,
+                    "active": active,
+                },
+            )
     return int(rid)
 
 
@@ -152,6 +172,7 @@ async def do_update_reward(
     stock: int | None = None,
     unlimited: bool = False,
     active: bool | None = None,
+    actor: Actor | None = None,
 ) -> Reward:
     """Change an item: name, price (new orders only), stock (set, or ``unlimited``),
     active.  Items are never deleted: orders refer to them; deactivate instead."""
@@ -173,6 +194,18 @@ async def do_update_reward(
     if values:
         async with rt.engine.begin() as conn:
             await conn.execute(update(t.rewards).where(t.rewards.c.id == current.id).values(values))
+            if actor is not None:
+                await audit.record(
+                    conn,
+                    actor,
+                    "reward.update",
+                    "reward",
+                    code,
+                    at=rt.now(),
+                    program_id=program_id,
+                    before={k: getattr(current, k) for k in values},
+                    after=values,
+                )
     return await reward_by_code(rt, program_id=program_id, code=code)
 
 
@@ -377,7 +410,7 @@ async def _locked_order(tx: Tx, order_id: int) -> tuple[Order, int, AccountState
     return _order(rows[0]), int(rows[0][10]), acc
 
 
-async def do_issue(rt: Runtime, order_id: int) -> Order:
+async def do_issue(rt: Runtime, order_id: int, *, actor: Actor | None = None) -> Order:
     """The item was handed over: the held points are burned (soonest expiry first, lots
     that expired while held still give).  Repeating answers the issued order again; a
     cancelled order is ``order_cancelled``.  Locks the account."""
@@ -400,10 +433,12 @@ async def do_issue(rt: Runtime, order_id: int) -> Order:
         posting = Posting(acc, now)
         posting.take(takes, EntryKind.BURN, from_hold=order.hold_id)
         await posting.flush(tx, note=f"reward order {order_id} issued")
+        if actor is not None:
+            await _audit_order(tx, actor, order, "reward_order.issue", "issued", now)
         return _order((await tx.fetch(_ORDER_BY_ID, order_id))[0])
 
 
-async def do_cancel_order(rt: Runtime, order_id: int) -> Order:
+async def do_cancel_order(rt: Runtime, order_id: int, *, actor: Actor | None = None) -> Order:
     """The order will not be issued: its points are released and the item goes back to
     stock.  Repeating answers the cancelled order again; an issued order is
     ``order_issued``.  Locks the account, then the reward row."""
@@ -422,6 +457,8 @@ async def do_cancel_order(rt: Runtime, order_id: int) -> Order:
         posting.release(dec2(held[0][0]), order.hold_id)
         await posting.flush(tx, note=f"reward order {order_id} cancelled")
         await tx.execute(_RETURN_STOCK, reward_id)
+        if actor is not None:
+            await _audit_order(tx, actor, order, "reward_order.cancel", "cancelled", now)
         return _order((await tx.fetch(_ORDER_BY_ID, order_id))[0])
 
 
@@ -463,3 +500,180 @@ async def cancel_stale_orders(rt: Runtime, *, limit: int = 1000) -> int:
             continue
         done += 1
     return done
+
+
+# --- the console and the admin API: audit, pages of the catalogue and of orders ----------
+
+_AUDIT = (
+    "INSERT INTO audit_log (at, actor_kind, actor_id, actor_name, ip, program_id, action, "
+    "object_type, object_id, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def _audit_order(
+    tx: Tx, actor: Actor, order: Order, action: str, state: str, now: datetime
+) -> None:
+    """The audit row of an order's resolution, in the order's own (driver) transaction:
+    the same columns ``audit.record`` writes."""
+    actor.require(Perm.MECHANICS_WRITE)
+    pid = (await tx.fetch("SELECT program_id FROM reward_orders WHERE id = ?", order.id))[0][0]
+    await tx.execute(
+        _AUDIT,
+        ts(tx, now),
+        actor.kind,
+        actor.id,
+        actor.name[:200],
+        actor.ip,
+        pid,
+        action,
+        "reward_order",
+        str(order.id),
+        audit._json({"state": order.state, "points": order.points}),
+        audit._json({"state": state, "points": order.points}),
+    )
+
+
+REWARD_SORTS = ("code", "name", "price_points", "stock", "active", "orders")
+ORDER_STATES = ("ordered", "issued", "cancelled")
+ORDER_SORTS = ("id", "created_at", "points", "state", "reward")
+
+
+@dataclass(frozen=True, slots=True)
+class RewardRow:
+    reward: Reward
+    orders: int  # not cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    order: Order
+    customer_id: int | None
+    first_name: str
+    last_name: str
+
+
+async def list_rewards_page(
+    rt: Runtime,
+    *,
+    program_id: int,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "code",
+    descending: bool = False,
+) -> tuple[list[RewardRow], int]:
+    """A page of the catalogue with how many orders each item has (not cancelled)."""
+    from sqlalchemy import func
+
+    o = t.reward_orders.c
+    orders = (
+        select(o.reward_id, func.count().label("orders"))
+        .where(o.program_id == program_id, o.state != "cancelled")
+        .group_by(o.reward_id)
+        .subquery()
+    )
+    q = (
+        select(*_REWARD_COLUMNS, func.coalesce(orders.c.orders, 0).label("orders"))
+        .select_from(t.rewards.outerjoin(orders, orders.c.reward_id == _R.id))
+        .where(_R.program_id == program_id)
+    )
+    sort = sort if sort in REWARD_SORTS else "code"
+    col = q.selected_columns[sort]
+    async with rt.engine.connect() as conn:
+        total = (
+            await conn.execute(
+                select(func.count()).select_from(t.rewards).where(_R.program_id == program_id)
+            )
+        ).scalar_one()
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), _R.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+    return [RewardRow(_reward(r), int(r.orders)) for r in rows], int(total)
+
+
+async def list_orders(
+    rt: Runtime,
+    *,
+    program_id: int,
+    state: str = "",
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "id",
+    descending: bool = True,
+) -> tuple[list[OrderRow], int]:
+    """A page of the program's orders (``state``: ordered, issued, cancelled, or all),
+    with the customer's name."""
+    from sqlalchemy import func
+
+    o, a, c = t.reward_orders.c, t.accounts.c, t.customers.c
+    q = (
+        select(
+            o.id,
+            _R.code.label("reward"),
+            _R.name,
+            o.account_id,
+            o.points,
+            o.state,
+            o.hold_id,
+            o.idempotency_key,
+            o.created_at,
+            o.resolved_at,
+            a.customer_id,
+            c.first_name,
+            c.last_name,
+        )
+        .select_from(
+            t.reward_orders.join(t.rewards, _R.id == o.reward_id)
+            .outerjoin(t.accounts, a.id == o.account_id)
+            .outerjoin(t.customers, c.id == a.customer_id)
+        )
+        .where(o.program_id == program_id)
+    )
+    if state in ORDER_STATES:
+        q = q.where(o.state == state)
+    sort = sort if sort in ORDER_SORTS else "id"
+    col = q.selected_columns[sort]
+    async with rt.engine.connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+        rows = (
+            await conn.execute(
+                q.order_by(col.desc() if descending else col.asc(), o.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+    out = [
+        OrderRow(
+            Order(
+                int(r.id),
+                r.reward,
+                r.name,
+                int(r.account_id),
+                Decimal(r.points),
+                r.state,
+                r.hold_id,
+                r.idempotency_key,
+                r.created_at,
+                r.resolved_at,
+            ),
+            r.customer_id,
+            r.first_name or "",
+            r.last_name or "",
+        )
+        for r in rows
+    ]
+    return out, int(total)
+
+
+async def order_program(rt: Runtime, order_id: int) -> int | None:
+    """The program an order belongs to (None: no such order)."""
+    async with rt.engine.connect() as conn:
+        pid = (
+            await conn.execute(
+                select(t.reward_orders.c.program_id).where(t.reward_orders.c.id == order_id)
+            )
+        ).scalar_one_or_none()
+    return None if pid is None else int(pid)

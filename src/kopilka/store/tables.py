@@ -449,6 +449,7 @@ coupons = Table(
     Column("status", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("program_id", "code"),
+    Index(None, "series_id", "id"),  # a series' codes in order (console, exports)
 )
 
 coupon_uses = Table(
@@ -504,6 +505,7 @@ gift_cards = Table(
     Column("expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("program_id", "number"),
+    Index(None, "series_id", "id"),  # a series' cards in order (console, exports)
 )
 
 # Append-only, like the points ledger: the card's balance and held amount are sums of these.

@@ -19,14 +19,25 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from kopilka.api.admin.events import CustomerRef
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.api.pos.schemas import ID_PATTERN, NO_NUL, Strict
 from kopilka.domain.money import fmt2
+from kopilka.domain.roles import Perm
 from kopilka.domain.rules.model import CODE_RE
-from kopilka.services import activities, admin, coupons, draws, giftcards, programs, rewards
+from kopilka.services import (
+    activities,
+    admin,
+    coupons,
+    draws,
+    exports,
+    giftcards,
+    programs,
+    rewards,
+)
+from kopilka.services.audit import Actor, require_reason
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
@@ -135,7 +146,14 @@ class RewardOrderIn(Strict):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
 
 
+class ReasonIn(Strict):
+    """Why (kept in the audit log); optional unless the call says otherwise."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL)] | None = None
+
+
 SCHEMAS: tuple[type[BaseModel], ...] = (
+    ReasonIn,
     CouponSeriesIn,
     CouponSurpriseIn,
     GiftCardSeriesIn,
@@ -166,6 +184,20 @@ async def _program(request: Request, code: str) -> int:
     if pid is None:
         raise programs.not_found(code)
     return int(pid)
+
+
+async def _acting(request: Request, code: str) -> tuple[int, Actor]:
+    """As ``_program``, and the token as the author of a change (audit log)."""
+    rt = _rt(request)
+    token = await admin.check_token(rt, request.headers.get("authorization", ""))
+    token.check_program(code)
+    program_id = await _program(request, code)
+    return program_id, token.actor(request.client.host if request.client else None)
+
+
+async def _reason_in(request: Request) -> ReasonIn:
+    raw = await request.body()
+    return ReasonIn.model_validate_json(raw) if raw.strip() else ReasonIn()
 
 
 def _ok(data: Any, status: int = 200, *, no_store: bool = False) -> Response:
@@ -326,8 +358,9 @@ async def post_gift_card_series(request: Request, code: str) -> Response:
     summary="Block a lost or stolen card (idempotent; its balance stays)",
 )
 async def block_gift_card(request: Request, code: str, number: str) -> Response:
-    await _program(request, code)
-    return _ok(await giftcards.do_block(_rt(request), code, number))
+    _, actor = await _acting(request, code)
+    reason = (await _reason_in(request)).reason
+    return _ok(await giftcards.do_block(_rt(request), code, number, actor=actor, reason=reason))
 
 
 @router.get(
@@ -604,3 +637,396 @@ async def issue_reward_order(request: Request, code: str, order_id: OrderId) -> 
 async def cancel_reward_order(request: Request, code: str, order_id: OrderId) -> Response:
     await _order_in(request, code, order_id)
     return _ok(_order_view(await rewards.do_cancel_order(_rt(request), order_id)))
+
+
+# --- lists, states, exports, blocking (issue 6: what the console does) -----------------------
+
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Format = Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")]
+
+
+def _paged(items: list[dict[str, Any]], total: int, offset: int, limit: int) -> dict[str, Any]:
+    return {"total": total, "offset": offset, "limit": limit, "items": items}
+
+
+def _file(table: exports.Table, fmt: str, name: str) -> Response:
+    return StreamingResponse(
+        exports.chunks(table, fmt),
+        media_type=exports.media_type(fmt),
+        headers=exports.attachment(name, fmt),
+    )
+
+
+def _series_view(s: coupons.SeriesRow) -> dict[str, Any]:
+    return {
+        "series": s.code,
+        "name": s.name,
+        "max_uses": s.max_uses,
+        "bound": s.bound,
+        "valid_from": _iso(s.valid_from),
+        "valid_until": _iso(s.valid_until),
+        "return_on_refund": s.return_on_refund,
+        "points": None if s.points is None else fmt2(s.points),
+        "created_at": _iso(s.created_at),
+        "codes": {
+            "issued": s.issued,
+            "active": s.active,
+            "used": s.used,
+            "expired": s.expired,
+            "blocked": s.blocked,
+        },
+    }
+
+
+def _code_view(x: coupons.CodeRow) -> dict[str, Any]:
+    return {
+        "code": x.code,
+        "state": x.state,
+        "uses": x.uses,
+        "max_uses": x.max_uses,
+        "customer_id": x.customer_id,
+        "created_at": _iso(x.created_at),
+    }
+
+
+@router.get(
+    "/programs/{code}/coupon-series",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Coupon series, a page at a time, with their codes counted by state",
+)
+async def list_coupon_series(
+    request: Request,
+    code: str,
+    offset: Offset = 0,
+    limit: Limit = 50,
+    sort: Annotated[str, Query(pattern="^(" + "|".join(coupons.SERIES_SORTS) + ")$")] = (
+        "created_at"
+    ),
+    desc: bool = True,
+) -> Response:
+    program_id = await _program(request, code)
+    rows, total = await coupons.list_series(
+        _rt(request), program_id=program_id, offset=offset, limit=limit, sort=sort, descending=desc
+    )
+    return _ok(_paged([_series_view(s) for s in rows], total, offset, limit))
+
+
+@router.get(
+    "/programs/{code}/coupon-series/{series}",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="One coupon series and how many of its codes are active, used, expired, blocked",
+)
+async def get_coupon_series(request: Request, code: str, series: str) -> Response:
+    program_id = await _program(request, code)
+    found = await coupons.series_by_code(_rt(request), program_id=program_id, code=series)
+    return _ok(_series_view(found))
+
+
+@router.get(
+    "/programs/{code}/coupon-series/{series}/coupons",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="A series' codes, a page at a time (state: active, used, expired, blocked)",
+)
+async def list_series_coupons(
+    request: Request,
+    code: str,
+    series: str,
+    state: Annotated[str, Query(pattern="^(|active|used|expired|blocked)$")] = "",
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> Response:
+    program_id = await _program(request, code)
+    rows, total = await coupons.list_codes(
+        _rt(request), program_id=program_id, series=series, state=state, offset=offset, limit=limit
+    )
+    return _ok(_paged([_code_view(x) for x in rows], total, offset, limit))
+
+
+@router.get(
+    "/programs/{code}/coupon-series/{series}/export",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="A series' codes as a CSV or XLSX file (streamed; state filters)",
+)
+async def export_series_coupons(
+    request: Request,
+    code: str,
+    series: str,
+    fmt: Format = "csv",
+    state: Annotated[str, Query(pattern="^(|active|used|expired|blocked)$")] = "",
+) -> Response:
+    program_id = await _program(request, code)
+    rt = _rt(request)
+    found = await coupons.series_by_code(rt, program_id=program_id, code=series)
+    table = coupons.codes_table(rt, program_id=program_id, series=found, state=state)
+    return _file(table, fmt, f"coupons-{found.code}")
+
+
+async def _series_status(request: Request, code: str, series: str, *, blocked: bool) -> Response:
+    program_id, actor = await _acting(request, code)
+    actor.require(Perm.MECHANICS_WRITE)
+    body = await _reason_in(request)
+    changed = await coupons.do_set_series_status(
+        _rt(request),
+        actor,
+        program_id=program_id,
+        series=series,
+        blocked=blocked,
+        reason=body.reason,
+    )
+    return _ok({"series": series.upper(), "changed": changed})
+
+
+@router.post(
+    "/programs/{code}/coupon-series/{series}/block",
+    responses=ERRORS,
+    openapi_extra=_body("ReasonIn"),
+    summary="Block every code of a series (audited); answers how many changed",
+)
+async def block_coupon_series(request: Request, code: str, series: str) -> Response:
+    return await _series_status(request, code, series, blocked=True)
+
+
+@router.post(
+    "/programs/{code}/coupon-series/{series}/unblock",
+    responses=ERRORS,
+    openapi_extra=_body("ReasonIn"),
+    summary="Unblock every blocked code of a series (audited)",
+)
+async def unblock_coupon_series(request: Request, code: str, series: str) -> Response:
+    return await _series_status(request, code, series, blocked=False)
+
+
+async def _coupon_status(request: Request, code: str, coupon: str, *, blocked: bool) -> Response:
+    program_id, actor = await _acting(request, code)
+    actor.require(Perm.MECHANICS_WRITE)
+    body = await _reason_in(request)
+    row = await coupons.do_set_coupon_status(
+        _rt(request), actor, program_id=program_id, code=coupon, blocked=blocked, reason=body.reason
+    )
+    return _ok(_code_view(row))
+
+
+@router.post(
+    "/programs/{code}/coupons/{coupon}/block",
+    responses=ERRORS,
+    openapi_extra=_body("ReasonIn"),
+    summary="Block one coupon: the till refuses it from now on (idempotent, audited)",
+)
+async def block_coupon(request: Request, code: str, coupon: str) -> Response:
+    return await _coupon_status(request, code, coupon, blocked=True)
+
+
+@router.post(
+    "/programs/{code}/coupons/{coupon}/unblock",
+    responses=ERRORS,
+    openapi_extra=_body("ReasonIn"),
+    summary="Unblock one coupon (idempotent, audited)",
+)
+async def unblock_coupon(request: Request, code: str, coupon: str) -> Response:
+    return await _coupon_status(request, code, coupon, blocked=False)
+
+
+# gift cards
+
+
+def _gift_view(x: giftcards.GiftCardRow) -> dict[str, Any]:
+    return {
+        "number": x.number,
+        "series": x.series,
+        "state": x.state,
+        "nominal": fmt2(x.nominal),
+        "balance": fmt2(x.balance),
+        "held": fmt2(x.held),
+        "activated_at": _iso(x.activated_at),
+        "expires_at": _iso(x.expires_at),
+    }
+
+
+CardState = Annotated[str, Query(pattern="^(|" + "|".join(giftcards.CARD_STATES) + ")$")]
+
+
+@router.get(
+    "/programs/{code}/gift-card-series",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Gift-card series, a page at a time: cards by state, what live cards hold",
+)
+async def list_gift_card_series(
+    request: Request, code: str, offset: Offset = 0, limit: Limit = 50
+) -> Response:
+    program_id = await _program(request, code)
+    rows, total = await giftcards.list_gift_series(
+        _rt(request), program_id=program_id, offset=offset, limit=limit
+    )
+    items = [
+        {
+            "series": s.code,
+            "name": s.name,
+            "nominal": fmt2(s.nominal),
+            "valid_days": s.valid_days,
+            "cards": s.cards,
+            "by_state": s.by_state,
+            "outstanding": fmt2(s.outstanding),
+            "created_at": _iso(s.created_at),
+        }
+        for s in rows
+    ]
+    return _ok(_paged(items, total, offset, limit))
+
+
+@router.get(
+    "/programs/{code}/gift-cards",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Gift cards, a page at a time (of a series, in a state)",
+)
+async def list_gift_cards(
+    request: Request,
+    code: str,
+    series: Annotated[str, Query(max_length=64)] = "",
+    state: CardState = "",
+    offset: Offset = 0,
+    limit: Limit = 100,
+) -> Response:
+    program_id = await _program(request, code)
+    rows, total = await giftcards.list_cards(
+        _rt(request),
+        program_id=program_id,
+        series=series,
+        state=state,
+        offset=offset,
+        limit=limit,
+    )
+    return _ok(_paged([_gift_view(x) for x in rows], total, offset, limit))
+
+
+@router.get(
+    "/programs/{code}/gift-cards/export",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Gift cards as a CSV or XLSX file (never the PINs)",
+)
+async def export_gift_cards(
+    request: Request,
+    code: str,
+    fmt: Format = "csv",
+    series: Annotated[str, Query(max_length=64)] = "",
+    state: CardState = "",
+) -> Response:
+    program_id = await _program(request, code)
+    table = giftcards.cards_table(_rt(request), program_id=program_id, series=series, state=state)
+    return _file(table, fmt, "-".join(x for x in ("gift-cards", series, state) if x))
+
+
+@router.get(
+    "/programs/{code}/gift-cards/{number}",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="One gift card: state, balance and its latest movements",
+)
+async def get_gift_card(request: Request, code: str, number: str) -> Response:
+    program_id = await _program(request, code)
+    card, moves = await giftcards.card_detail(_rt(request), program_id=program_id, number=number)
+    return _ok(
+        _gift_view(card)
+        | {
+            "movements": [
+                {
+                    "kind": m.kind,
+                    "amount": fmt2(m.amount),
+                    "held_delta": fmt2(m.held_delta),
+                    "receipt_pk": m.receipt_pk,
+                    "at": _iso(m.created_at),
+                }
+                for m in moves
+            ]
+        }
+    )
+
+
+@router.post(
+    "/programs/{code}/gift-cards/{number}/unblock",
+    responses=ERRORS,
+    openapi_extra=_body("ReasonIn"),
+    summary="Unblock a card found again (reason required; audited)",
+)
+async def unblock_gift_card(request: Request, code: str, number: str) -> Response:
+    _, actor = await _acting(request, code)
+    body = await _reason_in(request)
+    reason = require_reason(body.reason)
+    return _ok(await giftcards.do_unblock(_rt(request), code, number, actor=actor, reason=reason))
+
+
+# draws and reward orders
+
+
+@router.get(
+    "/programs/{code}/draws",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Prize draws, a page at a time, with entries and winners once drawn",
+)
+async def list_draws(
+    request: Request, code: str, offset: Offset = 0, limit: Limit = 50
+) -> Response:
+    program_id = await _program(request, code)
+    rows, total = await draws.list_draws(
+        _rt(request), program_id=program_id, offset=offset, limit=limit
+    )
+    items = [
+        {
+            "draw": x.code,
+            "name": x.name,
+            "period_start": _iso(x.period_start),
+            "period_end": _iso(x.period_end),
+            "state": x.state,
+            "seed_hash": x.seed_hash,
+            "drawn_at": _iso(x.drawn_at),
+            "members": x.members,
+            "tickets": x.tickets,
+            "winners": x.winners,
+        }
+        for x in rows
+    ]
+    return _ok(_paged(items, total, offset, limit))
+
+
+@router.get(
+    "/programs/{code}/draws/{draw}/winners",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="A drawn draw's winners as a CSV or XLSX file (names masked)",
+)
+async def export_draw_winners(
+    request: Request, code: str, draw: str, fmt: Format = "csv"
+) -> Response:
+    await _program(request, code)
+    rt = _rt(request)
+    found = await draws.draw_of(rt, program_code=code, code=draw)
+    return _file(draws.winners_table(rt, found), fmt, f"draw-{found.code}-winners")
+
+
+@router.get(
+    "/programs/{code}/reward-orders",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Reward orders, a page at a time, newest first (state filters)",
+)
+async def list_reward_orders(
+    request: Request,
+    code: str,
+    state: Annotated[str, Query(pattern="^(|ordered|issued|cancelled)$")] = "",
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Response:
+    program_id = await _program(request, code)
+    rows, total = await rewards.list_orders(
+        _rt(request), program_id=program_id, state=state, offset=offset, limit=limit
+    )
+    items = [_order_view(r.order) | {"customer_id": r.customer_id} for r in rows]
+    return _ok(_paged(items, total, offset, limit))

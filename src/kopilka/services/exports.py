@@ -1,0 +1,178 @@
+"""CSV and XLSX files of long lists (coupon codes, gift cards, winners), written as the
+rows arrive: shared by the console's download buttons and the admin API's export calls.
+
+A ``Table`` is a header and an async iterator of rows the caller reads from the
+database in chunks (``chunked``), so a series of a million codes never sits in memory
+as Python objects.
+
+Values:
+
+- ``Decimal`` (money, points) is never turned into a float.  In CSV it is written as
+  its plain text (``"1234.50"``); in XLSX it is a numeric cell whose XML carries the
+  exact decimal text (openpyxl itself would format it through a float), with a
+  ``#,##0.00`` number format.
+- ``datetime`` is UTC: ISO 8601 text in CSV, a date cell (naive UTC) in XLSX.
+- Text that a spreadsheet would run as a formula (starts with ``= + - @``, a tab or a
+  carriage return) gets a leading apostrophe in CSV, and is an inline string in XLSX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+
+Row = Sequence[Any]
+CHUNK = 2000  # rows read from the database at a time
+MONEY_FORMAT = "#,##0.00"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_TYPE = "text/csv; charset=utf-8"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMATS = ("csv", "xlsx")
+
+
+@dataclass
+class Table:
+    """What an export writes: a sheet name, the column names and the rows."""
+
+    title: str
+    header: Sequence[str]
+    rows: AsyncIterator[Row]
+
+
+async def chunked(
+    fetch: Callable[[Any, int], Awaitable[Sequence[Row]]],
+    *,
+    key: Callable[[Row], Any],
+    size: int = CHUNK,
+) -> AsyncIterator[Row]:
+    """Every row of a keyset-paged query: ``fetch(after, size)`` answers up to ``size``
+    rows past the key ``after`` (None first) in key order; ``key(row)`` is a row's key."""
+    after: Any = None
+    while True:
+        rows = await fetch(after, size)
+        for r in rows:
+            yield r
+        if len(rows) < size:
+            return
+        after = key(rows[-1])
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+async def csv_chunks(table: Table) -> AsyncIterator[bytes]:
+    """The table as UTF-8 CSV (with a BOM, so spreadsheet programs read Cyrillic right),
+    a chunk of bytes per ``CHUNK`` rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    buf.write("\ufeff")
+    w.writerow(table.header)
+    n = 0
+    async for row in table.rows:
+        w.writerow([_csv_text(v) for v in row])
+        n += 1
+        if n % CHUNK == 0:
+            yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode()
+
+
+async def csv_bytes(table: Table) -> bytes:
+    return b"".join([c async for c in csv_chunks(table)])
+
+
+def _xlsx_cell(ws: Any, value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        cell = WriteOnlyCell(ws, value=value)
+        cell.number_format = MONEY_FORMAT
+        # openpyxl writes numbers with "%.16g", through a float (0.07 -> 0.07000000000000001);
+        # the cell keeps its numeric type and carries the exact decimal text instead.
+        cell._value = format(value, "f")
+        return cell
+    if isinstance(value, datetime):
+        cell = WriteOnlyCell(ws, value=value.astimezone(UTC).replace(tzinfo=None))
+        cell.number_format = DATETIME_FORMAT
+        return cell
+    text = str(value)
+    if text.startswith(FORMULA_START):
+        cell = WriteOnlyCell(ws, value=text)
+        cell.data_type = "s"  # never a formula
+        return cell
+    return text
+
+
+async def xlsx_chunks(table: Table, *, chunk_bytes: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """The table as an XLSX workbook of one sheet.  openpyxl's write-only mode keeps the
+    rows on disk as they are appended; the finished file is then read out in chunks.
+    openpyxl is CPU-bound (tens of thousands of cells a second), so each batch of rows
+    is written in a worker thread: the server keeps answering meanwhile."""
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title=table.title[:31] or "Sheet")
+    ws.append(list(table.header))
+
+    def write(batch: list[Row]) -> None:
+        for row in batch:
+            ws.append([_xlsx_cell(ws, v) for v in row])
+
+    batch: list[Row] = []
+    async for row in table.rows:
+        batch.append(row)
+        if len(batch) >= CHUNK:
+            await asyncio.to_thread(write, batch)
+            batch = []
+    await asyncio.to_thread(write, batch)
+    with tempfile.TemporaryFile() as f:
+        await asyncio.to_thread(wb.save, f)
+        f.seek(0)
+        while chunk := await asyncio.to_thread(f.read, chunk_bytes):
+            yield chunk
+
+
+async def xlsx_bytes(table: Table) -> bytes:
+    return b"".join([c async for c in xlsx_chunks(table)])
+
+
+def chunks(table: Table, fmt: str) -> AsyncIterator[bytes]:
+    """The file's bytes in the format asked (``csv`` or ``xlsx``)."""
+    return xlsx_chunks(table) if fmt == "xlsx" else csv_chunks(table)
+
+
+def media_type(fmt: str) -> str:
+    return XLSX_TYPE if fmt == "xlsx" else CSV_TYPE
+
+
+def attachment(filename: str, fmt: str) -> dict[str, str]:
+    """Headers that make a browser save the file."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in filename)
+    return {
+        "Content-Disposition": f'attachment; filename="{safe}.{fmt}"',
+        "Cache-Control": "no-store",
+    }
