@@ -43,6 +43,10 @@ async def _auth(request: Request, code: str | None = None) -> admin.AdminToken:
     return token
 
 
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _ok(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type=JSON)
 
@@ -114,7 +118,9 @@ async def put_program(
     doc = programs.check_document(data)
     rt = _rt(request)
     known = await programs.list_programs(rt, code=code)
-    version = await programs.do_apply(rt, doc, author=token.name, note=note)
+    version = await programs.do_apply(
+        rt, doc, author=token.name, note=note, actor=token.actor(_ip(request))
+    )
     return _ok({"code": code, "version": version}, 200 if known else 201)
 
 
@@ -190,7 +196,9 @@ async def diff(
 async def rollback(request: Request, code: str) -> Response:
     token = await _auth(request, code)
     body = _strict(RollbackIn, await _json(request))
-    version = await programs.do_rollback(_rt(request), code, body.version, author=token.name)
+    version = await programs.do_rollback(
+        _rt(request), code, body.version, author=token.name, actor=token.actor(_ip(request))
+    )
     return _ok({"code": code, "version": version})
 
 
@@ -232,7 +240,7 @@ async def put_promotion(
         if data["id"] != promotion_id:
             raise programs.invalid_program([("id", f"must be {promotion_id!r}, as in the URL")])
     version, created = await programs.do_set_promotion(
-        _rt(request), code, data, author=token.name, note=note
+        _rt(request), code, data, author=token.name, note=note, actor=token.actor(_ip(request))
     )
     return _ok({"code": code, "version": version}, 201 if created else 200)
 
@@ -248,7 +256,12 @@ async def delete_promotion(
 ) -> Response:
     token = await _auth(request, code)
     version = await programs.do_delete_promotion(
-        _rt(request), code, promotion_id, author=token.name, note=note
+        _rt(request),
+        code,
+        promotion_id,
+        author=token.name,
+        note=note,
+        actor=token.actor(_ip(request)),
     )
     return _ok({"code": code, "version": version})
 
