@@ -120,6 +120,15 @@ def describe(p: Promotion, doc: ProgramDoc | None = None) -> dict[str, str]:
     return {lang: describe_promotion(p, lang, doc) for lang in ("en", "ru")}
 
 
+async def _check_scope(rt: Runtime, actor: Actor, code: str) -> None:
+    """A user limited to one program changes only that one."""
+    found = await programs.list_programs(rt, code=code)
+    if not found:
+        raise programs.not_found(code)
+    if actor.program_id is not None and found[0].id != actor.program_id:
+        raise ProgramError("forbidden", f"this user may not change program {code!r}", field="code")
+
+
 def _relative(exc: ProgramError) -> ProgramError:
     """The same refusal with paths inside the promotion."""
     errors = [
@@ -141,6 +150,7 @@ async def save_promotion(
     name paths inside the promotion (an id already used, when creating, is one).
     """
     actor.require(Perm.PROGRAMS_WRITE)
+    await _check_scope(rt, actor, code)
     pid = str(promotion.get("id", ""))
     _, current = await programs.current(rt, code)
     ids = {str(p.get("id")) for p in current.get("promotions", [])}
@@ -164,6 +174,7 @@ async def delete_promotion(
 ) -> int:
     """Delete a promotion (a new version); ``confirm`` must repeat its id."""
     actor.require(Perm.PROGRAMS_WRITE)
+    await _check_scope(rt, actor, code)
     if confirm.strip() != promotion_id:
         raise ProgramError(
             "not_confirmed", f"type {promotion_id} to confirm the deletion", field="confirm"
@@ -177,6 +188,7 @@ async def rollback(rt: Runtime, actor: Actor, code: str, version: int, *, confir
     """Apply an old version's document as a new version; ``confirm`` must repeat the
     version number.  Audited (``program.rollback``) in the same transaction."""
     actor.require(Perm.PROGRAMS_WRITE)
+    await _check_scope(rt, actor, code)
     if confirm.strip() != str(version):
         raise ProgramError(
             "not_confirmed", f"type {version} to confirm the roll-back", field="confirm"

@@ -174,7 +174,7 @@ i18n.add(
         "Add an effect": "Добавить действие",
         "All versions, diff and roll-back": "Все версии, сравнение и откат",
         "Amount": "Сумма",
-        "At most, receipts per customer": "Не более, чеков на покупателя",
+        "Times per customer, at most": "Раз на покупателя, не более",
         "Author": "Автор",
         "Basket": "Корзина",
         "Budget, points": "Бюджет, баллов",
