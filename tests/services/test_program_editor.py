@@ -159,3 +159,34 @@ async def test_the_promotions_page_sorts_filters_and_pages(rt: Runtime, make_sho
     assert [r.id for r in page.rows] == ["over"]
     page = await editor.promotions_page(rt, shop.code, sort="starts_at", descending=True)
     assert page.rows[0].id == "later"
+
+
+async def test_the_admin_api_lists_promotions_with_status_and_describes_one(
+    rt: Runtime, make_shop, client: Any
+) -> None:
+    from kopilka.services import admin
+
+    shop = await make_shop()
+    items = [promo("a", priority=1), promo("b", priority=9, enabled=False)]
+    await programs.do_apply(rt, validate_document(doc(shop.code, items)), author="s")
+    key = await admin.do_add_token(rt, name="api-reader")
+    headers = {"Authorization": f"Bearer {key}"}
+    api = f"/api/admin/v1/programs/{shop.code}"
+    r = await client.get(f"{api}/promotions?sort=priority&dir=asc", headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 2
+    assert [(p["id"], p["status"]) for p in body["promotions"]] == [
+        ("a", "active"),
+        ("b", "disabled"),
+    ]
+    r = await client.get(f"{api}/promotions?status=active", headers=headers)
+    assert [p["id"] for p in r.json()["promotions"]] == ["a"]
+    r = await client.get(f"{api}/promotions/a/describe", headers=headers)
+    assert r.status_code == 200
+    assert r.json()["en"] == "10% off Coffee."
+    assert r.json()["ru"] == "Скидка 10% на Coffee."
+    r = await client.get(f"{api}/promotions/zzz/describe", headers=headers)
+    assert r.status_code == 404
+    r = await client.get(f"{api}/promotions?sort=bogus", headers=headers)
+    assert r.status_code in (400, 422)

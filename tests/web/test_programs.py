@@ -261,3 +261,33 @@ async def test_versions_show_a_diff_and_a_roll_back_asks_for_the_number(
             )
         ).one()
     assert row.actor_name == "Max Marketer"
+
+
+async def test_a_promotion_can_be_edited_as_yaml_and_the_page_speaks_russian(
+    page: Page, make_user: MakeUser, make_shop, rt: Runtime
+) -> None:
+    shop = await make_shop()
+    await setup_program(rt, shop, [TEA])
+    who = await make_user("marketer", shop, locale="ru")
+    await login(page, who, next_url=f"/admin/programs/{shop.code}/promotions/tea5")
+    await expect(page.get_by_test_id("preview-ru")).to_have_text("Скидка 5% на Tea по дням: вт.")
+    await page.get_by_text("Править как YAML/JSON").click()
+    yaml_box = page.get_by_label("Вся акция в YAML или JSON")
+    await expect(yaml_box).to_contain_text("id: tea5")
+    await yaml_box.fill("name: [unclosed")
+    await page.get_by_role("button", name="Сохранить из YAML/JSON").click()
+    await expect(page.locator("details.advanced small.error")).to_contain_text("YAML")
+    await expect(yaml_box).to_have_value("name: [unclosed")
+    await yaml_box.fill(
+        "name: Tea every day\n"
+        "lines: {category: [tea]}\n"
+        "effects:\n  - {kind: earn_multiplier, factor: 3}\n"
+    )
+    await page.get_by_role("button", name="Сохранить из YAML/JSON").click()
+    await expect(page.get_by_role("status")).to_have_text("Акция tea5 сохранена.")
+    await expect(page.get_by_test_id("preview-ru")).to_have_text("Баллы ×3 на Tea.")
+    await expect(page.get_by_test_id("preview-en")).to_have_text("×3 points on Tea.")
+    # The form shows the new effect in its row.
+    effect = page.locator("#e-rows [data-row]").first
+    await expect(effect.get_by_label("Действие")).to_have_value("earn_multiplier")
+    await expect(effect.get_by_label("Множитель", exact=True)).to_have_value("3")

@@ -30,6 +30,7 @@ from kopilka.services import program_editor as editor
 from kopilka.services import programs
 from kopilka.services.errors import ServiceError
 from kopilka.store import tables as t
+from kopilka.web import i18n
 from kopilka.web.auth import Console, ProgramRef, console
 from kopilka.web.programs import form as pf
 from kopilka.web.programs.strings import KIND_LABELS, PARAM_LABELS
@@ -507,11 +508,19 @@ async def _simulator_page(request: Request, c: Console, values: dict[str, str] |
         "code": ref.code,
         "stores": await _stores(c, ref.id),
         "line_rows": _sim_indexes(values),
-        "names": {p.id: p.name for p in doc.promotions},
+        "names": {
+            "base_earn": _("base earn rate", c.lang),
+            **{p.id: p.name for p in doc.promotions},
+        },
+        "tiers": {x.code: x.name for x in (doc.tiers.levels if doc.tiers else ())},
         "dec": Decimal,
     }
     status = 422 if errors and not is_htmx(request) else 200
     return render(request, "programs/simulator.html", ctx, status=status)
+
+
+def _(text: str, lang: str) -> str:
+    return i18n.gettext(lang, text)
 
 
 def _sim_errors(problems: list[dict[str, Any]], fields: dict[str, str]) -> dict[str, str]:
