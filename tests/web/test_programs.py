@@ -135,6 +135,10 @@ async def test_a_marketer_creates_a_promotion_and_sees_it_in_the_simulator(
     await expect(why).to_contain_text("tier")
     # What was typed is kept.
     await expect(page.get_by_label("SKU").first).to_have_value("LATTE")
+    # Usable at tablet width: the receipt and the reasons stay on the page.
+    await page.set_viewport_size({"width": 800, "height": 1000})
+    await expect(page.get_by_role("button", name="Calculate")).to_be_visible()
+    await shot(page, "programs-simulator-tablet")
 
     # Saving was audited with who did it.
     async with rt.engine.connect() as conn:
