@@ -183,6 +183,19 @@ def _rows_of(cond: dict[str, Any] | None) -> tuple[str, list[tuple[bool, dict[st
     if set(cond) == {"all"} or set(cond) == {"any"}:
         mode = next(iter(cond))
         items = cond[mode]
+        # "any of these" with a schedule is stored as all: [{any: rows}, weekday, hours]
+        anys = [x for x in items if set(x) == {"any"}]
+        rest = [x for x in items if set(x) != {"any"}]
+        if (
+            mode == "all"
+            and len(anys) == 1
+            and rest
+            and all(len(x) == 1 and next(iter(x)) in SCHEDULE_KEYS for x in rest)
+        ):
+            inner = _rows_of(anys[0])
+            if inner is None or any(next(iter(x)) in SCHEDULE_KEYS for _, x in inner[1]):
+                return None  # a weekday inside the "any" would read as the schedule
+            return "any", inner[1] + [(False, x) for x in rest]
     else:
         mode, items = "all", [{k: v} for k, v in cond.items()]
     rows: list[tuple[bool, dict[str, Any]]] = []
@@ -235,6 +248,12 @@ def _items_text(items: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _scheduled(p: dict[str, Any]) -> bool:
+    """Is the promotion's ``when`` the form's "any of these, on this schedule"?"""
+    when = p.get("when") or {}
+    return set(when) == {"all"} and any(set(x) == {"any"} for x in when["all"])
+
+
 def from_promotion(p: dict[str, Any], tz: str) -> FormState:
     """The form of a stored promotion (its JSON)."""
     s = FormState()
@@ -257,7 +276,7 @@ def from_promotion(p: dict[str, Any], tz: str) -> FormState:
     i = 0
     for neg, item in when[1]:
         key, value = next(iter(item.items()))
-        if key in SCHEDULE_KEYS and when[0] == "all" and not neg:
+        if key in SCHEDULE_KEYS and not neg and (when[0] == "all" or _scheduled(p)):
             if key == "weekday":
                 s.weekdays = list(value)
             else:
