@@ -171,7 +171,7 @@ class _Words:
                 else:
                     head = f"{self.money(e.amount)} off" + (" each unit" if each else "")
             if isinstance(e, BasketDiscount) and not on:
-                head += " чека" if ru else " the basket"
+                head += " на чек" if ru else " the basket"
             return head + self.on(on, off=True)
         if isinstance(e, PriceOverride):
             return (
