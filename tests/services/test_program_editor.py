@@ -190,3 +190,21 @@ async def test_the_admin_api_lists_promotions_with_status_and_describes_one(
     assert r.status_code == 404
     r = await client.get(f"{api}/promotions?sort=bogus", headers=headers)
     assert r.status_code in (400, 422)
+
+
+async def test_applying_a_whole_document_keeps_the_code_and_is_audited(
+    rt: Runtime, make_shop
+) -> None:
+    shop = await make_shop()
+    v0 = await programs.do_apply(rt, validate_document(doc(shop.code, [])), author="s")
+    who = marketer(shop.program_id)
+    with pytest.raises(programs.ProgramError) as exc:
+        await editor.apply_document(rt, who, shop.code, {**doc(shop.code, []), "code": "other"})
+    assert exc.value.field == "code"
+    bad = doc(shop.code, [promo("a", "101")])
+    with pytest.raises(programs.ProgramError) as exc:
+        await editor.apply_document(rt, who, shop.code, bad)
+    assert exc.value.field == "promotions[0].effects[0].percent"
+    v1 = await editor.apply_document(rt, who, shop.code, doc(shop.code, [promo("a")]))
+    assert v1 == v0 + 1
+    assert await audit_rows(rt, shop.program_id) == [("program.apply", "Mia Marketer", shop.code)]

@@ -295,3 +295,36 @@ async def test_a_promotion_can_be_edited_as_yaml_and_the_page_speaks_russian(
     effect = page.locator("#e-rows [data-row]").first
     await expect(effect.get_by_label("Действие")).to_have_value("earn_multiplier")
     await expect(effect.get_by_label("Множитель", exact=True)).to_have_value("3")
+
+
+async def test_an_owner_edits_the_tiers_in_the_program_document(
+    page: Page, make_user: MakeUser, make_shop, rt: Runtime
+) -> None:
+    shop = await make_shop()
+    version = await setup_program(rt, shop, [TEA])
+    who = await make_user("owner", shop, name="Olga Owner")
+    await login(page, who, next_url=f"/admin/programs/{shop.code}")
+    await page.get_by_role("button", name="Edit as YAML").click()
+    box = page.get_by_label("Program document (YAML or JSON)")
+    text = await box.input_value()
+    assert "threshold: '10000'" in text
+    await box.fill(text.replace("threshold: '10000'", "threshold: '-5'"))
+    await page.get_by_role("button", name="Save as a new version").click()
+    await expect(page.get_by_role("alert")).to_contain_text("tiers.levels[1].threshold")
+    await expect(box).to_contain_text("threshold: '-5'")  # what was typed stays
+    await shot(page, "programs-document-error")
+    await box.fill(text.replace("threshold: '10000'", "threshold: '20000'"))
+    await page.get_by_role("button", name="Save as a new version").click()
+    await expect(page.get_by_role("status")).to_have_text(f"Saved as version {version + 1}.")
+    await expect(page.locator("table.tiers")).to_contain_text("20,000")
+    async with rt.engine.connect() as conn:
+        actions = (
+            (
+                await conn.execute(
+                    select(t.audit_log.c.action).where(t.audit_log.c.program_id == shop.program_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert actions == ["program.apply"]

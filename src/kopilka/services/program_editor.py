@@ -169,6 +169,20 @@ async def save_promotion(
     return version
 
 
+async def apply_document(rt: Runtime, actor: Actor, code: str, data: Any) -> int:
+    """Replace the whole document of an existing program (settings, tiers, categories,
+    promotions) as a new version; audited (``program.apply``).  Refusals list every
+    problem with its path inside the document."""
+    actor.require(Perm.PROGRAMS_WRITE)
+    await _check_scope(rt, actor, code)
+    if isinstance(data, dict) and data.get("code", code) != code:
+        raise programs.invalid_program([("code", f"must stay {code!r}")])
+    if isinstance(data, dict):
+        data = {**data, "code": code}
+    doc = programs.check_document(data)
+    return await programs.do_apply(rt, doc, author=actor.name, actor=actor)
+
+
 async def delete_promotion(
     rt: Runtime, actor: Actor, code: str, promotion_id: str, *, confirm: str
 ) -> int:

@@ -55,7 +55,11 @@ def test_the_issue_example_in_both_languages() -> None:
 @pytest.mark.parametrize(
     ("effect", "en", "ru"),
     [
-        ({"kind": "basket_discount", "amount": "500"}, "500 ₽ off the basket", "Скидка 500 ₽ на чек"),
+        (
+            {"kind": "basket_discount", "amount": "500"},
+            "500 ₽ off the basket",
+            "Скидка 500 ₽ на чек",
+        ),
         (
             {"kind": "line_discount", "amount": "49.9"},
             "49.90 ₽ off each unit",

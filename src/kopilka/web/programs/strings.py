@@ -309,5 +309,15 @@ i18n.add(
         "version": "версия",
         "yes": "да",
         "base earn rate": "базовое начисление",
+        "Edit the program document": "Правка документа программы",
+        "Settings, tiers, categories, SKU lists, segments, stacking and promotions, as YAML or "
+        "JSON (see docs/programs.md). Saving makes a new version.": (
+            "Настройки, уровни, категории, списки артикулов, сегменты, суммирование и акции "
+            "в YAML или JSON (см. docs/programs.md). Сохранение создаёт новую версию."
+        ),
+        "The document was not saved:": "Документ не сохранён:",
+        "Program document (YAML or JSON)": "Документ программы (YAML или JSON)",
+        "Save as a new version": "Сохранить как новую версию",
+        "Edit as YAML": "Править как YAML",
     }
 )

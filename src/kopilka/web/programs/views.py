@@ -109,6 +109,37 @@ async def program_page(request: Request, code: str, c: Reader) -> Response:
     return render(request, "programs/program.html", ctx)
 
 
+@router.get("/admin/programs/{code}/edit")
+async def program_edit(request: Request, code: str, c: Writer) -> Response:
+    _ref(c, code)
+    version, raw = await programs.current(c.rt, code)
+    ctx = {"code": code, "version": version, "text": _yaml_of(raw), "problems": []}
+    return render(request, "programs/edit.html", ctx)
+
+
+@router.post("/admin/programs/{code}/edit")
+async def program_apply(request: Request, code: str, c: Writer) -> Response:
+    _ref(c, code)
+    form = await request.form()
+    text = str(form.get("document", ""))
+    problems: list[dict[str, Any]] = []
+    try:
+        data = _read_yaml(text, what="a program document is a mapping (code, name, ...)")
+        new = await editor.apply_document(c.rt, c.actor, code, data)
+    except pf.FormInvalid as exc:
+        problems = [{"field": "", "detail": m} for m in exc.errors.values()]
+    except programs.ProgramError as exc:
+        if exc.code != "invalid_program":
+            raise
+        problems = list(exc.extra.get("errors", []))
+    else:
+        msg = f"Saved as version {new}." if c.lang == "en" else f"Сохранено как версия {new}."
+        return redirect(f"/admin/programs/{code}", flash=msg)
+    version, _ = await programs.current(c.rt, code)
+    ctx = {"code": code, "version": version, "text": text, "problems": problems}
+    return render(request, "programs/edit.html", ctx, status=422)
+
+
 # --- promotions ----------------------------------------------------------------------------
 
 
@@ -183,7 +214,9 @@ async def promotion_page(request: Request, code: str, pid: str, c: Reader) -> Re
     return render(request, "programs/promotion.html", ctx)
 
 
-def _read_yaml(text: str) -> dict[str, Any]:
+def _read_yaml(
+    text: str, what: str = "a promotion is a mapping (id, name, effects, ...)"
+) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as exc:
@@ -191,7 +224,7 @@ def _read_yaml(text: str) -> dict[str, Any]:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise pf.FormInvalid({"yaml": f"not valid YAML or JSON{where}"}) from None
     if not isinstance(data, dict):
-        raise pf.FormInvalid({"yaml": "a promotion is a mapping (id, name, effects, ...)"})
+        raise pf.FormInvalid({"yaml": what})
     # Dates and decimals as the JSON document has them.
     out: dict[str, Any] = json.loads(json.dumps(data, default=str))
     return out
