@@ -208,3 +208,17 @@ async def test_applying_a_whole_document_keeps_the_code_and_is_audited(
     v1 = await editor.apply_document(rt, who, shop.code, doc(shop.code, [promo("a")]))
     assert v1 == v0 + 1
     assert await audit_rows(rt, shop.program_id) == [("program.apply", "Mia Marketer", shop.code)]
+
+
+async def test_a_program_set_up_without_a_document_gets_its_first_promotion(
+    rt: Runtime, make_shop
+) -> None:
+    shop = await make_shop()  # made with settings only: no document, no stored version
+    page = await editor.promotions_page(rt, shop.code)
+    assert page.rows == [] and page.total == 0
+    version = await editor.save_promotion(
+        rt, marketer(shop.program_id), shop.code, promo("first", lines=None), create=True
+    )
+    _, current = await programs.current(rt, shop.code)
+    assert [p["id"] for p in current["promotions"]] == ["first"]
+    assert [v.version for v in await programs.versions(rt, shop.code)] == [version]

@@ -319,5 +319,6 @@ i18n.add(
         "Program document (YAML or JSON)": "Документ программы (YAML или JSON)",
         "Save as a new version": "Сохранить как новую версию",
         "Edit as YAML": "Править как YAML",
+        "Threshold": "Порог",
     }
 )
