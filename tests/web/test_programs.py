@@ -305,6 +305,9 @@ async def test_a_promotion_can_be_edited_as_yaml_and_the_page_speaks_russian(
     effect = page.locator("#e-rows [data-row]").first
     await expect(effect.get_by_label("Действие")).to_have_value("earn_multiplier")
     await expect(effect.get_by_label("Множитель", exact=True)).to_have_value("3")
+    await page.goto(f"/admin/programs/{shop.code}")
+    await expect(page.locator("table.promotions")).to_contain_text("действует")
+    await shot(page, "programs-program-ru")
 
 
 async def test_an_owner_edits_the_tiers_in_the_program_document(

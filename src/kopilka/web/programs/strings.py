@@ -320,5 +320,8 @@ i18n.add(
         "Save as a new version": "Сохранить как новую версию",
         "Edit as YAML": "Править как YAML",
         "Threshold": "Порог",
+        "best": "лучшая",
+        "first": "первая",
+        "stack": "все вместе",
     }
 )
