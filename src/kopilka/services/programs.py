@@ -36,7 +36,7 @@ from kopilka.domain.receipt import Basket, RedeemRefused, price_receipt
 from kopilka.domain.rules.compiler import program_from_settings, settings_of
 from kopilka.domain.rules.facts import CustomerContext, StoreContext
 from kopilka.domain.rules.model import DocumentInvalid, ProgramDoc, Promotion, validate_document
-from kopilka.services import views
+from kopilka.services import audit, views
 from kopilka.services.errors import ServiceError
 from kopilka.services.pricing import budgets_left, customer_context
 from kopilka.services.purchases import identifier_values
@@ -112,14 +112,39 @@ def not_found(code: str) -> ProgramError:
 Build = Callable[[dict[str, Any] | None], ProgramDoc]
 
 
-async def do_apply(rt: Runtime, doc: ProgramDoc, *, author: str, note: str = "") -> int:
+async def do_apply(
+    rt: Runtime,
+    doc: ProgramDoc,
+    *,
+    author: str,
+    note: str = "",
+    actor: audit.Actor | None = None,
+) -> int:
     """Make ``doc`` the program's new current version (creating the program if its code
-    is new); returns the version number."""
-    return await _write_version(rt, doc.code, lambda _current: doc, author=author, note=note)
+    is new); returns the version number.  With ``actor`` the change is also written to
+    the audit log, in the same transaction (the console does; so may every caller)."""
+    return await _write_version(
+        rt,
+        doc.code,
+        lambda _current: doc,
+        author=author,
+        note=note,
+        audited=None if actor is None else (actor, "program.apply"),
+    )
+
+
+Audited = tuple[audit.Actor, str] | None  # (who, the audit action) of a change
 
 
 async def _write_version(
-    rt: Runtime, code: str, build: Build, *, author: str, note: str, create: bool = True
+    rt: Runtime,
+    code: str,
+    build: Build,
+    *,
+    author: str,
+    note: str,
+    create: bool = True,
+    audited: Audited = None,
 ) -> int:
     """One transaction: lock (or create) the program, build the document from the
     current one (None for a new program), insert the version, update the program row.
@@ -130,7 +155,7 @@ async def _write_version(
     for attempt in range(APPLY_ATTEMPTS):
         try:
             async with rt.engine.begin() as conn:
-                return await _write_in(conn, rt, code, build, author, note, create)
+                return await _write_in(conn, rt, code, build, author, note, create, audited)
         except IntegrityError:
             if attempt == APPLY_ATTEMPTS - 1:
                 raise
@@ -145,6 +170,7 @@ async def _write_in(
     author: str,
     note: str,
     create: bool,
+    audited: Audited = None,
 ) -> int:
     p = t.programs
     # The bump is the lock: whoever comes second waits here and bumps past the first.
@@ -198,20 +224,47 @@ async def _write_in(
             "created_at": rt.now(),
         },
     )
+    if audited is not None:
+        actor, action = audited
+        await audit.record(
+            conn,
+            actor,
+            action,
+            "program",
+            code,
+            at=rt.now(),
+            program_id=program_id,
+            before={"version": version - 1} if version > 1 else None,
+            after={"version": version, "note": note[:500]},
+        )
     return int(version)
 
 
-async def do_rollback(rt: Runtime, code: str, version: int, *, author: str) -> int:
-    """Apply version ``version``'s document as a new version."""
+async def do_rollback(
+    rt: Runtime, code: str, version: int, *, author: str, actor: audit.Actor | None = None
+) -> int:
+    """Apply version ``version``'s document as a new version (audited with ``actor``)."""
     old = await export(rt, code, version)
     doc = check_document(old)
     return await _write_version(
-        rt, code, lambda _c: doc, author=author, note=f"rollback to version {version}", create=False
+        rt,
+        code,
+        lambda _c: doc,
+        author=author,
+        note=f"rollback to version {version}",
+        create=False,
+        audited=None if actor is None else (actor, "program.rollback"),
     )
 
 
 async def do_set_promotion(
-    rt: Runtime, code: str, promotion: dict[str, Any], *, author: str, note: str = ""
+    rt: Runtime,
+    code: str,
+    promotion: dict[str, Any],
+    *,
+    author: str,
+    note: str = "",
+    actor: audit.Actor | None = None,
 ) -> tuple[int, bool]:
     """Add the promotion, or replace the one with its id; returns (version, created)."""
     if not isinstance(promotion, dict):
@@ -235,13 +288,25 @@ async def do_set_promotion(
         return check_document({**current, "promotions": promos})
 
     v = await _write_version(
-        rt, code, build, author=author, note=note or f"promotion {pid} set", create=False
+        rt,
+        code,
+        build,
+        author=author,
+        note=note or f"promotion {pid} set",
+        create=False,
+        audited=None if actor is None else (actor, "promotion.set"),
     )
     return v, created
 
 
 async def do_delete_promotion(
-    rt: Runtime, code: str, promotion_id: str, *, author: str, note: str = ""
+    rt: Runtime,
+    code: str,
+    promotion_id: str,
+    *,
+    author: str,
+    note: str = "",
+    actor: audit.Actor | None = None,
 ) -> int:
     def build(current: dict[str, Any] | None) -> ProgramDoc:
         assert current is not None
@@ -260,6 +325,7 @@ async def do_delete_promotion(
         author=author,
         note=note or f"promotion {promotion_id} deleted",
         create=False,
+        audited=None if actor is None else (actor, "promotion.delete"),
     )
 
 

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from kopilka.api.admin.schemas import RollbackIn, SimulateIn, to_simulation
 from kopilka.domain.rules.model import ProgramDoc, Promotion
 from kopilka.services import admin, programs
+from kopilka.services import program_editor as editor
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 
@@ -41,6 +42,10 @@ async def _auth(request: Request, code: str | None = None) -> admin.AdminToken:
     if code is not None:
         token.check_program(code)
     return token
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _ok(data: Any, status: int = 200) -> Response:
@@ -114,7 +119,9 @@ async def put_program(
     doc = programs.check_document(data)
     rt = _rt(request)
     known = await programs.list_programs(rt, code=code)
-    version = await programs.do_apply(rt, doc, author=token.name, note=note)
+    version = await programs.do_apply(
+        rt, doc, author=token.name, note=note, actor=token.actor(_ip(request))
+    )
     return _ok({"code": code, "version": version}, 200 if known else 201)
 
 
@@ -190,8 +197,75 @@ async def diff(
 async def rollback(request: Request, code: str) -> Response:
     token = await _auth(request, code)
     body = _strict(RollbackIn, await _json(request))
-    version = await programs.do_rollback(_rt(request), code, body.version, author=token.name)
+    version = await programs.do_rollback(
+        _rt(request), code, body.version, author=token.name, actor=token.actor(_ip(request))
+    )
     return _ok({"code": code, "version": version})
+
+
+@router.get(
+    "/programs/{code}/promotions",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="The current version's promotions with their status, sorted and paged",
+)
+async def list_promotions(
+    request: Request,
+    code: str,
+    sort: str = Query("priority", pattern="^(id|name|priority|starts_at|ends_at|status)$"),
+    dir: str = Query("desc", pattern="^(asc|desc)$"),
+    status: str = Query("", pattern="^(|active|scheduled|ended|disabled)$"),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> Response:
+    await _auth(request, code)
+    page = await editor.promotions_page(
+        _rt(request),
+        code,
+        sort=sort,
+        descending=dir == "desc",
+        offset=offset,
+        limit=limit,
+        status=status,
+    )
+    return _ok(
+        {
+            "version": page.version,
+            "total": page.total,
+            "promotions": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "priority": r.priority,
+                    "starts_at": r.starts_at.isoformat() if r.starts_at else None,
+                    "ends_at": r.ends_at.isoformat() if r.ends_at else None,
+                    "status": r.status,
+                    "effects": list(r.effects),
+                    "group": r.group,
+                    "exclusive": r.exclusive,
+                }
+                for r in page.rows
+            ],
+        }
+    )
+
+
+@router.get(
+    "/programs/{code}/promotions/{promotion_id}/describe",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="One promotion in plain words, English and Russian",
+)
+async def describe_promotion(request: Request, code: str, promotion_id: str) -> Response:
+    await _auth(request, code)
+    version, raw = await programs.current(_rt(request), code)
+    doc = programs.check_document(raw)
+    for p in doc.promotions:
+        if p.id == promotion_id:
+            return _ok({"version": version, "id": p.id, **editor.describe(p, doc)})
+    raise programs.ProgramError(
+        "promotion_not_found", f"no promotion {promotion_id!r}", field="promotion_id"
+    )
 
 
 def _promotion(doc: dict[str, Any], promotion_id: str) -> dict[str, Any]:
@@ -232,7 +306,7 @@ async def put_promotion(
         if data["id"] != promotion_id:
             raise programs.invalid_program([("id", f"must be {promotion_id!r}, as in the URL")])
     version, created = await programs.do_set_promotion(
-        _rt(request), code, data, author=token.name, note=note
+        _rt(request), code, data, author=token.name, note=note, actor=token.actor(_ip(request))
     )
     return _ok({"code": code, "version": version}, 201 if created else 200)
 
@@ -248,7 +322,12 @@ async def delete_promotion(
 ) -> Response:
     token = await _auth(request, code)
     version = await programs.do_delete_promotion(
-        _rt(request), code, promotion_id, author=token.name, note=note
+        _rt(request),
+        code,
+        promotion_id,
+        author=token.name,
+        note=note,
+        actor=token.actor(_ip(request)),
     )
     return _ok({"code": code, "version": version})
 

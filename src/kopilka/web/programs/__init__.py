@@ -1,7 +1,9 @@
-"""The console's programs pages (see docs/user-guide.md)."""
+"""The console's programs pages: programs, tiers, promotions, versions, the simulator
+(see docs/console/programs.md)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from kopilka.web.programs import strings as strings
+from kopilka.web.programs.views import router
 
-router = APIRouter(include_in_schema=False)
+__all__ = ["router", "strings"]
