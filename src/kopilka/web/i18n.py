@@ -19,15 +19,40 @@ RU: dict[str, str] = {}
 _LOCALES = {lang: Locale.parse(lang) for lang in LANGS}
 
 
-def add(translations: dict[str, str]) -> None:
-    """Register an area's Russian strings (English key → Russian)."""
-    RU.update(translations)
+# An area's own words: "Held" is «Заморожено» for points and «Удержание» for a gift card.
+# A template of the area (``mechanics/…``) looks in its area's dictionary first.
+AREAS: dict[str, dict[str, str]] = {}
+CONFLICTS: list[tuple[str, str, str]] = []  # (English, first Russian, other Russian)
 
 
-def gettext(lang: str, text: str) -> str:
-    if lang == "ru":
-        return RU.get(text, text)
+def add(translations: dict[str, str], *, area: str | None = None) -> None:
+    """Register Russian strings (English key → Russian), shared or for one ``area``.
+    Within one dictionary an English string has one translation; a second, different one
+    is recorded (a test lists them)."""
+    target = RU if area is None else AREAS.setdefault(area, {})
+    for en, ru in translations.items():
+        if en in target and target[en] != ru:
+            CONFLICTS.append((en, target[en], ru))
+        else:
+            target[en] = ru
+
+
+def gettext(lang: str, text: str, area: str | None = None) -> str:
+    if lang != "ru":
+        return text
+    if area is not None and text in AREAS.get(area, {}):
+        return AREAS[area][text]
+    if text in RU:
+        return RU[text]
+    for words in AREAS.values():  # a view's flash of an area's string
+        if text in words:
+            return words[text]
     return text
+
+
+def known(text: str) -> bool:
+    """Whether ``text`` has a Russian translation anywhere."""
+    return text in RU or any(text in words for words in AREAS.values())
 
 
 def plural(lang: str, n: int | Decimal, forms: dict[str, str]) -> str:

@@ -61,10 +61,11 @@ def render(
 ) -> HTMLResponse:
     """A page (or, for htmx, a partial) in the request's language."""
     lang = lang_of(request)
+    area = template.split("/", 1)[0] if "/" in template else None
     ctx: dict[str, Any] = {
         "request": request,
         "lang": lang,
-        "_": lambda s: i18n.gettext(lang, s),
+        "_": lambda s: i18n.gettext(lang, s, area),
         "plural": lambda n, **forms: i18n.plural(lang, n, forms),
         "money": lambda v: i18n.money(lang, v),
         "points": lambda v: i18n.points(lang, v),

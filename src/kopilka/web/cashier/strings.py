@@ -142,5 +142,6 @@ i18n.add(
         "Nominal": "Номинал",
         "Expires": "Действует до",
         "no expiry": "бессрочно",
-    }
+    },
+    area="cashier",
 )

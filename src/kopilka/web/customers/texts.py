@@ -206,4 +206,4 @@ RU = {
 
 
 def register() -> None:
-    i18n.add(RU)
+    i18n.add(RU, area="customers")

@@ -260,5 +260,5 @@ def label(kind: str, value: str) -> str:
 def register() -> None:
     from kopilka.web.templating import env
 
-    i18n.add(RU)
+    i18n.add(RU, area="mechanics")
     env.globals["mlabel"] = label

@@ -9,7 +9,7 @@ from kopilka.web import i18n
 from kopilka.web.org import audit_log, stores, users
 from kopilka.web.org.translations import RU
 
-i18n.add(RU)
+i18n.add(RU, area="org")
 
 router = APIRouter(include_in_schema=False)
 router.include_router(stores.router)

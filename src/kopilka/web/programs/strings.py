@@ -323,5 +323,6 @@ i18n.add(
         "best": "лучшая",
         "first": "первая",
         "stack": "все вместе",
-    }
+    },
+    area="programs",
 )
