@@ -430,7 +430,11 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
     async def go(rt: Runtime) -> int:
         if args.action == "add":
-            print(await admin.do_add_token(rt, name=args.name, program_code=args.program))
+            print(
+                await admin.do_add_token(
+                    rt, name=args.name, program_code=args.program, role=args.role
+                )
+            )
         elif args.action == "list":
             for x in await admin.list_tokens(rt):
                 state = "active" if x.disabled_at is None else "disabled"
@@ -719,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
     ata = adts.add_parser("add", help="create a token; prints only its key")
     ata.add_argument("--name", required=True, help="who uses it (the author of changes)")
     ata.add_argument("--program", default=None, help="limit the token to this program")
+    ata.add_argument(
+        "--role", default="owner", help="the token's permissions are this role's (default owner)"
+    )
     adts.add_parser("list", help="list tokens")
     atd = adts.add_parser("disable", help="disable a token (at once)")
     atd.add_argument("id", type=int)

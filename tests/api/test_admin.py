@@ -129,6 +129,29 @@ async def test_a_token_limited_to_a_program_reaches_no_other(
     assert (new.status_code, new.json()["code"]) == (403, "forbidden")
 
 
+async def test_a_token_acts_with_its_roles_permissions(
+    rt: Runtime, client: httpx.AsyncClient, key: str
+) -> None:
+    code = f"r{secrets.token_hex(3)}"
+    r = await client.put(f"{API}/programs/{code}", json=document(code), headers=auth(key))
+    assert r.status_code == 201, r.text
+    support = await admin.do_add_token(rt, name="helpdesk", program_code=code, role="support")
+
+    read = await client.get(f"{API}/programs/{code}", headers=auth(support))
+    write = await client.put(
+        f"{API}/programs/{code}", json=document(code, percent=20), headers=auth(support)
+    )
+    removed = await client.delete(
+        f"{API}/programs/{code}/promotions/coffee-10", headers=auth(support)
+    )
+
+    assert read.status_code == 200
+    assert (write.status_code, write.json()["code"]) == (403, "forbidden")
+    assert removed.status_code == 403
+    current = await client.get(f"{API}/programs/{code}", headers=auth(key))
+    assert current.json()["version"] == 1  # nothing changed
+
+
 # --- documents and versions ----------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
+from kopilka.domain.roles import Role
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.programs import ProgramError, not_found
@@ -61,11 +62,21 @@ class TokenRow:
 
 
 async def do_add_token(
-    rt: Runtime, *, name: str, program_code: str | None = None, key: str | None = None
+    rt: Runtime,
+    *,
+    name: str,
+    program_code: str | None = None,
+    key: str | None = None,
+    role: str = "owner",
 ) -> str:
-    """Create a token; returns its key (the only time it is seen)."""
+    """Create a token; returns its key (the only time it is seen).  The token acts with
+    the permissions of ``role`` (domain/roles.py), as a console user of that role would."""
     if not name.strip():
         raise ServiceError("validation_failed", "give the token a name", field="name")
+    if role not in {r.value for r in Role}:
+        raise ServiceError(
+            "validation_failed", f"role must be one of {[r.value for r in Role]}", field="role"
+        )
     key = key or new_key()
     async with rt.engine.begin() as conn:
         program_id = None
@@ -79,7 +90,7 @@ async def do_add_token(
             insert(t.admin_tokens),
             {
                 "name": name.strip(),
-                "role": "owner",
+                "role": role,
                 "program_id": program_id,
                 "key_hash": hash_key(key),
                 "key_prefix": key[:10],

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from kopilka.api.admin.schemas import RollbackIn, SimulateIn, to_simulation
+from kopilka.domain.roles import Perm
 from kopilka.domain.rules.model import ProgramDoc, Promotion
 from kopilka.services import admin, programs
 from kopilka.services import program_editor as editor
@@ -37,8 +38,13 @@ def _rt(request: Request) -> Runtime:
     return rt
 
 
-async def _auth(request: Request, code: str | None = None) -> admin.AdminToken:
+async def _auth(
+    request: Request, code: str | None = None, perm: Perm = Perm.PROGRAMS_READ
+) -> admin.AdminToken:
+    """The calling token, refused (403) if its role lacks ``perm`` or the program is not
+    in its scope."""
     token = await admin.check_token(_rt(request), request.headers.get("authorization", ""))
+    token.actor().require(perm)
     if code is not None:
         token.check_program(code)
     return token
@@ -110,7 +116,7 @@ async def get_program(request: Request, code: str) -> Response:
 async def put_program(
     request: Request, code: str, note: str = Query("", max_length=500)
 ) -> Response:
-    token = await _auth(request, code)
+    token = await _auth(request, code, Perm.PROGRAMS_WRITE)
     data = await _json(request)
     if isinstance(data, dict):
         data.setdefault("code", code)
@@ -195,7 +201,7 @@ async def diff(
     summary="Apply an old version's document as a new version",
 )
 async def rollback(request: Request, code: str) -> Response:
-    token = await _auth(request, code)
+    token = await _auth(request, code, Perm.PROGRAMS_WRITE)
     body = _strict(RollbackIn, await _json(request))
     version = await programs.do_rollback(
         _rt(request), code, body.version, author=token.name, actor=token.actor(_ip(request))
@@ -299,7 +305,7 @@ async def get_promotion(request: Request, code: str, promotion_id: str) -> Respo
 async def put_promotion(
     request: Request, code: str, promotion_id: str, note: str = Query("", max_length=500)
 ) -> Response:
-    token = await _auth(request, code)
+    token = await _auth(request, code, Perm.PROGRAMS_WRITE)
     data = await _json(request)
     if isinstance(data, dict):
         data.setdefault("id", promotion_id)
@@ -320,7 +326,7 @@ async def put_promotion(
 async def delete_promotion(
     request: Request, code: str, promotion_id: str, note: str = Query("", max_length=500)
 ) -> Response:
-    token = await _auth(request, code)
+    token = await _auth(request, code, Perm.PROGRAMS_WRITE)
     version = await programs.do_delete_promotion(
         _rt(request),
         code,
@@ -340,7 +346,7 @@ async def delete_promotion(
 )
 async def simulate(request: Request) -> Response:
     raw = await request.body()
-    token = await _auth(request)
+    token = await _auth(request, perm=Perm.SIMULATE)
     body = SimulateIn.model_validate_json(raw)
     token.check_program(body.program)
     return _ok(await programs.simulate(_rt(request), to_simulation(body)))
