@@ -122,7 +122,7 @@ customers = Table(
     Column("merged_into_id", ForeignKey("customers.id")),  # status "merged": who absorbed it
     UniqueConstraint("program_id", "phone"),
     Index(None, "program_id", "email"),
-    Index(None, "program_id", "last_name"),
+    Index(None, "program_id", "last_name", "first_name"),
 )
 
 accounts = Table(
@@ -450,6 +450,7 @@ coupons = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("program_id", "code"),
     Index(None, "series_id", "id"),  # a series' codes in order (console, exports)
+    Index(None, "customer_id"),  # a customer's bound coupons (console, cabinet)
 )
 
 coupon_uses = Table(

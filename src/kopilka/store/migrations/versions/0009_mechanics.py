@@ -4,7 +4,7 @@ every coupon of the program).
 
 Built CONCURRENTLY on PostgreSQL, outside the migration's transaction.
 
-Revision ID: 0009_mechanics
+Revision ID: 0009
 Revises: 0008
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009_mechanics"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
