@@ -526,7 +526,7 @@ async def _scalar(conn: Any, table: Any, pid: int, code: str, *, field: str) -> 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
     from kopilka.notify import config as notify_config
-    from kopilka.notify import outbox
+    from kopilka.notify import outbox, reminders
     from kopilka.services import (
         activities,
         coupons,
@@ -583,6 +583,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                         program_id=program_id,
                         rules=activities.rules_for(await rt.compiled(program_id)),
                     )
+                if notify is not None:
+                    await reminders.announce_expiring_points(rt, days=notify.expiring_days)
                 changed = await levels.recompute_levels(rt)
                 last_levels = loop.time()
                 if changed:

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from kopilka.notify.channels.sms import JsonSms
 from kopilka.notify.outbox import Notifier, run_once
+from kopilka.notify.reminders import announce_expiring_points
 from kopilka.services.activities import do_award, do_birthday_points
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
@@ -64,3 +65,30 @@ async def test_welcome_and_birthday_points_are_announced_once_to_those_who_agree
             (anna.phone, f"С днём рождения, Анна! Дарим 200 баллов. {program}"),
         ]
     )
+
+
+async def test_expiring_points_are_announced_once_per_account_and_day(
+    make_shop: Any, rt: Runtime, clock: Clock, http_receiver: HttpReceiver
+) -> None:
+    clock.set(datetime(2027, 3, 1, 9, 0, tzinfo=UTC))
+    # points earned on 1 March expire at the start of 11 March: 10 March is the last day
+    shop = await make_shop(expiry_days=10)
+    anna = await shop.customer(points=120, first_name="Анна")
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(t.customers).where(t.customers.c.id == anna.customer_id).values(consent_sms=True)
+        )
+    notifier = Notifier({"sms": JsonSms(http_receiver.url)})
+    only = [shop.program_id]
+
+    too_early = await announce_expiring_points(rt, days=7, program_id=shop.program_id)
+    clock.advance(days=4)
+    first = await announce_expiring_points(rt, days=7, program_id=shop.program_id)
+    clock.advance(hours=1)
+    again = await announce_expiring_points(rt, days=7, program_id=shop.program_id)
+    stats = await run_once(rt, notifier, worker_id="w", program_ids=only)
+
+    assert (too_early, first, again) == (0, 1, 0)
+    assert stats.delivered == 1
+    [sms] = http_receiver.seen
+    assert sms.json()["text"].startswith("Успейте потратить 120 баллов до 10.03.2027 включительно.")

@@ -41,6 +41,7 @@ class DeliveryPolicy:
 class NotifySettings:
     channels: dict[str, Channel] = field(default_factory=dict)
     policy: DeliveryPolicy = DeliveryPolicy()
+    expiring_days: int = 7  # announce expiring points this many days ahead (0: never)
 
 
 def _merged(environ: Mapping[str, str]) -> dict[str, str]:
@@ -143,4 +144,4 @@ def load(environ: Mapping[str, str] | None = None) -> NotifySettings:
     )
     if policy.max_attempts < 1:
         raise ConfigError("KOPILKA_NOTIFY_MAX_ATTEMPTS must be at least 1")
-    return NotifySettings(channels, policy)
+    return NotifySettings(channels, policy, _int(values, "NOTIFY_EXPIRING_DAYS", 7))

@@ -99,20 +99,21 @@ DEFAULTS: dict[tuple[str, str, str], Template] = {
     # the one-time login code: SMS only, always (ADR 0013)
     ("login_code", "sms", "ru"): _t("Код: {{ code }}. Никому его не сообщайте. {{ program }}"),
     ("login_code", "sms", "en"): _t("Code: {{ code }}. Do not share it. {{ program }}"),
+    # expires_on: the last day the points can be spent
     ("points_expiring", "sms", "ru"): _t(
-        "{{ points|points }} сгорят {{ expires_on }}. Успейте потратить! {{ program }}"
+        "Успейте потратить {{ points|points }} до {{ expires_on }} включительно. {{ program }}"
     ),
     ("points_expiring", "sms", "en"): _t(
-        "{{ points|points }} expire on {{ expires_on }}. Use them in time! {{ program }}"
+        "Use {{ points|points }} by {{ expires_on }}: they expire after that day. {{ program }}"
     ),
     ("points_expiring", "email", "ru"): _t(
-        "Здравствуйте{% if name %}, {{ name }}{% endif %}!\n\n{{ points|points }} сгорят"
-        " {{ expires_on }}. Успейте потратить их." + _SIGN_RU,
+        "Здравствуйте{% if name %}, {{ name }}{% endif %}!\n\n{{ points|points }} можно"
+        " потратить до {{ expires_on }} включительно, потом они сгорят." + _SIGN_RU,
         "Скоро сгорят баллы — {{ program }}",
     ),
     ("points_expiring", "email", "en"): _t(
-        "Hello{% if name %}, {{ name }}{% endif %}!\n\n{{ points|points }} expire on"
-        " {{ expires_on }}. Use them in time." + _SIGN_EN,
+        "Hello{% if name %}, {{ name }}{% endif %}!\n\nYou can spend {{ points|points }} until"
+        " {{ expires_on }}; they expire after that day." + _SIGN_EN,
         "Your points expire soon — {{ program }}",
     ),
     ("tier_changed", "sms", "ru"): _t(

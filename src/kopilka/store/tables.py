@@ -327,6 +327,8 @@ outbox = Table(
     Column("last_error", Text),
     # pending -> dispatched (turned into deliveries) | dead (could not be turned)
     Column("state", String(16), nullable=False, server_default="pending"),
+    # set by jobs that must announce a thing once (``points.expiring:<account>:<date>``)
+    Column("dedup_key", String(128), unique=True),
     Index("ix_outbox_undelivered", "delivered_at", "id"),
     Index(None, "state", "id"),
 )

@@ -1,4 +1,5 @@
-"""Notifications (issue 7, part A): the outbox learns its dispatch state; one delivery row
+"""Notifications (issue 7, part A): the outbox learns its dispatch state and an optional
+once-only key for jobs' announcements; one delivery row
 per message and channel (state, attempts, next attempt, a lease, a unique delivery key);
 partners' webhook endpoints; per-program template overrides.
 
@@ -28,6 +29,8 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("state", sa.String(16), nullable=False, server_default="pending")
         )
+        batch_op.add_column(sa.Column("dedup_key", sa.String(128)))
+        batch_op.create_unique_constraint("uq_outbox_dedup_key", ["dedup_key"])
     op.create_index("ix_outbox_state_id", "outbox", ["state", "id"])
     op.create_table(
         "webhook_endpoints",
@@ -113,4 +116,6 @@ def downgrade() -> None:
     op.drop_table("webhook_endpoints")
     op.drop_index("ix_outbox_state_id", "outbox")
     with op.batch_alter_table("outbox") as batch_op:
+        batch_op.drop_constraint("uq_outbox_dedup_key", type_="unique")
+        batch_op.drop_column("dedup_key")
         batch_op.drop_column("state")
