@@ -148,3 +148,74 @@ def smtp_server() -> Iterator[SmtpServer]:
         ctl.start()
     yield server
     ctl.stop()
+
+
+@dataclass
+class TlsFiles:
+    cert: str
+    key: str
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A self-signed certificate for 127.0.0.1 (the test trusts it as its CA)."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return TlsFiles(cert, key)
+
+
+@pytest.fixture
+def starttls_server(tls_files: TlsFiles) -> Iterator[SmtpServer]:
+    """An SMTP server that refuses mail and logins before STARTTLS."""
+    import ssl
+
+    box = Mailbox()
+    server = SmtpServer(free_port(), box)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_files.cert, tls_files.key)
+
+    def auth(
+        srv: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
+            server.user,
+            server.password,
+        )
+        return AuthResult(success=ok)
+
+    ctl = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=server.port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=auth,
+        auth_required=True,
+    )
+    ctl.start()
+    yield server
+    ctl.stop()

@@ -120,6 +120,7 @@ def _email(values: Mapping[str, str]) -> Channel | None:
         security=security,
         user=values.get("SMTP_USER") or None,
         password=values.get("SMTP_PASSWORD") or None,
+        ca_file=values.get("SMTP_CA_FILE") or None,
     )
 
 

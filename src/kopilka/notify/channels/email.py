@@ -14,6 +14,8 @@ from email.utils import formataddr, formatdate
 from kopilka.notify.channels import Outgoing, Reject, Retry
 
 SECURITY = ("none", "starttls", "ssl")
+# Answers about this recipient or address that no retry will change.
+RECIPIENT_REFUSED = frozenset({550, 551, 553})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class Smtp:
     password: str | None = None
     timeout_s: float = 15.0
     domain: str = "kopilka.local"  # right-hand side of Message-ID
+    ca_file: str | None = None  # trust this CA too (a private mail server's certificate)
 
     def message(self, msg: Outgoing) -> EmailMessage:
         m = EmailMessage()
@@ -39,7 +42,7 @@ class Smtp:
         return m
 
     def _send(self, m: EmailMessage) -> None:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self.ca_file)
         smtp: smtplib.SMTP
         if self.security == "ssl":
             smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s, context=context)
@@ -60,8 +63,9 @@ class Smtp:
             raise Reject(f"smtp: recipient refused: {exc.recipients}") from None
         except smtplib.SMTPResponseException as exc:
             text = f"smtp: {exc.smtp_code} {exc.smtp_error!r}"
-            if 500 <= exc.smtp_code < 600 and exc.smtp_code != 535:  # 535: auth, fixable
+            if exc.smtp_code in RECIPIENT_REFUSED:
                 raise Reject(text) from None
+            # 4xx, and 5xx about our side (530 TLS required, 535 login): fixable, retried
             raise Retry(text) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise Retry(f"smtp: {exc}") from None
