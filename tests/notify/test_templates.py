@@ -152,3 +152,46 @@ def test_settings_come_from_a_file_and_the_environment_wins(tmp_path: object) ->
     with pytest.raises(ConfigError, match="KOPILKA_SMTP_SECURITY"):
         load({"KOPILKA_SMTP_HOST": "h", "KOPILKA_SMTP_FROM": "a@b", "KOPILKA_SMTP_SECURITY": "tls"})
     assert load({}).channels.keys() == {"webhook"}
+
+
+def test_the_events_services_write_become_these_messages() -> None:
+    tier = messages.plan(
+        "tier.changed",
+        {
+            "account_id": 7,
+            "customer_id": 0,
+            "old": "base",
+            "new": "gold",
+            "new_name": "Золото",
+            "direction": "up",
+            "since": None,
+        },
+    )
+    won = messages.plan(
+        "draw.won",
+        {
+            "draw": "ny",
+            "name": "Новогодний",
+            "place": 1,
+            "account_id": 7,
+            "prize": "Чайник",
+            "points": None,
+            "goods": "Чайник",
+        },
+    )
+    code = messages.plan(
+        "sms.send", {"to": "+79030000001", "template": "phone_code", "code": "042917"}
+    )
+
+    assert tier is not None and (tier.name, tier.context) == (
+        "tier_changed",
+        {"tier": "Золото", "up": True},
+    )
+    assert won is not None and won.name == "draw_won"
+    assert won.context == {"draw": "Новогодний", "prize": "Чайник", "points": Decimal(0)}
+    assert code is not None and (code.name, code.phone) == ("login_code", "+79030000001")
+    ctx = {**won.context, "program": "Копилка", "name": "Анна"}
+    text = templates.render(
+        templates.DEFAULTS[("draw_won", "sms", "ru")], ctx, locale="ru", name="d"
+    )
+    assert text.body == "Поздравляем! Вы выиграли в розыгрыше «Новогодний»: Чайник. Копилка"
