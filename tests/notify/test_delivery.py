@@ -360,3 +360,70 @@ async def test_partner_webhooks_are_signed_retried_and_never_carry_login_codes(
     assert event["id"] == http_receiver.seen[1].headers["X-Kopilka-Delivery"]
     assert event["data"]["customer_id"] == member.customer_id
     assert Decimal(event["data"]["points_earned"]) == Decimal("25")
+
+
+async def test_a_programs_own_template_is_used_and_a_broken_one_stops_only_its_event(
+    make_shop: Any, rt: Runtime, clock: Clock, http_receiver: HttpReceiver
+) -> None:
+    frozen(clock)
+    shop = await make_shop(earn_percent="10")
+    member = await shop.customer()
+    await consent(rt, member, sms=True)
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            t.message_templates.insert(),
+            [
+                {
+                    "program_id": shop.program_id,
+                    "name": "purchase_confirmed",
+                    "channel": "sms",
+                    "locale": "ru",
+                    "body": "+{{ points_earned|points }}, итого {{ balance|points }}",
+                    "updated_at": clock(),
+                },
+                {
+                    "program_id": shop.program_id,
+                    "name": "tier_changed",
+                    "channel": "sms",
+                    "locale": "ru",
+                    "body": "{{ tier.__class__.__mro__ }}",
+                    "updated_at": clock(),
+                },
+            ],
+        )
+        await conn.execute(
+            t.outbox.insert(),
+            {
+                "program_id": shop.program_id,
+                "topic": "tier.changed",
+                "created_at": clock(),
+                "payload": orjson.dumps(
+                    {
+                        "account_id": member.account_id,
+                        "new": "gold",
+                        "new_name": "Gold",
+                        "direction": "up",
+                    }
+                ).decode(),
+            },
+        )
+    await buy(shop, member, "r1")
+
+    stats = await run_once(
+        rt,
+        Notifier({"sms": JsonSms(http_receiver.url)}, FAST),
+        worker_id="w",
+        program_ids=[shop.program_id],
+    )
+
+    assert (stats.dispatched, stats.delivered) == (2, 1)
+    assert [s.json()["text"] for s in http_receiver.seen] == ["+100 баллов, итого 100 баллов"]
+    async with rt.engine.connect() as conn:
+        dead = (
+            await conn.execute(
+                select(t.outbox.c.topic, t.outbox.c.state, t.outbox.c.last_error).where(
+                    t.outbox.c.program_id == shop.program_id, t.outbox.c.state == "dead"
+                )
+            )
+        ).one()
+    assert dead.topic == "tier.changed" and "'tier_changed'" in dead.last_error
