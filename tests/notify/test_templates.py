@@ -195,3 +195,14 @@ def test_the_events_services_write_become_these_messages() -> None:
         templates.DEFAULTS[("draw_won", "sms", "ru")], ctx, locale="ru", name="d"
     )
     assert text.body == "Поздравляем! Вы выиграли в розыгрыше «Новогодний»: Чайник. Копилка"
+
+
+def test_the_editor_preview_shows_the_text_and_its_cost_in_parts() -> None:
+    tpl = templates.Template("{{ name }}, +{{ points_earned|points }} 🎉")
+
+    got = templates.preview("purchase_confirmed", "sms", "ru", tpl, program="Копилка")
+
+    assert got.rendered.body == "Анна, +125 баллов 🎉"
+    assert got.length is not None
+    assert (got.length.encoding, got.length.units, got.length.segments) == ("ucs2", 20, 1)
+    assert set(templates.SAMPLES) == set(templates.NAMES)

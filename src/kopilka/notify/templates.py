@@ -22,6 +22,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from kopilka.formatting import DEFAULT, LANGS, money, number, points
+from kopilka.notify.sms import SmsLength, sms_length
 
 CHANNELS = ("sms", "email")
 
@@ -195,6 +196,24 @@ DEFAULTS: dict[tuple[str, str, str], Template] = {
 
 NAMES = tuple(sorted({name for name, _, _ in DEFAULTS}))
 
+# Example values for each message: the editor's preview (and the tests) render with these.
+SAMPLES: dict[str, dict[str, Any]] = {
+    "purchase_confirmed": {
+        "points_earned": Decimal("125"),
+        "points_redeemed": Decimal("40"),
+        "balance": Decimal("1234.5"),
+    },
+    "welcome": {"points": Decimal("100")},
+    "login_code": {"code": "042917"},
+    "points_expiring": {"points": Decimal("210"), "expires_on": "31.12.2026"},
+    "tier_changed": {"tier": "Gold", "up": True},
+    "discount_changed": {"percent": Decimal("7")},
+    "birthday": {"points": Decimal("500")},
+    "coupon_issued": {"coupon": "SPRING-7", "title": "-10%", "valid_until": "31.12.2026"},
+    "giftcard_balance": {"card_tail": "4321", "balance": Decimal("1234.50")},
+    "draw_won": {"draw": "New Year", "prize": "Kettle", "points": Decimal("0")},
+}
+
 
 def _dec(value: Any) -> Decimal | None:
     if value is None or value == "":
@@ -233,3 +252,19 @@ def render(template: Template, context: Mapping[str, Any], *, locale: str, name:
     except (TemplateError, TypeError, ArithmeticError, ValueError) as exc:
         raise TemplateFailed(f"template {name!r} ({locale}): {exc}") from exc
     return Rendered(body, subject)
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    rendered: Rendered
+    length: SmsLength | None  # SMS only: encoding, length and parts
+
+
+def preview(
+    name: str, channel: str, locale: str, template: Template, *, program: str = "Kopilka"
+) -> Preview:
+    """``template`` rendered with the message's sample values, with its SMS cost; raises
+    ``TemplateFailed`` (the editor shows the message next to the field)."""
+    context = {**SAMPLES.get(name, {}), "program": program, "name": "Анна"}
+    out = render(template, context, locale=locale, name=name)
+    return Preview(out, sms_length(out.body) if channel == "sms" else None)
