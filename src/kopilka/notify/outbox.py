@@ -182,7 +182,6 @@ def _rows_for(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """The delivery rows of one event (raises ``TemplateFailed`` on a broken template)."""
-    rows: list[dict[str, Any]] = []
     base = {
         "program_id": ev.program_id,
         "outbox_id": ev.id,
@@ -192,6 +191,22 @@ def _rows_for(
         "next_attempt_at": now,
         "created_at": now,
     }
+    rows = _customer_rows(ev, base, program_name, contacts, overrides, locale)
+    if ev.topic not in messages.PRIVATE_TOPICS:
+        rows += _webhook_rows(ev, base, endpoints)
+    return rows
+
+
+def _customer_rows(
+    ev: _Event,
+    base: dict[str, Any],
+    program_name: str,
+    contacts: dict[int, consent.Contact],
+    overrides: dict[tuple[int, str, str, str], templates.Template],
+    locale: str,
+) -> list[dict[str, Any]]:
+    """The customer's message on each channel consent allows (none: nothing to say)."""
+    rows: list[dict[str, Any]] = []
     msg = messages.plan(ev.topic, ev.data)
     if msg is not None:
         cid = ev.data.get("customer_id")
@@ -218,39 +233,44 @@ def _rows_for(
                 | {
                     "channel": channel,
                     "recipient": to,
-                    "customer_id": contact.customer_id or None if contact else None,
+                    "customer_id": (contact.customer_id or None) if contact else None,
                     "endpoint_id": None,
                     "subject": out.subject,
                     "body": out.body,
                     "delivery_key": delivery_key(ev.id, channel),
                 }
             )
-    if ev.topic not in messages.PRIVATE_TOPICS:
-        for ep in endpoints:
-            if not _subscribed(ep.topics, ev.topic):
-                continue
-            key = delivery_key(ev.id, "webhook", ep.id)
-            body = orjson.dumps(
-                {
-                    "id": key,
-                    "topic": ev.topic,
-                    "program_id": ev.program_id,
-                    "occurred_at": ev.created_at.isoformat(),
-                    "data": ev.data,
-                }
-            ).decode()
-            rows.append(
-                base
-                | {
-                    "channel": "webhook",
-                    "recipient": ep.url,
-                    "customer_id": None,
-                    "endpoint_id": ep.id,
-                    "subject": None,
-                    "body": body,
-                    "delivery_key": key,
-                }
-            )
+    return rows
+
+
+def _webhook_rows(ev: _Event, base: dict[str, Any], endpoints: list[Any]) -> list[dict[str, Any]]:
+    """One row per partner endpoint subscribed to the event's topic."""
+    rows: list[dict[str, Any]] = []
+    for ep in endpoints:
+        if not _subscribed(ep.topics, ev.topic):
+            continue
+        key = delivery_key(ev.id, "webhook", ep.id)
+        body = orjson.dumps(
+            {
+                "id": key,
+                "topic": ev.topic,
+                "program_id": ev.program_id,
+                "occurred_at": ev.created_at.isoformat(),
+                "data": ev.data,
+            }
+        ).decode()
+        rows.append(
+            base
+            | {
+                "channel": "webhook",
+                "recipient": ep.url,
+                "customer_id": None,
+                "endpoint_id": ep.id,
+                "subject": None,
+                "body": body,
+                "delivery_key": key,
+            }
+        )
     return rows
 
 
