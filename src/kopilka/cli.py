@@ -610,23 +610,29 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> int:
         if args.outbox_cmd == "stats":
             for state, n in (await outbox.counts(rt)).items():
-                print(f"{state}\t{n}")
+                print(f"deliveries\t{state}\t{n}")
+            for state, n in (await outbox.event_counts(rt)).items():
+                print(f"events\t{state}\t{n}")
             return 0
         if args.outbox_cmd == "retry":
             ids = args.ids or None
-            n = await outbox.retry(rt, ids=ids, program_id=args.program)
+            if args.events:
+                n = await outbox.retry_events(rt, program_id=args.program)
+            else:
+                n = await outbox.retry(rt, ids=ids, program_id=args.program)
             async with rt.engine.begin() as conn:
                 await audit.record(
                     conn,
                     audit.CLI,
                     "outbox.retry",
-                    "delivery",
+                    "event" if args.events else "delivery",
                     ",".join(map(str, ids or [])) or "*",
                     at=rt.now(),
                     program_id=args.program,
                     after={"requeued": n},
                 )
-            print(f"queued {n} deliveries again", file=sys.stderr)
+            what_ = "events" if args.events else "deliveries"
+            print(f"queued {n} {what_} again", file=sys.stderr)
             return 0
         states = (
             ["failed", "dead"]
@@ -889,6 +895,9 @@ def build_parser() -> argparse.ArgumentParser:
     obr = obs.add_parser("retry", help="queue dead and failed deliveries again")
     obr.add_argument("ids", nargs="*", type=int, help="delivery ids (default: all dead/failed)")
     obr.add_argument("--program", type=int, default=None, help="program id")
+    obr.add_argument(
+        "--events", action="store_true", help="dispatch dead events again (templates fixed)"
+    )
     obs.add_parser("stats", help="deliveries by state")
     ob.set_defaults(fn=cmd_outbox)
 

@@ -427,3 +427,22 @@ async def test_a_programs_own_template_is_used_and_a_broken_one_stops_only_its_e
             )
         ).one()
     assert dead.topic == "tier.changed" and "'tier_changed'" in dead.last_error
+    assert (await outbox.event_counts(rt, program_id=shop.program_id))["dead"] == 1
+    async with rt.engine.begin() as conn:  # the marketer fixes the template
+        await conn.execute(
+            update(t.message_templates)
+            .where(
+                t.message_templates.c.program_id == shop.program_id,
+                t.message_templates.c.name == "tier_changed",
+            )
+            .values(body="Уровень: {{ tier }}")
+        )
+    assert await outbox.retry_events(rt, program_id=shop.program_id) == 1
+    again = await run_once(
+        rt,
+        Notifier({"sms": JsonSms(http_receiver.url)}, FAST),
+        worker_id="w",
+        program_ids=[shop.program_id],
+    )
+    assert again.delivered == 1
+    assert http_receiver.seen[-1].json()["text"] == "Уровень: Gold"

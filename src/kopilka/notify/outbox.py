@@ -667,3 +667,23 @@ async def add_webhook(
             },
         )
         return int(res.scalar_one())
+
+
+async def event_counts(rt: Runtime, *, program_id: int | None = None) -> dict[str, int]:
+    """Outbox events by state (``dead``: its template failed; ``last_error`` says why)."""
+    q = select(o.c.state, func.count()).group_by(o.c.state)
+    if program_id is not None:
+        q = q.where(o.c.program_id == program_id)
+    async with rt.engine.connect() as conn:
+        got: dict[str, int] = dict((await conn.execute(q)).all())
+    return {s: int(got.get(s, 0)) for s in ("pending", "dispatched", "dead")}
+
+
+async def retry_events(rt: Runtime, *, program_id: int | None = None) -> int:
+    """Dispatch dead events again (after their template was fixed); returns how many."""
+    where: list[Any] = [o.c.state == "dead"]
+    if program_id is not None:
+        where.append(o.c.program_id == program_id)
+    async with rt.engine.begin() as conn:
+        res = await conn.execute(update(o).where(*where).values(state="pending"))
+    return int(res.rowcount or 0)
