@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -528,6 +529,8 @@ async def _scalar(conn: Any, table: Any, pid: int, code: str, *, field: str) -> 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduled ledger work in one long-running process."""
+    from kopilka.notify import config as notify_config
+    from kopilka.notify import outbox, reminders
     from kopilka.services import (
         activities,
         coupons,
@@ -538,12 +541,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
         rewards,
     )
 
+    try:
+        notify = notify_config.load() if args.notify else None
+    except notify_config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
         # the hourly jobs would skip their first run.
         last_expiry = last_levels = float("-inf")
         loop = asyncio.get_running_loop()
+        notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
         while True:
+            if notifier is not None:
+                sent = await outbox.run_once(
+                    rt, notifier, worker_id=worker_id, program_ids=args.notify_program
+                )
+                if sent.claimed or sent.dispatched:
+                    print(
+                        f"outbox: {sent.dispatched} events, {sent.delivered} delivered, "
+                        f"{sent.retried} to retry, {sent.failed} failed, {sent.dead} dead",
+                        file=sys.stderr,
+                    )
             released = await ledger_jobs.expire_holds(rt)
             released += await coupons.expire_coupon_holds(rt)
             released += await giftcards.expire_tender_holds(rt)
@@ -566,6 +587,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                         program_id=program_id,
                         rules=activities.rules_for(await rt.compiled(program_id)),
                     )
+                if notify is not None:
+                    await reminders.announce_expiring_points(rt, days=notify.expiring_days)
                 changed = await levels.recompute_levels(rt)
                 last_levels = loop.time()
                 if changed:
@@ -575,6 +598,75 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await asyncio.sleep(args.every_s)
 
     return _run(go, args.db)
+
+
+def outbox_states() -> tuple[str, ...]:
+    from kopilka.notify.outbox import STATES
+
+    return STATES
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """Look at deliveries and put dead letters back in the queue (audited)."""
+    from kopilka.notify import outbox
+    from kopilka.services import audit
+
+    async def go(rt: Runtime) -> int:
+        if args.outbox_cmd == "stats":
+            for state, n in (await outbox.counts(rt)).items():
+                print(f"deliveries\t{state}\t{n}")
+            for state, n in (await outbox.event_counts(rt)).items():
+                print(f"events\t{state}\t{n}")
+            return 0
+        if args.outbox_cmd == "retry":
+            ids = args.ids or None
+            if args.events:
+                n = await outbox.retry_events(rt, program_id=args.program)
+            else:
+                n = await outbox.retry(rt, ids=ids, program_id=args.program)
+            async with rt.engine.begin() as conn:
+                await audit.record(
+                    conn,
+                    audit.CLI,
+                    "outbox.retry",
+                    "event" if args.events else "delivery",
+                    ",".join(map(str, ids or [])) or "*",
+                    at=rt.now(),
+                    program_id=args.program,
+                    after={"requeued": n},
+                )
+            what_ = "events" if args.events else "deliveries"
+            print(f"queued {n} {what_} again", file=sys.stderr)
+            return 0
+        states = (
+            ["failed", "dead"]
+            if args.outbox_cmd == "dead"
+            else ([args.state] if args.state else None)
+        )
+        items, total = await outbox.list_deliveries(
+            rt, states=states, program_id=args.program, limit=args.limit
+        )
+        for x in items:
+            print(
+                f"{x.id}\t{x.created_at.isoformat()}\t{x.program_id}\t{x.topic}\t{x.channel}\t"
+                f"{mask_recipient(x.recipient)}\t{x.state}\t{x.attempts}\t{x.last_error or ''}"
+            )
+        print(f"{len(items)} of {total}", file=sys.stderr)
+        return 0
+
+    return _run(go, args.db)
+
+
+def mask_recipient(value: str) -> str:
+    """Personal data stays out of terminals and logs: +7903*****67, a***@example.org."""
+    from kopilka.domain.roles import mask_phone
+
+    if value.startswith(("http://", "https://")):
+        return value
+    if "@" in value:
+        user, _, domain = value.partition("@")
+        return f"{user[:1]}***@{domain}"
+    return mask_phone(value)
 
 
 async def _programs_with_activity(rt: Runtime, activity: str) -> list[int]:
@@ -783,7 +875,38 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--expiry-every-s", type=float, default=3600.0, help="points expiry period")
     w.add_argument("--once", action="store_true", help="run each job once and exit")
     w.add_argument("--levels-every-s", type=float, default=3600.0, help="tiers/discounts period")
+    w.add_argument(
+        "--no-notify",
+        dest="notify",
+        action="store_false",
+        help="do not deliver the outbox (SMS, e-mail, webhooks) in this process",
+    )
+    w.add_argument(
+        "--notify-program",
+        type=int,
+        action="append",
+        default=None,
+        metavar="ID",
+        help="deliver only these programs' outbox (repeatable; default: all)",
+    )
     w.set_defaults(fn=cmd_worker)
+
+    ob = sub.add_parser("outbox", help="notification deliveries: list, dead letters, retry")
+    obs = ob.add_subparsers(dest="outbox_cmd", required=True)
+    obl = obs.add_parser("list", help="latest deliveries (all states)")
+    obd = obs.add_parser("dead", help="deliveries that failed for good or ran out of attempts")
+    for p_ in (obl, obd):
+        p_.add_argument("--program", type=int, default=None, help="program id")
+        p_.add_argument("--limit", type=int, default=50)
+    obl.add_argument("--state", choices=outbox_states(), default=None)
+    obr = obs.add_parser("retry", help="queue dead and failed deliveries again")
+    obr.add_argument("ids", nargs="*", type=int, help="delivery ids (default: all dead/failed)")
+    obr.add_argument("--program", type=int, default=None, help="program id")
+    obr.add_argument(
+        "--events", action="store_true", help="dispatch dead events again (templates fixed)"
+    )
+    obs.add_parser("stats", help="deliveries by state")
+    ob.set_defaults(fn=cmd_outbox)
 
     lv = sub.add_parser("levels", help="tiers and cumulative discounts")
     lvs = lv.add_subparsers(dest="action", required=True)

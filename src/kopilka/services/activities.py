@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
@@ -132,6 +133,13 @@ DEFAULT_RULES = ActivityRules(
         "referral_referrer": _rule(200),
         "referral_friend": _rule(100),
     }
+)
+
+
+# Activities whose award the customer hears about, and the outbox topic that says so.
+NOTICE_TOPICS = {"birthday": "birthday", "welcome": "customer.welcome"}
+INSERT_NOTICE = (
+    "INSERT INTO outbox (program_id, topic, payload, created_at, attempts) VALUES (?, ?, ?, ?, 0)"
 )
 
 
@@ -307,7 +315,7 @@ async def do_award(
     _, expires = lot_dates(now, settings)
     try:
         async with rt.hot.tx() as tx:
-            return await award_in(
+            award = await award_in(
                 tx,
                 program_id=program_id,
                 account_id=account_id,
@@ -321,6 +329,14 @@ async def do_award(
                 partner_id=partner_id,
                 explicit_points=points is not None,
             )
+            topic = NOTICE_TOPICS.get(activity)
+            if topic is not None and not award.replayed:
+                # the customer's message, in the award's transaction (docs/notifications.md)
+                payload = orjson.dumps(
+                    {"account_id": account_id, "points": f"{award.points:.2f}"}
+                ).decode()
+                await tx.execute(INSERT_NOTICE, program_id, topic, payload, ts(tx, now))
+            return award
     except UniqueViolation:
         # Another account's award took the key between our check and our insert.
         async with rt.hot.read() as tx:

@@ -822,7 +822,10 @@ async def _settle(
         payload = orjson.dumps(
             {
                 "receipt_pk": receipt_pk,
-                "customer_id": account.customer_id,
+                # the confirm's account read does not join the customer (customer_id is 0
+                # there): the notifier finds the customer by the account
+                "account_id": account.id,
+                "customer_id": account.customer_id or None,
                 "points_earned": calc["points_earned"],
                 "points_redeemed": calc["points_redeemed"],
                 "balance": body["balance"],

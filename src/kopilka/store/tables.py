@@ -325,7 +325,72 @@ outbox = Table(
     Column("delivered_at", UTCDateTime),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text),
+    # pending -> dispatched (turned into deliveries) | dead (could not be turned)
+    Column("state", String(16), nullable=False, server_default="pending"),
+    # set by jobs that must announce a thing once (``points.expiring:<account>:<date>``)
+    Column("dedup_key", String(128), unique=True),
     Index("ix_outbox_undelivered", "delivered_at", "id"),
+    Index(None, "state", "id"),
+)
+
+# Partners' systems that receive the outbox's events, signed with HMAC (docs/notifications.md).
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("partner_id", BigInteger),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("topics", Text, nullable=False, server_default="*"),  # "*" or comma-separated
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+    Index(None, "program_id"),
+)
+
+# One message on one channel to one recipient, made from an outbox row by the worker.
+# state: pending -> sending (leased) -> delivered | pending (retry) | failed | dead.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("outbox_id", ForeignKey("outbox.id"), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),  # sms | email | webhook
+    Column("recipient", String(500), nullable=False),
+    Column("customer_id", BigInteger),
+    Column("endpoint_id", ForeignKey("webhook_endpoints.id")),
+    Column("subject", String(300)),
+    Column("body", Text, nullable=False),
+    Column("delivery_key", String(128), nullable=False, unique=True),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("locked_by", String(64)),
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("provider_ref", String(128)),
+    Column("last_error", Text),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "outbox_id"),
+    Index(None, "program_id", "created_at"),
+)
+
+# A program's own wording of a message; the package's defaults apply where none is set.
+message_templates = Table(
+    "message_templates",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("locale", String(5), nullable=False),
+    Column("subject", String(300)),
+    Column("body", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "name", "channel", "locale"),
 )
 
 phone_codes = Table(

@@ -8,15 +8,24 @@ Russian plurals and number formats come from Babel (1 балл, 3 балла, 11
 
 from __future__ import annotations
 
-from decimal import Decimal
+# Number, money and points formats live in a neutral module: the notifications format
+# amounts in SMS and e-mail exactly as the console shows them.
+from kopilka.formatting import DEFAULT, LANGS, money, number, plural, points
 
-from babel import Locale
-from babel.numbers import format_decimal
+__all__ = [
+    "DEFAULT",
+    "LANGS",
+    "RU",
+    "add",
+    "gettext",
+    "known",
+    "money",
+    "number",
+    "plural",
+    "points",
+]
 
-LANGS = ("ru", "en")
-DEFAULT = "ru"
 RU: dict[str, str] = {}
-_LOCALES = {lang: Locale.parse(lang) for lang in LANGS}
 
 
 # An area's own words: "Held" is «Заморожено» for points and «Удержание» for a gift card.
@@ -53,39 +62,6 @@ def gettext(lang: str, text: str, area: str | None = None) -> str:
 def known(text: str) -> bool:
     """Whether ``text`` has a Russian translation anywhere."""
     return text in RU or any(text in words for words in AREAS.values())
-
-
-def plural(lang: str, n: int | Decimal, forms: dict[str, str]) -> str:
-    """``forms`` by CLDR category: ru ``one``/``few``/``many``, en ``one``/``other``."""
-    category = _LOCALES.get(lang, _LOCALES[DEFAULT]).plural_form(abs(Decimal(n)))
-    return forms.get(category) or forms.get("other") or forms.get("many") or ""
-
-
-def number(lang: str, value: Decimal | int | None, places: int = 2) -> str:
-    if value is None:
-        return ""
-    fmt = "#,##0" + ("." + "0" * places if places else "")
-    return str(format_decimal(value, format=fmt, locale=_LOCALES.get(lang, _LOCALES[DEFAULT])))
-
-
-def money(lang: str, value: Decimal | None) -> str:
-    return "" if value is None else number(lang, value) + " ₽"
-
-
-def points(lang: str, value: Decimal | None) -> str:
-    """Points with their unit in the right plural: ``1 234,5 балла``."""
-    if value is None:
-        return ""
-    whole = value == value.to_integral_value()
-    text = number(lang, value, 0 if whole else 2)
-    if lang == "ru":
-        unit = plural(
-            "ru", value if whole else 2, {"one": "балл", "few": "балла", "many": "баллов"}
-        )
-        if not whole:
-            unit = "балла"
-        return f"{text} {unit}"
-    return f"{text} " + ("point" if value == 1 else "points")
 
 
 add(
