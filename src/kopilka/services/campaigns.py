@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.domain import campaigns as dc
 from kopilka.domain.roles import Perm
 from kopilka.notify import consent, messages, templates
+from kopilka.notify.sms import sms_length
 from kopilka.services import audit
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
@@ -736,3 +737,87 @@ async def unsubscribe(rt: Runtime, token: str, *, ip: str | None = None) -> Unsu
             after={column: False},
         )
     return Unsubscribed(name, channel, False)
+
+
+async def unsubscribe_target(rt: Runtime, token: str) -> tuple[str, str] | None:
+    """(program name, channel) of a valid unsubscribe link, without changing anything."""
+    parts = dc.token_parts(token)
+    if parts is None:
+        return None
+    async with rt.engine.connect() as conn:
+        c = (
+            await conn.execute(
+                select(cp.c.secret, t.programs.c.name)
+                .select_from(cp.join(t.programs, t.programs.c.id == cp.c.program_id))
+                .where(cp.c.id == parts[0])
+            )
+        ).first()
+    if c is None or not dc.token_valid(c.secret, token):
+        return None
+    return str(c.name), parts[2]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the audience builder offers to choose from."""
+
+    rfm: list[str]
+    tiers: list[str]
+    cities: list[str]
+    stores: list[tuple[int, str]]
+    timezone: str
+
+
+async def audience_options(rt: Runtime, actor: Actor, program_id: int) -> Options:
+    actor.require(Perm.PROGRAMS_READ)
+    _check_program(actor, program_id)
+    s = t.stores
+    async with rt.engine.connect() as conn:
+        rfm = (
+            await conn.execute(
+                select(cu.c.rfm_segment)
+                .where(cu.c.program_id == program_id, cu.c.rfm_segment.is_not(None))
+                .distinct()
+                .order_by(cu.c.rfm_segment)
+            )
+        ).scalars()
+        rfm_list = [str(x) for x in rfm if x]
+        tiers = (
+            await conn.execute(
+                select(t.accounts.c.tier)
+                .where(t.accounts.c.program_id == program_id, t.accounts.c.tier.is_not(None))
+                .distinct()
+                .order_by(t.accounts.c.tier)
+            )
+        ).scalars()
+        tier_list = [str(x) for x in tiers if x]
+        stores = (
+            await conn.execute(
+                select(s.c.id, s.c.name, s.c.code, s.c.city)
+                .where(s.c.program_id == program_id)
+                .order_by(s.c.city, s.c.name)
+            )
+        ).all()
+    cities = sorted({r.city for r in stores if r.city})
+    return Options(
+        rfm_list,
+        tier_list,
+        cities,
+        [(r.id, f"{r.name} ({r.code})") for r in stores],
+        await program_timezone(rt, program_id),
+    )
+
+
+def preview(channel: str, body: str, subject: str | None, *, locale: str) -> templates.Preview:
+    """The text as a customer would see it (sample name, program, link), with the SMS cost;
+    raises ServiceError naming the field."""
+    if channel not in dc.CHANNELS or not body.strip():
+        raise ServiceError("validation_failed", "Enter the message text.", field="body")
+    try:
+        full, subj = _text(channel, body.strip(), subject if channel == "email" else None, locale)
+    except dc.Invalid as exc:
+        raise _invalid(exc) from exc
+    # a link as long as a real one: the SMS's length and parts are the real cost
+    sample = SAMPLE | {"unsubscribe_url": f"{public_url()}/unsubscribe/1234.123456.sms.{'x' * 22}"}
+    out = templates.render(templates.Template(full, subj), sample, locale=locale, name="campaign")
+    return templates.Preview(out, sms_length(out.body) if channel == "sms" else None)
