@@ -113,6 +113,9 @@ async def test_template_edit_with_live_preview_and_sms_parts(
     await expect(page.get_by_test_id("preview")).to_contain_text("Начислено 125 баллов")
     long = "Спасибо за покупку, {{ name }}! " * 3 + "Баланс: {{ balance|points }}."
     await body.fill(long)
+    await expect(page.get_by_test_id("preview")).to_contain_text(
+        "Спасибо за покупку, Анна! Спасибо за покупку, Анна!"
+    )
     await expect(page.get_by_test_id("sms-length")).to_contain_text("UCS-2")
     await expect(page.get_by_test_id("sms-length")).to_contain_text("parts: 2")
     await shot(page, "notify-template-edit")
