@@ -39,7 +39,7 @@ MONTHS = (
 @router.get("/admin/campaigns")
 async def campaign_list(request: Request, c: Annotated[Console, READ]) -> Response:
     prog = c.need_program()
-    pr = PageRequest.of(request, sorts=campaigns.SORTS, default="id")
+    pr = PageRequest.of(request, sorts=campaigns.SORTS, default="id", default_dir="desc")
     rows, total = await campaigns.list_campaigns(
         c.rt,
         c.actor,

@@ -32,7 +32,9 @@ async def outbox_page(request: Request, c: Annotated[Console, READ]) -> Response
     prog = c.need_program()
     state = request.query_params.get("state", "")
     state = state if state in STATES else ""
-    pr = PageRequest.of(request, sorts=notify_admin.DELIVERY_SORTS, default="id")
+    pr = PageRequest.of(
+        request, sorts=notify_admin.DELIVERY_SORTS, default="id", default_dir="desc"
+    )
     rows, total, by_state = await notify_admin.list_deliveries(
         c.rt,
         c.actor,
