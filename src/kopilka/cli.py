@@ -533,6 +533,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from kopilka.notify import outbox, reminders
     from kopilka.services import (
         activities,
+        campaigns,
         coupons,
         giftcards,
         ledger_jobs,
@@ -555,6 +556,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
         while True:
+            queued = await campaigns.run_due(rt)  # due campaigns -> outbox events
+            if queued:
+                print(f"campaigns: {queued} messages queued", file=sys.stderr)
             if notifier is not None:
                 sent = await outbox.run_once(
                     rt, notifier, worker_id=worker_id, program_ids=args.notify_program

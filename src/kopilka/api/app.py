@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from kopilka import __version__, web
 from kopilka.api import problems
+from kopilka.api.admin import campaigns as admin_campaigns
 from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import mechanics as admin_mechanics
@@ -154,6 +155,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_mechanics.router)
     app.include_router(admin_customers.router)
     app.include_router(admin_org.router)
+    app.include_router(admin_campaigns.router)
 
     web.install(app)
 
@@ -231,6 +233,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             *admin_mechanics.SCHEMAS,
             *admin_customers.SCHEMAS,
             *admin_org.SCHEMAS,
+            *admin_campaigns.SCHEMAS,
         ):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))

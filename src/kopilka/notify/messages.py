@@ -14,6 +14,9 @@ from typing import Any
 
 # Events that carry a secret (the login code): never sent to partners' webhooks.
 PRIVATE_TOPICS = frozenset({"sms.send"})
+# A campaign's message to one customer (services/campaigns.py): the customer's only.
+CAMPAIGN_TOPIC = "campaign.message"
+NO_WEBHOOK_TOPICS = PRIVATE_TOPICS | {CAMPAIGN_TOPIC}
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,9 @@ class Plan:
     name: str  # template name
     context: dict[str, Any]
     phone: str | None = None  # an explicit number (the login code): no customer needed
+    channel: str | None = None  # only this channel (a campaign's)
+    body: str | None = None  # the template's text itself (a campaign's), not a named one
+    subject: str | None = None
 
 
 def _d(value: Any) -> Decimal:
@@ -39,6 +45,14 @@ def plan(topic: str, payload: dict[str, Any]) -> Plan | None:
         if p.get("template") != "phone_code" or not p.get("to"):
             return None
         return Plan("login_code", {"code": str(p["code"])}, phone=str(p["to"]))
+    if topic == CAMPAIGN_TOPIC:
+        return Plan(
+            "campaign",
+            {"unsubscribe_url": str(p.get("unsubscribe_url") or "")},
+            channel=str(p["channel"]),
+            body=str(p["body"]),
+            subject=p.get("subject"),
+        )
     if topic == "purchase.confirmed":
         earned, redeemed = _d(p.get("points_earned")), _d(p.get("points_redeemed"))
         if not earned and not redeemed:

@@ -192,7 +192,7 @@ def _rows_for(
         "created_at": now,
     }
     rows = _customer_rows(ev, base, program_name, contacts, overrides, locale)
-    if ev.topic not in messages.PRIVATE_TOPICS:
+    if ev.topic not in messages.NO_WEBHOOK_TOPICS:
         rows += _webhook_rows(ev, base, endpoints)
     return rows
 
@@ -214,12 +214,17 @@ def _customer_rows(
         if msg.phone is not None:  # the login code: to the number that asked for it
             contact = consent.Contact(cid or 0, "", msg.phone, None, False, False, "active")
         for channel in templates.CHANNELS:
+            if msg.channel is not None and channel != msg.channel:
+                continue
             to = consent.recipient(msg.name, channel, contact)
             if to is None:
                 continue
-            tpl = overrides.get((ev.program_id, msg.name, channel, locale)) or templates.default(
-                msg.name, channel, locale
-            )
+            if msg.body is not None:  # a campaign's own text
+                tpl: templates.Template | None = templates.Template(msg.body, msg.subject)
+            else:
+                tpl = overrides.get((ev.program_id, msg.name, channel, locale)) or (
+                    templates.default(msg.name, channel, locale)
+                )
             if tpl is None:
                 continue
             context = {

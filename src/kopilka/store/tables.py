@@ -393,6 +393,53 @@ message_templates = Table(
     UniqueConstraint("program_id", "name", "channel", "locale"),
 )
 
+# Campaigns (issue 7, docs/campaigns.md): a marketer's message to an audience, sent by the
+# worker through the outbox; state: scheduled -> sending -> sent | cancelled.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("channel", String(16), nullable=False),  # sms | email
+    Column("subject", String(300)),
+    Column("body", Text, nullable=False),  # a sandboxed Jinja2 template
+    Column("audience", Text, nullable=False),  # JSON: domain.campaigns.Audience
+    Column("send_at", UTCDateTime, nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="Europe/Moscow"),
+    Column("quiet_start", String(5)),  # "21:00": no sending from then ...
+    Column("quiet_end", String(5)),  # ... until "09:00" local time
+    Column("cap_count", Integer),  # at most cap_count marketing messages ...
+    Column("cap_days", Integer),  # ... per customer in cap_days days, across campaigns
+    Column("control_percent", Integer, nullable=False, server_default="0"),
+    Column("response_days", Integer, nullable=False, server_default="14"),
+    Column("state", String(16), nullable=False, server_default="scheduled"),
+    Column("next_run_at", UTCDateTime, nullable=False),  # send_at, or the end of quiet hours
+    Column("secret", String(64), nullable=False),  # signs the unsubscribe links
+    Column("created_by", String(200), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Index(None, "program_id", "id"),
+    Index(None, "state", "next_run_at"),
+)
+
+# Who of a campaign's audience got it (grp "target") or was held out ("control");
+# state: queued -> sent | capped (frequency cap) | no_consent.
+campaign_recipients = Table(
+    "campaign_recipients",
+    metadata,
+    Column("campaign_id", ForeignKey("campaigns.id"), primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("program_id", BigInteger, nullable=False),
+    Column("grp", String(8), nullable=False),
+    Column("state", String(16), nullable=False, server_default="queued"),
+    Column("outbox_id", BigInteger),
+    Column("sent_at", UTCDateTime),
+    Index(None, "program_id", "customer_id", "sent_at"),
+    Index(None, "campaign_id", "state"),
+)
+
 phone_codes = Table(
     "phone_codes",
     metadata,

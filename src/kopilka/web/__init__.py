@@ -16,6 +16,7 @@ from kopilka.web import auth, pages
 from kopilka.web.cashier import router as cashier_router
 from kopilka.web.customers import router as customers_router
 from kopilka.web.mechanics import router as mechanics_router
+from kopilka.web.notify import router as notify_router
 from kopilka.web.org import router as org_router
 from kopilka.web.programs import router as programs_router
 from kopilka.web.templating import is_htmx, redirect, render
@@ -39,6 +40,7 @@ def install(app: FastAPI) -> None:
         customers_router,
         mechanics_router,
         org_router,
+        notify_router,
         cashier_router,
     ):
         app.include_router(router)
