@@ -143,7 +143,8 @@ async def overview(rt: Runtime, s: MemberSession) -> Overview:
     by_day: dict[datetime, Decimal] = {}
     for lot in acc.lots:
         if lot.is_active(now) and lot.expires_at is not None and lot.remaining > 0:
-            by_day[lot.expires_at] = by_day.get(lot.expires_at, ZERO) + lot.remaining
+            last = lot.expires_at - timedelta(seconds=1)  # the last moment to spend them
+            by_day[last] = by_day.get(last, ZERO) + lot.remaining
     return Overview(
         s.customer_id,
         row.account_id,

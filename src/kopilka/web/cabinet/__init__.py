@@ -43,6 +43,19 @@ MESSAGES = {
 }
 
 
+# How a ledger entry's kind reads to a member.
+KINDS = {
+    "earn": "Earned",
+    "burn": "Spent",
+    "hold": "Held for a purchase",
+    "release": "Hold released",
+    "refund": "Returned with a refund",
+    "expire": "Expired",
+    "adjust": "Adjustment",
+    "activity": "Bonus",
+}
+
+
 class MemberLoginRequired(Exception):
     def __init__(self, program: str) -> None:
         self.program = program
@@ -259,6 +272,7 @@ async def history(request: Request, me: Me) -> Response:
         "mp": mp,
         "rpages": max(1, -(-rtotal // PAGE)),
         "mpages": max(1, -(-mtotal // PAGE)),
+        "kinds": KINDS,
         "tab": "history",
     }
     return _page(request, "history.html", ctx)
