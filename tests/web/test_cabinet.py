@@ -22,6 +22,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select, update
 
+from kopilka.domain.identifiers import make_card_number
 from kopilka.notify.channels.sms import JsonSms
 from kopilka.notify.config import DeliveryPolicy
 from kopilka.notify.outbox import Notifier, run_once
@@ -286,3 +287,63 @@ async def test_the_login_page_in_russian_and_a_stale_form_is_refused(
         assert r.status == 403
     finally:
         await ctx.close()
+
+
+async def test_unsubscribing_in_the_cabinet_stops_the_receipt_sms(
+    phone: Page, rt: Runtime, make_shop: Any, sms_gateway: HttpReceiver
+) -> None:
+    shop = await make_shop(earn_percent="10")
+    m = await shop.customer()
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(t.customers).where(t.customers.c.id == m.customer_id).values(consent_sms=True)
+        )
+    await sign_in(phone, rt, sms_gateway, shop.code, shop.program_id, m)
+    for rid in ("U-1", "U-2"):
+        if rid == "U-2":  # the member turns SMS off in the cabinet between the purchases
+            await phone.get_by_role("link", name="Profile", exact=True).click()
+            await expect(phone.get_by_label("News and offers by SMS")).to_be_checked()
+            await phone.get_by_label("News and offers by SMS").uncheck()
+            await phone.get_by_role("button", name="Save").click()
+            await expect(phone.get_by_role("status")).to_have_text("Saved.")
+            await expect(phone.get_by_label("News and offers by SMS")).not_to_be_checked()
+        calc = await shop.post("/purchases/calculate", receipt(rid, m.card, ("a", 1, "500.00")))
+        assert calc.status_code == 200, calc.text
+        assert (await shop.post(f"/purchases/{rid}/confirm")).status_code == 200
+        await deliver_sms(rt, sms_gateway, shop.program_id)
+    texts = [s.json()["text"] for s in sms_gateway.seen if s.json()["to"] == m.phone]
+    receipts = [x for x in texts if "50" in x and not re.search(r"\b\d{6}\b", x)]
+    assert len(receipts) == 1, texts  # U-1's SMS only: none after unsubscribing
+
+
+async def test_the_till_accepts_the_cards_one_minute_code(
+    phone: Page,
+    rt: Runtime,
+    make_shop: Any,
+    sms_gateway: HttpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KOPILKA_QR_SECRET", QR_SECRET)  # the test's in-process POS API
+    shop = await make_shop()
+    m = await shop.customer(points=40)
+    await sign_in(phone, rt, sms_gateway, shop.code, shop.program_id, m)
+    await phone.get_by_role("link", name="Card", exact=True).click()
+    token = await phone.get_by_test_id("qr-token").inner_text()
+    r = await shop.get("/customers/lookup", params={"identifier": token})
+    assert r.status_code == 200, r.text
+    assert r.json()["customer"]["id"] == m.customer_id
+    assert r.json()["balance"]["available"] == "40.00"
+    changed = token[:-1] + ("0" if token[-1] != "0" else "1")
+    assert (await shop.get("/customers/lookup", params={"identifier": changed})).status_code == 404
+
+    # a plastic card registered in the cabinet identifies the member at the till too
+    plastic = make_card_number("26", shop.program_id * 1000 + 1)
+    await phone.get_by_label("Plastic card number").fill("123")
+    await phone.get_by_role("button", name="Register the card").click()
+    await expect(phone.get_by_text("13 digits with a correct check digit")).to_be_visible()
+    await phone.get_by_label("Plastic card number").fill(plastic)
+    await phone.get_by_role("button", name="Register the card").click()
+    await expect(phone.get_by_role("status")).to_have_text("The card is registered.")
+    await expect(phone.get_by_test_id("cards")).to_contain_text(plastic)
+    r = await shop.get("/customers/lookup", params={"identifier": plastic})
+    assert r.status_code == 200 and r.json()["customer"]["id"] == m.customer_id
