@@ -296,3 +296,20 @@ async def test_export_then_delete_personal_data_keeps_the_ledger(
     assert r.status_code == 404  # the phone no longer identifies anybody
     rows = await audit_rows(rt, shop.program_id)
     assert [r.action for r in rows] == ["customer.delete_personal_data"]
+
+
+async def test_a_plastic_card_registered_in_the_cabinet_earns_the_programs_points_once(
+    make_shop: Any, rt: Runtime
+) -> None:
+    from tests.api.test_promotions_at_till import publish
+
+    shop = await make_shop()
+    await publish(shop, [], activities={"card_registered": {"points": 50}})
+    m = await shop.customer()
+    s = await sign_in(rt, shop.program_id, m)
+    first = make_card_number("26", shop.program_id * 1000 + 11)
+    second = make_card_number("26", shop.program_id * 1000 + 12)
+    assert await cabinet.do_attach_card(rt, s, first) is True
+    assert await cabinet.do_attach_card(rt, s, second) is False  # once per customer
+    ov = await cabinet.overview(rt, s)
+    assert ov.balance.available == Decimal("50.00")

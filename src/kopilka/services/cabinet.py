@@ -407,7 +407,7 @@ async def do_attach_card(
         activity="card_registered",
         rules=activities.rules_for(compiled),
     )
-    return award is not None
+    return award is not None and not award.replayed
 
 
 async def invite_code(rt: Runtime, s: MemberSession) -> str:

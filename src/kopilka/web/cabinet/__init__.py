@@ -14,6 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -131,7 +132,8 @@ async def my_root(request: Request) -> Response:
 
 @router.get("/my/{program}/lang/{lang}")
 async def set_lang(request: Request, program: str, lang: str) -> Response:
-    resp = redirect(request.headers.get("referer") or f"/my/{program}/")
+    back = urlsplit(request.headers.get("referer") or "").path  # our own path only
+    resp = redirect(back if back.startswith(f"/my/{program}/") else f"/my/{program}/")
     if lang in ("ru", "en"):
         resp.set_cookie("kopilka_lang", lang, path="/", samesite="lax", max_age=365 * 86400)
     return resp
