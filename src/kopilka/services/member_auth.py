@@ -216,6 +216,8 @@ async def verify_code(
         if refusal is not None:
             if refusal.code == "invalid_code":
                 await _count_failure(conn, program_id, phone, now)
+                if await _failures(conn, program_id, phone, now) >= PHONE_FAILURES:
+                    refusal = _locked()  # that was the last try: say so now
         else:
             assert row is not None and customer_id is not None
             await conn.execute(update(pc).where(pc.c.id == row.id).values(used_at=now))

@@ -184,8 +184,8 @@ async def login_send(request: Request, program: str) -> Response:
             ctx = {"program": prog, "csrf": token, "phone": phone, "errors": {}}
             ctx["note"] = "A code was sent recently; wait a minute before asking for another."
             return _page(request, "code.html", ctx)
-        errors = {exc.field or "phone": _message(exc)}
-        ctx = {"program": prog, "csrf": token, "values": form, "errors": errors}
+        # a wrong number, or the phone locked out after wrong codes: said at the phone
+        ctx = {"program": prog, "csrf": token, "values": form, "errors": {"phone": _message(exc)}}
         return _page(request, "login.html", ctx, status=422)
     ctx = {"program": prog, "csrf": token, "phone": phone, "errors": {}, "note": None}
     return _page(request, "code.html", ctx)
