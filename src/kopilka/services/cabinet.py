@@ -205,12 +205,13 @@ async def _tier_progress(
 async def receipts_page(
     rt: Runtime, s: MemberSession, *, offset: int = 0, limit: int = 10
 ) -> tuple[list[dict[str, Any]], int]:
-    """The member's confirmed and refunded receipts, newest first."""
+    """The member's confirmed receipts, newest first."""
     r = t.receipts
+    account = select(t.accounts.c.id).where(t.accounts.c.customer_id == s.customer_id)
     where = and_(
         r.c.program_id == s.program_id,
-        r.c.customer_id == s.customer_id,
-        r.c.state.in_(("confirmed", "refunded", "partially_refunded")),
+        r.c.account_id == account.scalar_subquery(),  # the (program, account, time) index
+        r.c.state == "confirmed",
     )
     async with rt.engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(r).where(where))).scalar_one()
