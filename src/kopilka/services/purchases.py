@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from kopilka.domain import qr
 from kopilka.domain.coupons import normalise
 from kopilka.domain.identifiers import mask_card, mask_name
 from kopilka.domain.ledger import (
@@ -118,6 +119,9 @@ def identifier_values(identifier: str) -> list[str]:
     as one; card numbers, QR tokens and RFID UIDs go straight to the index.
     """
     raw = identifier.strip()
+    if raw.startswith(qr.PREFIX):  # the cabinet's rotating QR token: its card, if genuine
+        card = qr.card_of(raw, qr.configured_secret(), datetime.now(UTC))
+        return [card] if card is not None else [raw]
     values = [raw]
     digits = sum(ch.isdigit() for ch in raw)
     if 10 <= digits <= 12 and all(ch.isdigit() or ch in "+()- " for ch in raw):

@@ -785,6 +785,24 @@ admin_sessions = Table(
     Index(None, "user_id"),
 )
 
+# The customer cabinet's sessions (issue 7): a member's, never mixed with the console's.
+member_sessions = Table(
+    "member_sessions",
+    metadata,
+    _id(),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie
+    Column("program_id", BigInteger, nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("ip", String(64)),
+    Column("user_agent", String(300)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Index(None, "customer_id"),
+)
+
 # Every manual change, by whom (a console user, an admin token, the CLI), with the state
 # before and after as JSON.  Written in the transaction of the change itself.
 audit_log = Table(

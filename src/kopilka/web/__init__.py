@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kopilka.services.errors import ServiceError
-from kopilka.web import auth, pages
+from kopilka.web import auth, cabinet, pages
 from kopilka.web.cashier import router as cashier_router
 from kopilka.web.customers import router as customers_router
 from kopilka.web.mechanics import router as mechanics_router
@@ -21,7 +21,7 @@ from kopilka.web.org import router as org_router
 from kopilka.web.programs import router as programs_router
 from kopilka.web.templating import is_htmx, redirect, render
 
-WEB_PREFIXES = ("/admin", "/cashier")
+WEB_PREFIXES = ("/admin", "/cashier", "/my")
 
 
 def is_web(request: Request) -> bool:
@@ -42,6 +42,7 @@ def install(app: FastAPI) -> None:
         org_router,
         notify_router,
         cashier_router,
+        cabinet.router,
     ):
         app.include_router(router)
 
@@ -51,6 +52,8 @@ def install(app: FastAPI) -> None:
         if is_htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": url})
         return redirect(url)
+
+    cabinet.install_handlers(app)
 
     @app.exception_handler(auth.Forbidden)
     async def _forbidden(request: Request, exc: auth.Forbidden) -> Response:
