@@ -351,6 +351,11 @@ async def test_the_till_accepts_the_cards_one_minute_code(
     await sign_in(phone, rt, sms_gateway, shop.code, shop.program_id, m)
     await phone.get_by_role("link", name="Card", exact=True).click()
     token = await phone.get_by_test_id("qr-token").inner_text()
+    # The code is also drawn as a QR image a till's scanner reads (an SVG, several rows).
+    qr = phone.get_by_test_id("qr-image").locator("svg")
+    await expect(qr).to_be_visible()
+    box = await qr.bounding_box()
+    assert box is not None and box["width"] >= 100 and box["height"] >= 100
     r = await shop.get("/customers/lookup", params={"identifier": token})
     assert r.status_code == 200, r.text
     assert r.json()["customer"]["id"] == m.customer_id

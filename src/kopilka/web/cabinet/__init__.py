@@ -280,6 +280,14 @@ async def history(request: Request, me: Me) -> Response:
     return _page(request, "history.html", ctx)
 
 
+def qr_svg(token: str) -> str:
+    """The till code as an SVG QR code (segno: pure Python, no files, no network)."""
+    import segno
+
+    svg: str = segno.make(token, error="m").svg_inline(scale=5, border=2)
+    return svg
+
+
 async def _card_ctx(me: Member, **extra: Any) -> dict[str, Any]:
     ov = await cabinet.overview(me.rt, me.session)
     number = ov.card_number
@@ -295,6 +303,7 @@ async def _card_ctx(me: Member, **extra: Any) -> dict[str, Any]:
         "errors": {},
         "tab": "card",
     }
+    ctx["qr_svg"] = Markup(qr_svg(ctx["qr"])) if ctx["qr"] else None  # our own SVG
     ctx.update(extra)
     return ctx
 
@@ -311,7 +320,13 @@ async def card_qr(request: Request, me: Me) -> Response:
     secret = cabinet.qr_secret()
     token = cabinet.qr_token(ov.card_number, secret, me.rt.now()) if secret else ""
     return Response(
-        orjson.dumps({"token": token, "window_s": cabinet.QR_WINDOW_S}),
+        orjson.dumps(
+            {
+                "token": token,
+                "svg": qr_svg(token) if token else "",
+                "window_s": cabinet.QR_WINDOW_S,
+            }
+        ),
         media_type="application/json",
         headers={"Cache-Control": "no-store"},
     )

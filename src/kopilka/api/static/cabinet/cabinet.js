@@ -5,7 +5,13 @@
     var out = box.querySelector("[data-testid=qr-token]");
     fetch(box.getAttribute("data-qr-url"), { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (doc) { if (doc && doc.token && out) { out.textContent = doc.token; } })
+      .then(function (doc) {
+        if (!doc || !doc.token) { return; }
+        if (out) { out.textContent = doc.token; }
+        var img = box.querySelector("[data-testid=qr-image]");
+        // The SVG is drawn by our own server from the token (segno), never from input.
+        if (img && doc.svg) { img.innerHTML = doc.svg; }
+      })
       .catch(function () { /* offline: keep the last token */ });
   }
   document.addEventListener("DOMContentLoaded", function () {
