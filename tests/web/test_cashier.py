@@ -34,7 +34,12 @@ async def tablet(browser: Browser, web_base: str) -> AsyncIterator[Page]:
 
 
 async def scan(page: Page, text: str) -> None:
-    """What a barcode scanner does: types into the focused field, then Enter."""
+    """What a barcode scanner does: types into the focused field, then Enter.  (A person
+    scans once the page is up: wait until a field has the focus, as the page gives it on
+    load, or the first digits would go nowhere.)"""
+    await page.wait_for_function(
+        "document.activeElement && document.activeElement.tagName === 'INPUT'"
+    )
     await page.keyboard.type(text)
     await page.keyboard.press("Enter")
 
