@@ -690,7 +690,7 @@ def cmd_levels(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kopilka import giftcard_cli
+    from kopilka import giftcard_cli, report_cli
     from kopilka.coupon_cli import add_coupon_commands
     from kopilka.draw_cli import add_draw_commands
 
@@ -920,6 +920,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_draw_commands(sub)
     add_coupon_commands(sub)
     giftcard_cli.add_parser(sub)
+    report_cli.add_report_commands(sub)
+    report_cli.add_import_commands(sub)
     return p
 
 

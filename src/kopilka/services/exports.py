@@ -85,22 +85,41 @@ def _csv_text(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-async def csv_chunks(table: Table) -> AsyncIterator[bytes]:
-    """The table as UTF-8 CSV (with a BOM, so spreadsheet programs read Cyrillic right),
-    a chunk of bytes per ``CHUNK`` rows."""
+async def csv_chunks(table: Table, *, for_spreadsheet: bool = True) -> AsyncIterator[bytes]:
+    """The table as UTF-8 CSV, a chunk of bytes per ``CHUNK`` rows.
+
+    ``for_spreadsheet`` (the console's downloads): a BOM, so spreadsheet programs read
+    Cyrillic right, CRLF line ends, and formula-looking text defused with an apostrophe.
+    Without it (``kopilka report`` for scripts and other programs): plain UTF-8, LF line
+    ends, every value exactly as stored."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    buf.write("\ufeff")
+    w = csv.writer(buf, lineterminator="\r\n" if for_spreadsheet else "\n")
+    if for_spreadsheet:
+        buf.write("\ufeff")
+    text = _csv_text if for_spreadsheet else _csv_raw
     w.writerow(table.header)
     n = 0
     async for row in table.rows:
-        w.writerow([_csv_text(v) for v in row])
+        w.writerow([text(v) for v in row])
         n += 1
         if n % CHUNK == 0:
             yield buf.getvalue().encode()
             buf.seek(0)
             buf.truncate()
     yield buf.getvalue().encode()
+
+
+def _csv_raw(value: Any) -> str:
+    text = _csv_text(value)
+    if isinstance(value, str) and text.startswith("'") and not value.startswith("'"):
+        return value
+    return text
+
+
+async def rows_of(rows: Sequence[Row]) -> AsyncIterator[Row]:
+    """Rows already in memory (a computed report) as a ``Table``'s rows."""
+    for row in rows:
+        yield row
 
 
 async def csv_bytes(table: Table) -> bytes:
@@ -130,30 +149,43 @@ def _xlsx_cell(ws: Any, value: Any) -> Any:
 
 
 async def xlsx_chunks(table: Table, *, chunk_bytes: int = 64 * 1024) -> AsyncIterator[bytes]:
-    """The table as an XLSX workbook of one sheet.  openpyxl's write-only mode keeps the
-    rows on disk as they are appended; the finished file is then read out in chunks.
+    """The table as an XLSX workbook of one sheet (``xlsx_book_chunks``)."""
+    async for chunk in xlsx_book_chunks([table], chunk_bytes=chunk_bytes):
+        yield chunk
+
+
+async def xlsx_book_chunks(
+    tables: Sequence[Table], *, chunk_bytes: int = 64 * 1024
+) -> AsyncIterator[bytes]:
+    """The tables as an XLSX workbook, a sheet each.  openpyxl's write-only mode keeps
+    the rows on disk as they are appended; the finished file is then read out in chunks.
     openpyxl is CPU-bound (tens of thousands of cells a second), so each batch of rows
     is written in a worker thread: the server keeps answering meanwhile."""
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title=table.title[:31] or "Sheet")
-    ws.append(list(table.header))
+    for table in tables:
+        ws = wb.create_sheet(title=table.title[:31] or "Sheet")
+        ws.append(list(table.header))
 
-    def write(batch: list[Row]) -> None:
-        for row in batch:
-            ws.append([_xlsx_cell(ws, v) for v in row])
+        def write(batch: list[Row], ws: Any = ws) -> None:
+            for row in batch:
+                ws.append([_xlsx_cell(ws, v) for v in row])
 
-    batch: list[Row] = []
-    async for row in table.rows:
-        batch.append(row)
-        if len(batch) >= CHUNK:
-            await asyncio.to_thread(write, batch)
-            batch = []
-    await asyncio.to_thread(write, batch)
+        batch: list[Row] = []
+        async for row in table.rows:
+            batch.append(row)
+            if len(batch) >= CHUNK:
+                await asyncio.to_thread(write, batch)
+                batch = []
+        await asyncio.to_thread(write, batch)
     with tempfile.TemporaryFile() as f:
         await asyncio.to_thread(wb.save, f)
         f.seek(0)
         while chunk := await asyncio.to_thread(f.read, chunk_bytes):
             yield chunk
+
+
+async def xlsx_book_bytes(tables: Sequence[Table]) -> bytes:
+    return b"".join([c async for c in xlsx_book_chunks(tables)])
 
 
 async def xlsx_bytes(table: Table) -> bytes:

@@ -120,7 +120,10 @@ customers = Table(
     Column("rfm_segment", String(32)),
     Column("device_id", String(128)),  # the app's or POS's device fingerprint at registration
     Column("merged_into_id", ForeignKey("customers.id")),  # status "merged": who absorbed it
+    # the id the chain's own systems know the customer by (imports, RFM/CLV reports)
+    Column("external_id", String(64)),
     UniqueConstraint("program_id", "phone"),
+    UniqueConstraint("program_id", "external_id"),
     Index(None, "program_id", "email"),
     Index(None, "program_id", "last_name", "first_name"),
 )

@@ -19,6 +19,7 @@ from kopilka.web.mechanics import router as mechanics_router
 from kopilka.web.notify import router as notify_router
 from kopilka.web.org import router as org_router
 from kopilka.web.programs import router as programs_router
+from kopilka.web.reports import router as reports_router
 from kopilka.web.templating import is_htmx, redirect, render
 
 WEB_PREFIXES = ("/admin", "/cashier", "/my")
@@ -41,6 +42,7 @@ def install(app: FastAPI) -> None:
         mechanics_router,
         org_router,
         notify_router,
+        reports_router,
         cashier_router,
         cabinet.router,
     ):

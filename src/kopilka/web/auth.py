@@ -64,6 +64,7 @@ NAV = (
     NavItem("/admin/message-templates", "Message templates", Perm.PROGRAMS_READ),
     NavItem("/admin/outbox", "Outbox", Perm.AUDIT_READ),
     NavItem("/admin/webhooks", "Webhooks", Perm.AUDIT_READ),
+    NavItem("/admin/reports", "Reports", Perm.REPORTS_READ),
     NavItem("/admin/stores", "Stores", Perm.STORES_READ),
     NavItem("/admin/users", "Users", Perm.USERS_MANAGE),
     NavItem("/admin/audit", "Audit log", Perm.AUDIT_READ),

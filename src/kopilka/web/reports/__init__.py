@@ -1,0 +1,45 @@
+"""The console's reports (issue 8): /admin/reports lists them; each report is a module
+of this package with its own router, registered in ``PAGES`` and ``router`` below.
+
+Charts are ECharts (vendored, SVG renderer) drawn by /static/console/charts.js from a
+JSON data island: ``{{ chart("id", option) }}`` in ``reports/_charts.html``.  No inline
+script (the console's CSP allows only scripts from this site).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from kopilka.domain.roles import Perm
+from kopilka.web import i18n
+from kopilka.web.auth import Console, console
+from kopilka.web.reports.strings import RU
+from kopilka.web.templating import render
+
+i18n.add(RU, area="reports")
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    href: str
+    title: str
+    what: str  # one line: what the report answers
+    perm: Perm = Perm.REPORTS_READ
+
+
+# One line per report page; the index shows those the viewer may open.
+PAGES: list[ReportPage] = []
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/admin/reports")
+async def reports_index(
+    request: Request, c: Annotated[Console, Depends(console(Perm.REPORTS_READ))]
+) -> Response:
+    pages = [p for p in PAGES if c.can(p.perm)]
+    return render(request, "reports/index.html", {"pages": pages})
