@@ -535,6 +535,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         activities,
         campaigns,
         coupons,
+        draws,
         giftcards,
         ledger_jobs,
         levels,
@@ -594,6 +595,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 if notify is not None:
                     await reminders.announce_expiring_points(rt, days=notify.expiring_days)
                 changed = await levels.recompute_levels(rt)
+                seeded, drawn = await draws.run_due(rt)
+                if seeded or drawn:
+                    print(f"draws: {seeded} seeds committed, {drawn} drawn", file=sys.stderr)
                 last_levels = loop.time()
                 if changed:
                     print(f"{changed} accounts changed tier or discount", file=sys.stderr)

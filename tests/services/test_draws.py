@@ -385,3 +385,29 @@ async def test_a_promotion_gives_bonus_tickets_to_members_only(
     # Ann: 100.00 earns none by amount (1 per 500) + 3 bonus; Bob: 600.00 -> 1
     assert tickets == {ann.account_id: 3, bob.account_id: 1}
     assert anon.json()["lines"][0]["promotions"] == []  # no member, no tickets
+
+
+async def test_the_worker_commits_a_seed_when_the_period_begins_and_draws_after_the_grace(
+    make_shop: MakeShop, clock: Clock
+) -> None:
+    clock.set(datetime(2025, 2, 20, 12, tzinfo=UTC))
+    shop = await make_shop(earn_percent="0")
+    ann = await shop.customer()
+    code = await create(shop, prizes=[{"points": "100"}])
+
+    before = await draws.run_due(shop.rt, program_id=shop.program_id)  # not begun yet
+    clock.set(datetime(2025, 3, 1, 0, 5, tzinfo=UTC))
+    started = await draws.run_due(shop.rt, program_id=shop.program_id)
+    hash_shown = (await draws.publish(shop.rt, code, program_code=shop.code))["seed_hash"]
+    await buy(shop, ann, "500.00")
+    clock.set(datetime(2025, 4, 1, 0, 30, tzinfo=UTC))  # ended, inside the hour's grace
+    in_grace = await draws.run_due(shop.rt, program_id=shop.program_id)
+    clock.set(datetime(2025, 4, 1, 1, 0, tzinfo=UTC))
+    after = await draws.run_due(shop.rt, program_id=shop.program_id)
+    again = await draws.run_due(shop.rt, program_id=shop.program_id)
+    record = await draws.publish(shop.rt, code, program_code=shop.code)
+
+    assert (before, started, in_grace, after, again) == ((0, 0), (1, 0), (0, 0), (0, 1), (0, 0))
+    assert record["state"] == "drawn" and record["seed_hash"] == hash_shown
+    assert d.commitment(record["seed"]) == hash_shown
+    assert await balance(shop, ann) == Decimal("100.00")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -244,6 +244,53 @@ async def do_run(
             )
         drawn = await _load(conn, code, draw.program_code, lock=False)
         return await _record(conn, drawn)
+
+
+# --- scheduled ---------------------------------------------------------------------------
+
+DRAW_GRACE = timedelta(hours=1)  # offline tills' receipts of the period arrive by batch
+
+
+async def run_due(
+    rt: Runtime, *, grace: timedelta = DRAW_GRACE, program_id: int | None = None
+) -> tuple[int, int]:
+    """The worker's draw job: commit a seed for every open draw whose period has begun
+    (the hash is then fixed before anyone can know the tickets), and run every committed
+    draw whose period ended at least ``grace`` ago (receipts of the period made offline
+    arrive later through the batch call).  Returns (committed, drawn).  Both steps are the
+    same idempotent calls an operator makes, so a worker racing an operator, or another
+    worker, commits and draws once."""
+    now = rt.now()
+    async with rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(t.draws.c.code, t.programs.c.code.label("program"), t.draws.c.state)
+                .join(t.programs, t.programs.c.id == t.draws.c.program_id)
+                .where(
+                    (
+                        (t.draws.c.state == "open")
+                        & (t.draws.c.period_start <= now)
+                        & (t.draws.c.period_end > now)
+                    )
+                    | ((t.draws.c.state == "committed") & (t.draws.c.period_end <= now - grace))
+                )
+                .where(True if program_id is None else t.draws.c.program_id == program_id)
+                .order_by(t.draws.c.id)
+            )
+        ).all()
+    committed = drawn = 0
+    for r in rows:
+        try:
+            if r.state == "open":
+                await do_commit(rt, r.code, program_code=r.program)
+                committed += 1
+            else:
+                await do_run(rt, r.code, program_code=r.program)
+                drawn += 1
+        except ServiceError as exc:  # busy: another worker or an operator has it
+            if exc.code not in ("draw_busy", "draw_period_ended"):
+                raise
+    return committed, drawn
 
 
 async def _paid_receipts(conn: AsyncConnection, draw: Draw) -> list[d.PaidReceipt]:
