@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.domain import draws as d
@@ -274,7 +274,7 @@ async def run_due(
                     )
                     | ((t.draws.c.state == "committed") & (t.draws.c.period_end <= now - grace))
                 )
-                .where(True if program_id is None else t.draws.c.program_id == program_id)
+                .where(true() if program_id is None else t.draws.c.program_id == program_id)
                 .order_by(t.draws.c.id)
             )
         ).all()
