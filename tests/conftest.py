@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from kopilka.api.app import HotFront, create_app
+from kopilka.api.observe import Observed
 from kopilka.domain.identifiers import make_card_number
 from kopilka.domain.program import ProgramSettings
 from kopilka.services.accounts import do_adjust
@@ -124,7 +125,7 @@ def clock(rt: Runtime) -> Iterator[Clock]:
 @pytest.fixture(scope="session")
 async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     # As the server runs it: the hot routes in front of the FastAPI app.
-    app = HotFront(create_app(rt, sweep_every_s=0))
+    app = Observed(HotFront(create_app(rt, sweep_every_s=0)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

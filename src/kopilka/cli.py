@@ -59,11 +59,29 @@ def default_workers(url: str) -> int:
     return 1 if is_sqlite(url) else max(os.cpu_count() or 1, 1)
 
 
+def prometheus_dir(workers: int) -> None:
+    """Several server processes: each writes its metrics to files in one directory, and
+    /metrics, answered by any of them, sums them (prometheus_client's multiprocess mode).
+    The directory must be empty at start; set PROMETHEUS_MULTIPROC_DIR to choose it."""
+    import shutil
+    import tempfile
+
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if chosen:
+        shutil.rmtree(chosen, ignore_errors=True)
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kopilka-metrics-")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     os.environ["KOPILKA_DATABASE_URL"] = args.db
+    os.environ.setdefault("KOPILKA_LOG_LEVEL", args.log_level)
     workers = args.workers or default_workers(args.db)
+    if workers > 1:
+        prometheus_dir(workers)
     uvicorn.run(
         "kopilka.api.asgi:make_app",
         factory=True,

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -21,7 +22,7 @@ from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
 from kopilka import __version__, web
-from kopilka.api import problems
+from kopilka.api import observe, problems
 from kopilka.api.admin import campaigns as admin_campaigns
 from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
@@ -78,7 +79,11 @@ class HotFront:
             for route in self.routes:
                 match, child = route.matches(scope)
                 if match is Match.FULL:
-                    scope = {**scope, **child, "app": self.app}
+                    # in place, as Starlette's router does: the metrics layer in front
+                    # reads the matched route's template from it
+                    scope.update(child)
+                    scope["app"] = self.app
+                    scope["route"] = route
                     try:
                         await route.handle(scope, self._limited(scope, receive), send)
                     except _BodyTooLarge:
@@ -216,8 +221,24 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
         )
 
     @app.get("/health", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    head = observe.expected_head()
+
+    @app.get("/readyz", include_in_schema=False)
+    async def ready() -> Response:
+        ok, why = await observe.readiness(rt, head)
+        if not ok:
+            return observe.not_ready(why)
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if not observe.metrics_allowed(request.headers.get("authorization")):
+            return problems.problem(401, "unauthorized", "a metrics token is required")
+        return Response(await observe.metrics_text(rt), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 
 from kopilka.api.app import HotFront, create_app
+from kopilka.api.observe import Observed, configure_logging
 from kopilka.services.runtime import Runtime
 from kopilka.store.db import create_engine, resolve_url
 
 
-def make_app() -> HotFront:
+def make_app() -> Observed:
     """One app per worker process.  ``KOPILKA_DB_POOL`` (default 10) connections serve the
     till's hot path on PostgreSQL; SQLAlchemy keeps 5 more for everything else."""
     url = resolve_url(None)
     pool = int(os.environ.get("KOPILKA_DB_POOL", "10"))
     app = create_app(Runtime(engine=create_engine(url, pool_size=5), url=url, pool_size=pool))
-    return HotFront(app)
+    configure_logging(os.environ.get("KOPILKA_LOG_LEVEL", "warning"))
+    return Observed(HotFront(app))
