@@ -450,7 +450,15 @@ async def resend_code(request: Request, customer_id: int) -> Response:
     return _ok(orjson.dumps(data))
 
 
-SCHEMAS: list[type[BaseModel]] = [PurchaseIn, BatchIn, ConfirmIn, RefundIn, CustomerIn, PhoneCodeIn]
+SCHEMAS: list[type[BaseModel]] = [
+    PurchaseIn,
+    BatchIn,
+    ConfirmIn,
+    RefundIn,
+    CustomerIn,
+    PhoneCodeIn,
+    RedeemCodeIn,
+]
 
 
 # --- the same handlers as plain Starlette routes ---------------------------------------
