@@ -1,0 +1,278 @@
+"""Rows of a historical receipts file, read and checked (``kopilka import receipts``).
+
+Pure: no I/O, no clock (``now`` and the time zone come in).  One CSV row is one receipt
+line; rows with the same ``receipt_id`` form one receipt.  The rules (ADR 0014):
+
+- columns are found by header name, in any order, case and surrounding spaces ignored;
+  ``name``, ``category`` and ``price`` may be missing from the header, ``amount`` too when
+  ``price`` is there;
+- ``occurred_at``: an ISO date or date-time; without an offset it is local time of ``tz``,
+  a date alone is local midnight; stored in UTC; never in the future;
+- ``quantity`` > 0 with at most 3 decimals (returns are not imported);
+- ``amount`` is what was paid for the line: >= 0, at most 2 decimals; when absent it is
+  ``quantity x price`` rounded half up to the kopeck, and then ``price`` must have at most
+  2 decimals; ``price`` may have more decimals only when ``amount`` is given (it is then
+  stored rounded half up to the kopeck; with no price at all the stored price is
+  ``amount / quantity`` rounded the same way);
+- a decimal comma is accepted (``12,50``), and spaces between digit groups;
+- text fits its column (receipt id, store, customer and sku 64 characters, name 300,
+  category 100).
+
+Amounts leave this module as integers of minor units (kopecks, thousandths), exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from kopilka.domain.money import KOPECK, MILLI
+
+REQUIRED = ("receipt_id", "occurred_at", "store", "customer", "sku", "quantity")
+OPTIONAL = ("name", "category", "price", "amount")
+LIMITS = {"receipt_id": 64, "store": 64, "customer": 64, "sku": 64, "name": 300, "category": 100}
+# Far above any real receipt, far below BIGINT minor units: a typo, not a purchase.
+MONEY_MAX = Decimal("1000000000000")
+QUANTITY_MAX = Decimal("1000000000")
+_NUMBER_SPACES = str.maketrans("", "", " \u00a0\u202f")
+
+
+class HeaderError(ValueError):
+    """The file cannot be read as a receipts file (the message says why)."""
+
+
+class RowError(ValueError):
+    """One row is refused; the message is the reason written to the rejects file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Where each field is in a row (``None``: not in the file)."""
+
+    receipt_id: int
+    occurred_at: int
+    store: int
+    customer: int
+    sku: int
+    quantity: int
+    name: int | None
+    category: int | None
+    price: int | None
+    amount: int | None
+    width: int
+
+
+def delimiter_of(header_line: str) -> str:
+    """A comma, or ``;`` when the header line has no comma (spreadsheets in Russia)."""
+    return "," if "," in header_line or ";" not in header_line else ";"
+
+
+def read_header(fields: Sequence[str]) -> Columns:
+    """The columns of a header row; ``HeaderError`` names every missing column."""
+    names = [f.strip().lstrip("\ufeff").strip().lower() for f in fields]
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in index and name in REQUIRED + OPTIONAL:
+            raise HeaderError(f"column {name!r} appears twice in the header")
+        index.setdefault(name, i)
+    missing = [c for c in REQUIRED if c not in index]
+    if "amount" not in index and "price" not in index:
+        missing.append("amount (or price)")
+    if missing:
+        raise HeaderError(
+            "missing column" + ("s" if len(missing) > 1 else "") + ": " + ", ".join(missing)
+        )
+    return Columns(
+        receipt_id=index["receipt_id"],
+        occurred_at=index["occurred_at"],
+        store=index["store"],
+        customer=index["customer"],
+        sku=index["sku"],
+        quantity=index["quantity"],
+        name=index.get("name"),
+        category=index.get("category"),
+        price=index.get("price"),
+        amount=index.get("amount"),
+        width=len(fields),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLine:
+    """One checked row: money in kopecks, quantity in thousandths, time in UTC."""
+
+    receipt_id: str
+    occurred_at: datetime
+    store: str
+    customer: str
+    sku: str
+    name: str
+    category: str | None
+    quantity_milli: int
+    price_cents: int
+    amount_cents: int
+
+
+def parse_row(fields: Sequence[str], cols: Columns, *, tz: tzinfo, now: datetime) -> ImportLine:
+    """One row checked by the rules above; ``RowError`` with the reason otherwise."""
+    if len(fields) != cols.width:
+        raise RowError(f"{len(fields)} fields where the header has {cols.width}")
+    receipt_id = _text(fields, cols.receipt_id, "receipt_id")
+    if not receipt_id:
+        raise RowError("receipt_id is empty")
+    sku = _text(fields, cols.sku, "sku")
+    if not sku:
+        raise RowError("sku is empty")
+    quantity = _quantity(fields[cols.quantity])
+    amount, price = _amount_and_price(fields, cols, quantity)
+    category = _text(fields, cols.category, "category") if cols.category is not None else ""
+    return ImportLine(
+        receipt_id,
+        parse_when(fields[cols.occurred_at], tz=tz, now=now),
+        _text(fields, cols.store, "store"),
+        _text(fields, cols.customer, "customer"),
+        sku,
+        _text(fields, cols.name, "name") if cols.name is not None else "",
+        category or None,
+        int(quantity.scaleb(3)),
+        int(price.scaleb(2)),
+        int(amount.scaleb(2)),
+    )
+
+
+def _text(fields: Sequence[str], i: int | None, column: str) -> str:
+    if i is None:
+        return ""
+    value = fields[i].strip()
+    if len(value) > LIMITS[column]:
+        raise RowError(f"{column} is longer than {LIMITS[column]} characters")
+    return value
+
+
+def parse_when(text: str, *, tz: tzinfo, now: datetime) -> datetime:
+    """An ISO date or date-time as aware UTC; naive means local time of ``tz``."""
+    raw = text.strip()
+    if not raw:
+        raise RowError("occurred_at is empty")
+    try:
+        value = datetime.fromisoformat(raw)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz)
+        value = value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise RowError(f"occurred_at {raw!r} is not an ISO date or date-time") from None
+    if value > now:
+        raise RowError(f"occurred_at {raw!r} is in the future")
+    return value
+
+
+def parse_number(text: str, column: str) -> Decimal | None:
+    """A decimal as written in the file (``None`` when empty); a decimal comma is fine."""
+    raw = text.strip()
+    if not raw:
+        return None
+    raw = raw.translate(_NUMBER_SPACES)
+    if "," in raw and "." not in raw:
+        raw = raw.replace(",", ".")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise RowError(f"{column} {text.strip()!r} is not a number") from None
+    if not value.is_finite():
+        raise RowError(f"{column} {text.strip()!r} is not a number")
+    return value
+
+
+def _quantity(text: str) -> Decimal:
+    q = parse_number(text, "quantity")
+    if q is None:
+        raise RowError("quantity is empty")
+    if q <= 0:
+        raise RowError(
+            "quantity must be > 0 (returns are not imported)" if q < 0 else "quantity is 0"
+        )
+    if q > QUANTITY_MAX:
+        raise RowError(f"quantity {q} is too large")
+    if q.quantize(MILLI) != q:
+        raise RowError(f"quantity {text.strip()} has more than 3 decimals")
+    return q
+
+
+def _money(fields: Sequence[str], i: int | None, column: str) -> Decimal | None:
+    if i is None:
+        return None
+    value = parse_number(fields[i], column)
+    if value is None:
+        return None
+    if value < 0:
+        raise RowError(f"{column} must be >= 0")
+    if value > MONEY_MAX:
+        raise RowError(f"{column} {value} is too large")
+    return value
+
+
+def _amount_and_price(
+    fields: Sequence[str], cols: Columns, quantity: Decimal
+) -> tuple[Decimal, Decimal]:
+    """(amount paid, price), both exact to the kopeck; see the module's rules."""
+    amount = _money(fields, cols.amount, "amount")
+    price = _money(fields, cols.price, "price")
+    if amount is None:
+        if price is None:
+            raise RowError("amount is empty and there is no price to compute it")
+        if price.quantize(KOPECK) != price:
+            raise RowError("price has more than 2 decimals and no amount is given")
+        amount = (quantity * price).quantize(KOPECK, rounding=ROUND_HALF_UP)
+        if amount > MONEY_MAX:
+            raise RowError(f"amount {amount} (quantity x price) is too large")
+        return amount, price
+    if amount.quantize(KOPECK) != amount:
+        raise RowError(f"amount {fields[cols.amount or 0].strip()} has more than 2 decimals")
+    if price is None:
+        price = amount / quantity
+    return amount, price.quantize(KOPECK, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReceipt:
+    """The rows of one receipt, in file order, checked to agree with each other."""
+
+    receipt_id: str
+    occurred_at: datetime
+    store: str
+    customer: str
+    lines: tuple[ImportLine, ...]
+
+    @property
+    def amount_cents(self) -> int:
+        """What the receipt cost: the sum of its lines' paid amounts."""
+        return sum(x.amount_cents for x in self.lines)
+
+
+class ReceiptError(RowError):
+    """A row that disagrees with the receipt's first row (``line``: the row's file line)."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+
+
+def assemble(numbered: Sequence[tuple[int, ImportLine]]) -> ImportReceipt:
+    """The receipt of its checked rows (file line, row); ``ReceiptError`` when a row
+    disagrees with the first on when, where or who (a receipt has one of each)."""
+    first_no, first = numbered[0]
+    for line_no, x in numbered[1:]:
+        for column in ("occurred_at", "store", "customer"):
+            if getattr(x, column) != getattr(first, column):
+                raise ReceiptError(
+                    line_no, f"{column} differs from line {first_no} of the same receipt"
+                )
+    return ImportReceipt(
+        first.receipt_id,
+        first.occurred_at,
+        first.store,
+        first.customer,
+        tuple(x for _, x in numbered),
+    )
