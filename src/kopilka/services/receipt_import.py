@@ -21,15 +21,18 @@ How a file goes in (ADR 0014):
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
+import queue
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -180,6 +183,9 @@ class CustomerRef:
     card_id: int | None
 
 
+_Batch = tuple[list[tuple[ImportReceipt, str]], int]
+
+
 @dataclass
 class _Pending:
     rows: list[tuple[int, list[str], ImportLine | None, str | None]] = field(default_factory=list)
@@ -249,50 +255,61 @@ class ReceiptImporter:
         self.version = await self._program_version()
         rejects = Rejects(rejects_path, plan.header)
         try:
-            await self._read(plan, rejects)
+            known = await self._imported_before(list(plan.last_line))
+            async for batch, done in in_thread(self._batches(plan, rejects, known)):
+                if batch:
+                    await self._flush(batch)
+                self._tick(done, plan.rows)
         finally:
             rejects.close()
         self.summary.seconds = time.perf_counter() - started
         await self._audit(plan)
         return self.summary
 
-    async def _read(self, plan: Plan, rejects: Rejects) -> None:
-        cols, tz, now = plan.columns, self.tz, self.now
+    def _batches(self, plan: Plan, rejects: Rejects, known: set[str]) -> Iterator[_Batch]:
+        """Complete receipts in batches of about ``batch_lines`` lines, with the count
+        of rows read so far.  Runs in a worker thread (``in_thread``) while the previous
+        batch is being written; it writes only the rejects file and the summary's
+        ``rejected`` and ``skipped`` counts, which nothing else touches meanwhile.
+        Receipts imported by an earlier run are skipped unread."""
+        cols, tz, now, last_line = plan.columns, self.tz, self.now, plan.last_line
         pending: dict[str, _Pending] = {}
-        batch: list[ImportReceipt] = []
+        batch: list[tuple[ImportReceipt, str]] = []
         batch_lines = done = 0
         with _open(plan.path) as f:
             for line_no, fields in records(f, plan.delimiter):
                 done += 1
                 rid = fields[cols.receipt_id].strip() if len(fields) > cols.receipt_id else ""
+                if rid in known:
+                    self.summary.skipped_lines += 1
+                    if last_line[rid] == line_no:
+                        self.summary.skipped += 1
+                    continue
                 try:
                     parsed: ImportLine | None = parse_row(fields, cols, tz=tz, now=now)
                     reason = None
                 except RowError as exc:
                     parsed, reason = None, str(exc)
-                if not rid or plan.last_line.get(rid) is None:
+                if not rid:
                     self._reject(rejects, rid, [(line_no, fields, parsed, reason)])
                     continue
                 p = pending.setdefault(rid, _Pending())
                 p.rows.append((line_no, fields, parsed, reason))
-                if plan.last_line[rid] != line_no:
+                if last_line.get(rid) != line_no:
                     continue
                 del pending[rid]
                 receipt = self._complete(rejects, rid, p)
                 if receipt is None:
                     continue
-                batch.append(receipt)
+                batch.append((receipt, _digest(p)))
                 batch_lines += len(receipt.lines)
                 if batch_lines >= self.batch_lines:
-                    await self._flush(batch)
+                    yield batch, done
                     batch, batch_lines = [], 0
-                    self._tick(done, plan.rows)
-            if batch:
-                await self._flush(batch)
         for rid, p in pending.items():  # only if the file changed since the scan
             rows = [(n, f, x, "the file changed while it was imported") for n, f, x, _ in p.rows]
             self._reject(rejects, rid, rows)
-        self._tick(done, plan.rows)
+        yield batch, done
 
     def _tick(self, done: int, total: int) -> None:
         if self.progress is not None:
@@ -323,7 +340,7 @@ class ReceiptImporter:
         self.summary.rejected += 1
         self.summary.rejected_lines += len(rows)
 
-    async def _flush(self, batch: list[ImportReceipt]) -> None:
+    async def _flush(self, batch: list[tuple[ImportReceipt, str]]) -> None:
         """Write a batch in one transaction; a unique key hit by a concurrent import of
         the same receipts or customers rolls it back, and it is tried again (those rows
         are then found, not created)."""
@@ -335,16 +352,17 @@ class ReceiptImporter:
                 if attempt == 2:
                     raise
 
-    async def _write_batch(self, batch: list[ImportReceipt]) -> None:
+    async def _write_batch(self, batch: list[tuple[ImportReceipt, str]]) -> None:
         new_stores: dict[str, StoreRef] = {}
         new_customers: dict[str, CustomerRef] = {}
         self._made = {"stores": 0, "customers": 0}  # by this attempt
         async with self.rt.hot.tx() as tx:
-            done = await self._already_imported(tx, [r.receipt_id for r in batch])
-            fresh = [r for r in batch if r.receipt_id not in done]
+            done = await self._already_imported(tx, [r.receipt_id for r, _ in batch])
+            fresh = [r for r, _ in batch if r.receipt_id not in done]
             stores = await self._resolve_stores(tx, fresh, new_stores)
             custs = await self._resolve_customers(tx, fresh, stores, new_customers)
-            await self._write_receipts(tx, fresh, stores, custs)
+            digests = [d for r, d in batch if r.receipt_id not in done]
+            await self._write_receipts(tx, fresh, digests, stores, custs)
         # committed: remember what now exists
         self.stores.update(new_stores)
         if len(self.customers) > CACHE_MAX:
@@ -356,9 +374,18 @@ class ReceiptImporter:
         s.imported += len(fresh)
         s.imported_lines += sum(len(r.lines) for r in fresh)
         s.skipped += len(batch) - len(fresh)
-        s.skipped_lines += sum(len(r.lines) for r in batch if r.receipt_id in done)
+        s.skipped_lines += sum(len(r.lines) for r, _ in batch if r.receipt_id in done)
 
     # --- idempotency ---------------------------------------------------------------------
+
+    async def _imported_before(self, ids: list[str]) -> set[str]:
+        """The file's receipt ids that an earlier run imported (read before the rows,
+        so that a re-run reads them no further)."""
+        known: set[str] = set()
+        async with self.rt.hot.read() as tx:
+            for start in range(0, len(ids), 10_000):
+                known |= await self._already_imported(tx, ids[start : start + 10_000])
+        return known
 
     async def _already_imported(self, tx: Tx, ids: list[str]) -> set[str]:
         rows = await fetch_in(
@@ -387,18 +414,30 @@ class ReceiptImporter:
             [TERMINAL_NAME, self.program_id],
             missing,
         )
-        existing = {r[0]: (int(r[1]), int(r[2]), r[3]) for r in rows}
+        existing = {r[0]: (int(r[1]), int(r[2]), _int(r[3])) for r in rows}
+        unknown = [c for c in missing if c not in existing]
+        if unknown:
+            partner_id = await self._partner(tx)
+            ids = await _new_ids(tx, "stores", len(unknown))
+            tz, pid = self.store_timezone, self.program_id
+            await _copy(
+                tx,
+                "stores",
+                STORE_COLS,
+                [
+                    (i, pid, partner_id, c, c, "", "", "", tz)
+                    for i, c in zip(ids, unknown, strict=True)
+                ],
+            )
+            existing.update({c: (i, partner_id, None) for i, c in zip(ids, unknown, strict=True)})
+            self._made["stores"] += len(unknown)
+        bare = [c for c in missing if existing[c][2] is None]
+        terminals = dict(
+            zip(bare, await self._insert_terminals(tx, [existing[c][0] for c in bare]), strict=True)
+        )
         for code in missing:
-            if code in existing:
-                store_id, partner_id, terminal_id = existing[code]
-            else:
-                partner_id = await self._partner(tx)
-                store_id = await self._insert_store(tx, code, partner_id)
-                terminal_id = None
-                self._made["stores"] += 1
-            if terminal_id is None:
-                terminal_id = await self._insert_terminal(tx, store_id)
-            ref = StoreRef(store_id, partner_id, int(terminal_id))
+            store_id, partner_id, terminal_id = existing[code]
+            ref = StoreRef(store_id, partner_id, terminal_id or terminals[code])
             found[code] = new[code] = ref
         return found
 
@@ -417,33 +456,18 @@ class ReceiptImporter:
             self.partner_id = int(rows[0][0])
         return self.partner_id
 
-    async def _insert_store(self, tx: Tx, code: str, partner_id: int) -> int:
-        rows = await tx.fetch(
-            "INSERT INTO stores (program_id, partner_id, code, name, address, city, region, "
-            "timezone) VALUES (?, ?, ?, ?, '', '', '', ?) RETURNING id",
-            self.program_id,
-            partner_id,
-            code,
-            code,
-            self.store_timezone,
-        )
-        return int(rows[0][0])
-
-    async def _insert_terminal(self, tx: Tx, store_id: int) -> int:
-        """The store's import terminal: disabled, with a key nobody ever sees, so it can
+    async def _insert_terminals(self, tx: Tx, store_ids: list[int]) -> list[int]:
+        """Each store's import terminal: disabled, with a key nobody ever sees, so it can
         never sell; receipts need a terminal, and this one tells where they came from."""
-        rows = await tx.fetch(
-            "INSERT INTO terminals (program_id, store_id, name, key_hash, key_prefix, status, "
-            "created_at, disabled_at) VALUES (?, ?, ?, ?, 'import', 'disabled', ?, ?) "
-            "RETURNING id",
-            self.program_id,
-            store_id,
-            TERMINAL_NAME,
-            hash_key(secrets.token_urlsafe(32)),
-            ts(tx, self.now),
-            ts(tx, self.now),
-        )
-        return int(rows[0][0])
+        ids = await _new_ids(tx, "terminals", len(store_ids))
+        now = ts(tx, self.now)
+        rows = [
+            (i, self.program_id, store_id, TERMINAL_NAME, hash_key(secrets.token_urlsafe(32)),
+             "import", "disabled", now, now)
+            for i, store_id in zip(ids, store_ids, strict=True)
+        ]  # fmt: skip
+        await _copy(tx, "terminals", TERMINAL_COLS, rows)
+        return ids
 
     # --- customers -------------------------------------------------------------------------
 
@@ -600,13 +624,14 @@ class ReceiptImporter:
         self,
         tx: Tx,
         fresh: list[ImportReceipt],
+        digests: list[str],
         stores: dict[str, StoreRef],
         custs: dict[str, CustomerRef],
     ) -> None:
         ids = await _new_ids(tx, "receipts", len(fresh))
         receipts, lines, keys = [], [], []
         pid, now = self.program_id, ts(tx, self.now)
-        for pk, r in zip(ids, fresh, strict=True):
+        for pk, r, digest in zip(ids, fresh, digests, strict=True):
             s = stores[r.store or self.default_store]
             c = custs.get(r.customer) if r.customer else None
             when = ts(tx, r.occurred_at)
@@ -633,7 +658,7 @@ class ReceiptImporter:
                     amount,
                     0,
                     self.version,
-                    _digest(r),
+                    digest,
                     "import",
                 )
             )
@@ -699,15 +724,55 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _digest(r: ImportReceipt) -> str:
-    """The receipt's ``request_hash``: a digest of what the file said about it."""
-    parts = [r.receipt_id, r.occurred_at.isoformat(), r.store, r.customer]
-    for x in r.lines:
-        parts.append(
-            f"{x.sku}\x1f{x.name}\x1f{x.category or ''}\x1f{x.quantity_milli}\x1f"
-            f"{x.price_cents}\x1f{x.amount_cents}"
-        )
-    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
+def _digest(p: _Pending) -> str:
+    """The receipt's ``request_hash``: a digest of its rows as the file has them."""
+    text = "\x1e".join("\x1f".join(fields) for _, fields, _, _ in p.rows)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- plumbing ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+async def in_thread(items: Iterator[T], *, depth: int = 2) -> AsyncIterator[T]:
+    """The items of a blocking iterator, made in a worker thread up to ``depth`` ahead:
+    the file is read and checked while the database writes the previous batch (the
+    driver waits without the GIL).  Leaving early stops the thread."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+            return
+        put(("end", None))
+
+    worker = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        while True:
+            kind, value = await asyncio.to_thread(q.get)
+            if kind == "end":
+                break
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        await worker
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -753,6 +818,13 @@ LINE_COLS = (
     "points_earned",
     "refunded_quantity",
 )
+STORE_COLS = (
+    "id", "program_id", "partner_id", "code", "name", "address", "city", "region", "timezone",
+)  # fmt: skip
+TERMINAL_COLS = (
+    "id", "program_id", "store_id", "name", "key_hash", "key_prefix", "status", "created_at",
+    "disabled_at",
+)  # fmt: skip
 KEY_COLS = ("program_id", "receipt_id", "receipt_pk", "imported_at")
 CUSTOMER_COLS = ("id", "program_id", "external_id", "phone", "registered_at", "home_store_id")
 ACCOUNT_COLS = ("id", "program_id", "customer_id", "created_at", "updated_at")
