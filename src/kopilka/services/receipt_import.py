@@ -125,7 +125,10 @@ def scan(path: Path) -> Plan:
             columns = read_header(header)
         except HeaderError as exc:
             raise ImportFileError(str(exc)) from None
-        f.seek(0)
+        try:
+            f.seek(0)
+        except OSError:  # io.UnsupportedOperation too
+            raise ImportFileError("not a regular file (it is read twice: give a file)") from None
         last: dict[str, int] = {}
         n = 0
         i = columns.receipt_id
