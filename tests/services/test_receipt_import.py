@@ -5,6 +5,7 @@ Expected amounts are worked out by hand next to each file."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -471,3 +472,26 @@ async def test_small_batches_and_rows_spread_over_the_file(make_shop: Any, tmp_p
         f"R{k}": Decimal(10 * k + 315) for k in range(7)
     }
     assert [x[0] for x in got["R3"].lines] == [str(i) for i in range(3, 70, 7)]
+
+
+async def test_two_imports_of_one_file_at_once_import_it_once(
+    make_shop: Any, tmp_path: Path
+) -> None:
+    """Both runs read the file before either writes; the import key and the customers'
+    external-id key make the later batch roll back and try again, finding it done."""
+    shop = await make_shop()
+    m = await shop.customer()
+    path = write(tmp_path, main_file(m))
+    alone = await make_shop()
+    await run(alone, write(tmp_path, main_file(await alone.customer()), name="alone.csv"))
+
+    a, b = await asyncio.gather(
+        run(shop, path, rejects=tmp_path / "a.csv"), run(shop, path, rejects=tmp_path / "b.csv")
+    )
+
+    assert a.imported + b.imported == 5
+    assert a.skipped + b.skipped == 5
+    mine, theirs = await counts(shop), await counts(alone)
+    assert mine["receipts"] == theirs["receipts"] == 5
+    assert (mine["receipt_lines"], mine["amount"]) == (6, Decimal("460.90"))
+    assert mine["customers"] == theirs["customers"] == 3  # the member, EXT-1, H1's phone

@@ -352,6 +352,7 @@ class ReceiptImporter:
                 await self._write_batch(batch)
                 return
             except UniqueViolation:
+                self.partner_id = None  # it may have been made by the rolled-back attempt
                 if attempt == 2:
                     raise
 
