@@ -279,10 +279,11 @@ class ReceiptImporter:
         pending: dict[str, _Pending] = {}
         batch: list[tuple[ImportReceipt, str]] = []
         batch_lines = done = 0
+        rid_at = cols.receipt_id
         with _open(plan.path) as f:
             for line_no, fields in records(f, plan.delimiter):
                 done += 1
-                rid = fields[cols.receipt_id].strip() if len(fields) > cols.receipt_id else ""
+                rid = fields[rid_at].strip() if len(fields) > rid_at else ""
                 if rid in known:
                     self.summary.skipped_lines += 1
                     if last_line[rid] == line_no:
