@@ -23,6 +23,7 @@ import asyncio
 import csv
 import os
 import random
+import resource
 import secrets
 import sqlite3
 import subprocess
@@ -51,8 +52,8 @@ CATEGORIES = [
 ]  # fmt: skip
 # The tables an import writes, in the order the baseline writes them back.
 TABLES = (
-    "partners", "stores", "terminals", "customers", "accounts", "cards", "identifiers", "receipts", "receipt_lines",
-    "imported_receipts",
+    "partners", "stores", "terminals", "customers", "accounts", "cards", "identifiers",
+    "receipts", "receipt_lines", "imported_receipts",
 )  # fmt: skip
 
 
@@ -118,13 +119,21 @@ def _customer(rng: random.Random, n: int) -> str:
 # --- the runs --------------------------------------------------------------------------------
 
 
-def run(cmd: list[str]) -> tuple[float, str]:
+def run(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the command's process, its standard output).  The
+    CPU time says what the import costs whatever else the machine is doing."""
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     took = time.perf_counter() - t0
     if out.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
-    return took, out.stdout.strip()
+    return took, _children_cpu() - cpu0, out.stdout.strip()
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def prepare(url: str) -> None:
@@ -139,9 +148,12 @@ def prepare(url: str) -> None:
 
 def import_twice(url: str, csv_path: Path, lines: int) -> dict[str, Any]:
     k = kopilka_bin()
-    first, summary = run([k, "--db", url, "import", "receipts", str(csv_path)])
-    say(f"  import: {first:.2f} s, {lines / first:,.0f} lines/s: {summary}")
-    again, summary2 = run([k, "--db", url, "import", "receipts", str(csv_path)])
+    first, cpu, summary = run([k, "--db", url, "import", "receipts", str(csv_path)])
+    say(
+        f"  import: {first:.2f} s, {lines / first:,.0f} lines/s "
+        f"(process CPU {cpu:.2f} s: {lines / cpu:,.0f} lines per CPU-second): {summary}"
+    )
+    again, _, summary2 = run([k, "--db", url, "import", "receipts", str(csv_path)])
     say(f"  re-run: {again:.2f} s: {summary2}")
     verify = subprocess.run(
         [k, "--db", url, "ledger", "verify"], capture_output=True, text=True, check=False
@@ -149,6 +161,8 @@ def import_twice(url: str, csv_path: Path, lines: int) -> dict[str, Any]:
     return {
         "import_s": round(first, 3),
         "lines_per_s": round(lines / first),
+        "import_cpu_s": round(cpu, 3),
+        "lines_per_cpu_s": round(lines / cpu),
         "summary": summary,
         "rerun_s": round(again, 3),
         "rerun_summary": summary2,
