@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +19,12 @@ from sqlalchemy import func, insert, select
 
 from kopilka.services.customers import create_account_and_card
 from kopilka.services.errors import ServiceError
-from kopilka.services.receipt_import import ImportFileError, Summary, do_import_receipts
+from kopilka.services.receipt_import import (
+    ImportFileError,
+    Summary,
+    do_import_receipts,
+    in_thread,
+)
 from kopilka.store import tables as t
 from tests.conftest import Member, Shop
 from tests.services.conftest import discrepancies
@@ -495,3 +501,34 @@ async def test_two_imports_of_one_file_at_once_import_it_once(
     assert mine["receipts"] == theirs["receipts"] == 5
     assert (mine["receipt_lines"], mine["amount"]) == (6, Decimal("460.90"))
     assert mine["customers"] == theirs["customers"] == 3  # the member, EXT-1, H1's phone
+
+
+async def test_rows_read_in_a_thread_arrive_in_order_and_errors_reach_the_caller() -> None:
+    def numbers() -> Iterator[int]:
+        yield from range(5)
+        raise ValueError("line 6: broken")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="line 6: broken"):
+        async for x in in_thread(numbers()):
+            got.append(x)
+
+    assert got == [0, 1, 2, 3, 4]
+
+
+async def test_leaving_early_stops_the_reading_thread() -> None:
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    async for x in in_thread(endless(), depth=2):
+        if x == 3:
+            break
+
+    await asyncio.sleep(0.3)
+    assert len(produced) <= 3 + 2 + 2  # what was read ahead, never more

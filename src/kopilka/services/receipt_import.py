@@ -250,6 +250,7 @@ class ReceiptImporter:
         self.partner_id: int | None = None
         self.version = 1
         self._made = {"stores": 0, "customers": 0}
+        self._skipped_unread = [0, 0]  # receipts, lines: known before the rows were read
 
     async def run(self, plan: Plan, rejects_path: Path) -> Summary:
         started = time.perf_counter()
@@ -265,6 +266,8 @@ class ReceiptImporter:
                 self._tick(done, plan.rows)
         finally:
             rejects.close()
+        self.summary.skipped += self._skipped_unread[0]
+        self.summary.skipped_lines += self._skipped_unread[1]
         self.summary.seconds = time.perf_counter() - started
         await self._audit(plan)
         return self.summary
@@ -273,7 +276,7 @@ class ReceiptImporter:
         """Complete receipts in batches of about ``batch_lines`` lines, with the count
         of rows read so far.  Runs in a worker thread (``in_thread``) while the previous
         batch is being written; it writes only the rejects file and the summary's
-        ``rejected`` and ``skipped`` counts, which nothing else touches meanwhile.
+        ``rejected`` counts and ``_skipped_unread``, which nothing else touches meanwhile.
         Receipts imported by an earlier run are skipped unread."""
         cols, tz, now, last_line = plan.columns, self.tz, self.now, plan.last_line
         pending: dict[str, _Pending] = {}
@@ -285,9 +288,9 @@ class ReceiptImporter:
                 done += 1
                 rid = fields[rid_at].strip() if len(fields) > rid_at else ""
                 if rid in known:
-                    self.summary.skipped_lines += 1
+                    self._skipped_unread[1] += 1
                     if last_line[rid] == line_no:
-                        self.summary.skipped += 1
+                        self._skipped_unread[0] += 1
                     continue
                 try:
                     parsed: ImportLine | None = parse_row(fields, cols, tz=tz, now=now)
@@ -766,10 +769,18 @@ async def in_thread(items: Iterator[T], *, depth: int = 2) -> AsyncIterator[T]:
             return
         put(("end", None))
 
+    def get() -> tuple[str, Any]:
+        while not stop.is_set():  # never blocked for good: a cancelled run sets stop
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return ("end", None)
+
     worker = asyncio.get_running_loop().run_in_executor(None, work)
     try:
         while True:
-            kind, value = await asyncio.to_thread(q.get)
+            kind, value = await asyncio.to_thread(get)
             if kind == "end":
                 break
             if kind == "error":
