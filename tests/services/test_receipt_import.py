@@ -532,3 +532,56 @@ async def test_leaving_early_stops_the_reading_thread() -> None:
 
     await asyncio.sleep(0.3)
     assert len(produced) <= 3 + 2 + 2  # what was read ahead, never more
+
+
+async def test_line_numbers_count_quoted_line_breaks_and_blank_lines(
+    make_shop: Any, tmp_path: Path
+) -> None:
+    shop = await make_shop()
+    path = write(
+        tmp_path,
+        "receipt_id,occurred_at,store,customer,sku,name,quantity,price\n"  # 1
+        "\n"  # 2
+        'R1,2025-01-01,s,,1,"two\nlines",1,1.00\n'  # 3-4
+        "\n"  # 5
+        "R2,2025-01-01,s,,1,x,-1,1.00\n"  # 6
+        "R3,2025-01-01,s,,1,x,1,1.00,,\n"  # 7: a trailing delimiter is harmless
+        "R4,2025-01-01,s,,1,x,1,1.00,,9\n",  # 8: an extra value is not
+    )
+
+    s = await run(shop, path)
+
+    assert (s.imported, s.rejected) == (2, 2)
+    assert [r[:3] for r in rejects(tmp_path / "receipts.rejects.csv")[1:]] == [
+        ["6", "R2", "quantity must be > 0 (returns are not imported)"],
+        ["8", "R4", "10 fields where the header has 8"],
+    ]
+    assert (await receipts_of(shop))["R1"].lines[0][1] == "two\nlines"
+
+
+async def test_a_file_that_is_not_utf8_names_its_first_bad_line(
+    make_shop: Any, tmp_path: Path
+) -> None:
+    shop = await make_shop()
+    path = tmp_path / "cp1251.csv"
+    path.write_bytes(
+        b"receipt_id,occurred_at,store,customer,sku,name,quantity,price\r\n"
+        + "R1,2025-01-01,s,,1,Молоко,1,1.00\r\n".encode("cp1251")
+    )
+
+    with pytest.raises(ImportFileError) as e:
+        await run(shop, path)
+
+    assert str(e.value) == "the file is not UTF-8 text (line 2): save it as CSV in UTF-8"
+
+
+async def test_a_header_alone_imports_nothing_and_refuses_nothing(
+    make_shop: Any, tmp_path: Path
+) -> None:
+    shop = await make_shop()
+
+    s = await run(shop, write(tmp_path, HEADER + "\n"))
+
+    assert s.line() == (
+        "imported 0 receipts (0 lines), skipped 0 already imported, rejected 0 receipts (0 lines)"
+    )

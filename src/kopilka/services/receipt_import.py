@@ -103,11 +103,24 @@ def records(f: TextIO, delimiter: str) -> Iterator[tuple[int, list[str]]]:
             if fields and (len(fields) > 1 or fields[0].strip()):
                 yield start, fields
     except UnicodeDecodeError:
-        raise ImportFileError(
-            f"the file is not UTF-8 text (near line {reader.line_num + 1})"
-        ) from None
+        raise ImportFileError(_not_utf8(f)) from None
     except csv.Error as exc:
         raise ImportFileError(f"line {reader.line_num}: {exc}") from None
+
+
+def _not_utf8(f: TextIO) -> str:
+    """The message for a file that is not UTF-8, naming its first such line (found by
+    reading it again as bytes: only on this error path)."""
+    line = 0
+    with open(f.name, "rb") as raw:
+        for n, data in enumerate(raw, 1):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                line = n
+                break
+    where = f" (line {line})" if line else ""
+    return f"the file is not UTF-8 text{where}: save it as CSV in UTF-8"
 
 
 def scan(path: Path) -> Plan:
@@ -116,7 +129,7 @@ def scan(path: Path) -> Plan:
         try:
             first = f.readline()
         except UnicodeDecodeError:
-            raise ImportFileError("the file is not UTF-8 text (line 1)") from None
+            raise ImportFileError(_not_utf8(f)) from None
         if not first.strip():
             raise ImportFileError("the file is empty (no header line)")
         delimiter = delimiter_of(first)
