@@ -585,3 +585,26 @@ async def test_a_header_alone_imports_nothing_and_refuses_nothing(
     assert s.line() == (
         "imported 0 receipts (0 lines), skipped 0 already imported, rejected 0 receipts (0 lines)"
     )
+
+
+async def test_an_old_id_of_a_merged_duplicate_buys_as_the_customer_who_absorbed_it(
+    make_shop: Any, tmp_path: Path
+) -> None:
+    shop = await make_shop()
+    m = await shop.customer()
+    async with shop.rt.engine.begin() as conn:
+        await conn.execute(
+            insert(t.customers),
+            {
+                "program_id": shop.program_id,
+                "external_id": "OLD-9",
+                "registered_at": shop.rt.now(),
+                "status": "merged",
+                "merged_into_id": m.customer_id,
+            },
+        )
+
+    await run(shop, write(tmp_path, HEADER + "\nR1,2025-01-10,s,OLD-9,1,,,1,1.00,\n"))
+
+    r = (await receipts_of(shop))["R1"]
+    assert (r.customer_id, r.account_id) == (m.customer_id, m.account_id)

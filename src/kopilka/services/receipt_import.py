@@ -527,9 +527,11 @@ class ReceiptImporter:
     async def _by_external_id(self, tx: Tx, values: list[str]) -> dict[str, CustomerRef]:
         rows = await fetch_in(
             tx,
-            "SELECT cu.external_id, cu.id, a.id, (SELECT min(c.id) FROM cards c "
-            "WHERE c.customer_id = cu.id AND c.status = 'active') FROM customers cu "
-            "LEFT JOIN accounts a ON a.customer_id = cu.id "
+            # a customer merged into another (a duplicate) buys as the one who absorbed it
+            "SELECT cu.external_id, k.id, a.id, (SELECT min(c.id) FROM cards c "
+            "WHERE c.customer_id = k.id AND c.status = 'active') FROM customers cu "
+            "JOIN customers k ON k.id = coalesce(cu.merged_into_id, cu.id) "
+            "LEFT JOIN accounts a ON a.customer_id = k.id "
             "WHERE cu.program_id = ? AND cu.external_id",
             [self.program_id],
             values,
