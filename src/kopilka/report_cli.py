@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kopilka import import_cli
 from kopilka.services import exports
 
 Register = Callable[[Any], None]
 
 # One line per report / importer; each module owns its parser and its command.
 REPORTS: list[Register] = []
-IMPORTS: list[Register] = []
+IMPORTS: list[Register] = [import_cli.add_receipts_command]
 
 
 def add_output_args(parser: argparse.ArgumentParser) -> None:

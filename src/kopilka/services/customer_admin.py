@@ -126,10 +126,12 @@ def classify(q: str, program_id: int) -> tuple[str, list[Any]]:
             conds.append(cu.c.phone == phone)
         raw = text.replace(" ", "").replace("-", "")
         conds.append(_by_identifier(program_id, {text, raw}))
+        conds.append(cu.c.external_id == text)  # an imported customer's old id
         return kind, [or_(*conds)]
     if " " not in text and any(ch.isdigit() for ch in text):
-        # a QR token or an RFID UID: the identifiers' primary key
-        return "identifier", [_by_identifier(program_id, {text})]
+        # a QR token or an RFID UID: the identifiers' primary key; or the customer's id
+        # in the chain's old system (imports): the (program_id, external_id) key
+        return "identifier", [or_(_by_identifier(program_id, {text}), cu.c.external_id == text)]
     words = text.split(" ")
     last, first = words[0], " ".join(words[1:])
     if len(last) < MIN_NAME:
@@ -282,6 +284,7 @@ class CustomerView:
     discount_percent: Decimal | None
     cards: list[CardView] = field(default_factory=list)
     coupons: list[CouponView] = field(default_factory=list)
+    external_id: str | None = None  # the id in the chain's own systems (imports)
 
     @property
     def name(self) -> str:
@@ -360,6 +363,7 @@ async def get_customer(rt: Runtime, program_id: int, customer_id: int) -> Custom
         tier=row.tier,
         tier_name=tier_name,
         discount_percent=None if row.discount_percent is None else Decimal(row.discount_percent),
+        external_id=row.external_id,
         cards=[
             CardView(
                 r.id,

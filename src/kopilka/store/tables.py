@@ -829,3 +829,17 @@ audit_log = Table(
     Index(None, "object_type", "object_id"),
     Index(None, "actor_kind", "actor_id"),
 )
+
+# --- imported history (issue 8) ---------------------------------------------------------------
+
+# Receipts brought by ``kopilka import receipts``, by the old system's receipt id: the key
+# that makes a re-run of the same file change nothing (ADR 0014).  The receipt itself is an
+# ordinary ``receipts`` row with ``source = 'import'``.
+imported_receipts = Table(
+    "imported_receipts",
+    metadata,
+    Column("program_id", ForeignKey("programs.id"), primary_key=True),
+    Column("receipt_id", String(64), primary_key=True),
+    Column("receipt_pk", ForeignKey("receipts.id"), nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+)
