@@ -81,7 +81,9 @@ async def test_coupon_series_are_listed_exported_and_blocked(
 
     r = await client.get(f"{base}/coupon-series/API1/export?format=csv&state=active", headers=auth)
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
-    assert r.headers["content-disposition"] == 'attachment; filename="coupons-API1.csv"'
+    assert r.headers["content-disposition"] == (
+        "attachment; filename=\"coupons-API1.csv\"; filename*=UTF-8''coupons-API1.csv"
+    )
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert sorted(x["code"] for x in rows) == sorted(made[1:])
     r = await client.get(f"{base}/coupon-series/API1/export?format=xlsx", headers=auth)

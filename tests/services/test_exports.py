@@ -298,3 +298,14 @@ async def test_draws_and_reward_orders_are_listed_in_pages(make_shop: Any) -> No
         ).one()
     assert (last.action, last.object_id) == ("reward_order.issue", str(made.id))
     assert '"state":"issued"' in last.after
+
+
+def test_a_russian_file_name_downloads_under_its_own_name() -> None:
+    headers = exports.attachment("Сводка 2026-11", "xlsx")
+
+    value = headers["Content-Disposition"]
+    value.encode("latin-1")  # a header that cannot be sent would fail here (it used to)
+    assert value == (
+        'attachment; filename="_______2026-11.xlsx"; '
+        "filename*=UTF-8''%D0%A1%D0%B2%D0%BE%D0%B4%D0%BA%D0%B0%202026-11.xlsx"
+    )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -203,8 +204,15 @@ def media_type(fmt: str) -> str:
 
 def attachment(filename: str, fmt: str) -> dict[str, str]:
     """Headers that make a browser save the file."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in filename)
+    # HTTP headers are Latin-1: an ASCII name for old clients, the real (Cyrillic) one
+    # per RFC 6266 / 5987 for everyone else.
+    ascii_name = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in filename
+    )
+    real = quote(f"{filename}.{fmt}", safe="")
     return {
-        "Content-Disposition": f'attachment; filename="{safe}.{fmt}"',
+        "Content-Disposition": (
+            f"attachment; filename=\"{ascii_name}.{fmt}\"; filename*=UTF-8''{real}"
+        ),
         "Cache-Control": "no-store",
     }
