@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from kopilka.domain.money import q2
@@ -23,6 +24,11 @@ from kopilka.store.queries import insert_id
 from tests.conftest import Member, Shop
 
 Line = tuple[str, str | None, str, str, str, str, str]
+NOV = {"from": "2026-11-01", "to": "2026-11-30"}
+
+
+def utc(*a: int) -> datetime:
+    return datetime(*a, tzinfo=UTC)
 
 
 @dataclass
@@ -139,3 +145,78 @@ async def till_for(shop: Shop) -> Till:
             )
         ).scalar_one()
     return Till(shop, tid)
+
+
+@pytest.fixture
+async def november(make_shop: Any) -> Till:
+    return await make_november(make_shop)
+
+
+async def make_november(make_shop: Any) -> Till:
+    """Program time zone Europe/Moscow (UTC+3).  Stores A (Москва) and B (Казань).
+
+    R1  A  m1 (gold, champions)  UTC 11-02 22:30 = local 11-03  cashier c1  to_pay 150.50
+        milk dairy 2 -> 100.00 (disc 10, earned 10.00); bread bakery 1 -> 50.50 (earned 5.05)
+    R2  A  non-member            UTC 11-03 10:00 = local 11-03  c2  to_pay 49.99
+        milk dairy 1 -> 49.99
+    R3  B  m2 (no tier)          UTC 11-10 12:00 = local 11-10  c1  to_pay 551.00
+        milk dairy 3 -> 150.00 (disc 5, earned 15, burned 30);
+        cheese dairy 0.5 -> 300.00 (disc 10, earned 30, burned 50);
+        bread bakery 2 -> 101.00 (disc 5, earned 10.10, burned 20)
+    R4  A  m1  UTC 11-03 12:00   cancelled: never counted
+    R5  B  m2  UTC 10-31 21:30 = local 11-01  c2  to_pay 40.00: bread bakery 1 -> 40.00
+    R6  A  m1  UTC 11-30 21:30 = local 12-01: outside November
+    """
+    shop = await make_shop(timezone="Europe/Moscow")
+    till = await till_for(shop)
+    await till.store("A", name="Тверская", city="Москва", region="Москва")
+    await till.store("B", name="Баумана", city="Казань", region="Татарстан")
+    m1 = await till.member_with(tier="gold", segment="champions")
+    m2 = await till.member_with()
+    milk = ("milk", "dairy")
+    await till.receipt(
+        "A",
+        utc(2026, 11, 2, 22, 30),
+        [
+            (*milk, "2", "100.00", "10", "10.00", "0"),
+            ("bread", "bakery", "1", "50.50", "0", "5.05", "0"),
+        ],
+        member=m1,
+        cashier="c1",
+    )
+    await till.receipt(
+        "A", utc(2026, 11, 3, 10), [(*milk, "1", "49.99", "0", "0", "0")], cashier="c2"
+    )
+    await till.receipt(
+        "B",
+        utc(2026, 11, 10, 12),
+        [
+            (*milk, "3", "150.00", "5", "15.00", "30"),
+            ("cheese", "dairy", "0.5", "300.00", "10", "30.00", "50"),
+            ("bread", "bakery", "2", "101.00", "5", "10.10", "20"),
+        ],
+        member=m2,
+        cashier="c1",
+    )
+    await till.receipt(
+        "A",
+        utc(2026, 11, 3, 12),
+        [(*milk, "1", "999", "0", "0", "0")],
+        member=m1,
+        state="cancelled",
+    )
+    await till.receipt(
+        "B",
+        utc(2026, 10, 31, 21, 30),
+        [("bread", "bakery", "1", "40.00", "0", "0", "0")],
+        member=m2,
+        cashier="c2",
+    )
+    await till.receipt(
+        "A",
+        utc(2026, 11, 30, 21, 30),
+        [(*milk, "1", "1000", "0", "0", "0")],
+        member=m1,
+        cashier="c1",
+    )
+    return till

@@ -3,7 +3,7 @@ computed by hand from the receipts in ``november`` (see the table in its docstri
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -14,81 +14,9 @@ from kopilka.domain import report_builder as rb
 from kopilka.services import saved_reports
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
-from tests.analytics.conftest import Till, till_for
+from tests.analytics.conftest import NOV, Till, till_for, utc
 
 D = Decimal
-NOV = {"from": "2026-11-01", "to": "2026-11-30"}
-
-
-def utc(*a: int) -> datetime:
-    return datetime(*a, tzinfo=UTC)
-
-
-@pytest.fixture
-async def november(make_shop: Any) -> Till:
-    """Program time zone Europe/Moscow (UTC+3).  Stores A (Москва) and B (Казань).
-
-    | receipt | store | who | UTC instant | local day | cashier | lines (sku cat qty to_pay disc) | to_pay | earned | burned |
-    | R1 | A | m1 gold/champions | 11-02 22:30 | 11-03 | c1 | milk dairy 2 100.00 10; bread bakery 1 50.50 0 | 150.50 | 15.05 | 0 |
-    | R2 | A | non-member | 11-03 10:00 | 11-03 | c2 | milk dairy 1 49.99 0 | 49.99 | 0 | 0 |
-    | R3 | B | m2 (no tier) | 11-10 12:00 | 11-10 | c1 | milk dairy 3 150.00 5; cheese dairy 0.5 300.00 10; bread bakery 2 101.00 5 | 551.00 | 55.10 | 100 |
-    | R4 | A | m1 | 11-03 12:00 | cancelled: never counted | | milk 1 999 | | | |
-    | R5 | B | m2 | 10-31 21:30 | 11-01 | c2 | bread bakery 1 40.00 0 | 40.00 | 0 | 0 |
-    | R6 | A | m1 | 11-30 21:30 | 12-01: outside November | c1 | milk dairy 1 1000 | | | |
-    """
-    shop = await make_shop(timezone="Europe/Moscow")
-    till = await till_for(shop)
-    await till.store("A", name="Тверская", city="Москва", region="Москва")
-    await till.store("B", name="Баумана", city="Казань", region="Татарстан")
-    m1 = await till.member_with(tier="gold", segment="champions")
-    m2 = await till.member_with()
-    milk = ("milk", "dairy")
-    await till.receipt(
-        "A",
-        utc(2026, 11, 2, 22, 30),
-        [
-            (*milk, "2", "100.00", "10", "10.00", "0"),
-            ("bread", "bakery", "1", "50.50", "0", "5.05", "0"),
-        ],
-        member=m1,
-        cashier="c1",
-    )
-    await till.receipt(
-        "A", utc(2026, 11, 3, 10), [(*milk, "1", "49.99", "0", "0", "0")], cashier="c2"
-    )
-    await till.receipt(
-        "B",
-        utc(2026, 11, 10, 12),
-        [
-            (*milk, "3", "150.00", "5", "15.00", "30"),
-            ("cheese", "dairy", "0.5", "300.00", "10", "30.00", "50"),
-            ("bread", "bakery", "2", "101.00", "5", "10.10", "20"),
-        ],
-        member=m2,
-        cashier="c1",
-    )
-    await till.receipt(
-        "A",
-        utc(2026, 11, 3, 12),
-        [(*milk, "1", "999", "0", "0", "0")],
-        member=m1,
-        state="cancelled",
-    )
-    await till.receipt(
-        "B",
-        utc(2026, 10, 31, 21, 30),
-        [("bread", "bakery", "1", "40.00", "0", "0", "0")],
-        member=m2,
-        cashier="c2",
-    )
-    await till.receipt(
-        "A",
-        utc(2026, 11, 30, 21, 30),
-        [(*milk, "1", "1000", "0", "0", "0")],
-        member=m1,
-        cashier="c1",
-    )
-    return till
 
 
 def owner(till: Till) -> Actor:

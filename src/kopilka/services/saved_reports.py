@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from pydantic import ValidationError
@@ -364,6 +365,19 @@ async def report_file(
 
 def media_type(fmt: str) -> str:
     return pdf.PDF_TYPE if fmt == "pdf" else exports.media_type(fmt)
+
+
+def download_headers(name: str, fmt: str) -> dict[str, str]:
+    """Headers that make a browser save the file under the report's name, Cyrillic
+    included (RFC 6266 ``filename*``; HTTP headers themselves are Latin-1)."""
+    ascii_name = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in name
+    )
+    return {
+        "Content-Disposition": f'attachment; filename="{ascii_name.strip("_") or "report"}.{fmt}"; '
+        f"filename*=UTF-8''{quote(name)}.{fmt}",
+        "Cache-Control": "no-store",
+    }
 
 
 # --- schedules ------------------------------------------------------------------------------
