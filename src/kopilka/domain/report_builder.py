@@ -212,10 +212,12 @@ class Definition(_Model):
         if sum(d in TIME_DIMENSIONS for d in self.dimensions) > 1:
             raise ValueError("dimensions: choose one of day, week and month")
         if self.sort is not None and self.sort.by not in (*self.dimensions, *self.measures):
-            raise ValueError("sort.by must be one of the report's dimensions or measures")
+            raise ValueError("sort: sort by one of the report's dimensions or measures")
         need = {"line": 1, "bar": 1, "pie": 1, "stacked_bar": 2, "heatmap": 2}.get(self.chart)
-        if need is not None and len(self.dimensions) < need:
-            raise ValueError(f"chart: a {self.chart} chart needs {need} dimension(s)")
+        if need == 1 and not self.dimensions:
+            raise ValueError("chart: a line, bar or pie chart needs a dimension")
+        if need == 2 and len(self.dimensions) < 2:
+            raise ValueError("chart: a stacked bar chart or a heat map needs two dimensions")
         if self.chart == "heatmap" and len(self.measures) != 1:
             raise ValueError("chart: a heat map shows exactly one measure")
         return self
@@ -234,7 +236,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
+        raise ValueError(f"unknown time zone: {name}") from None
 
 
 def local_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -332,5 +334,5 @@ def parse_addresses(value: str) -> list[str]:
         raise ValueError("recipients: at most 50 addresses")
     for a in out:
         if not re.fullmatch(r"[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+", a) or len(a) > 254:
-            raise ValueError(f"recipients: {a!r} is not an e-mail address")
+            raise ValueError(f"recipients: not an e-mail address: {a}")
     return out

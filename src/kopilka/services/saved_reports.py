@@ -60,6 +60,31 @@ def _path(loc: Sequence[int | str]) -> str:
     return out or "definition"
 
 
+# pydantic's error types in words a console user reads (and the console translates)
+PLAIN = {
+    "missing": "required",
+    "extra_forbidden": "unknown field",
+    "literal_error": "not one of the choices",
+    "too_short": "choose at least one",
+    "too_long": "too many",
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "greater_than_equal": "out of range",
+    "less_than_equal": "out of range",
+    "date_parsing": "a date as YYYY-MM-DD",
+    "date_from_datetime_parsing": "a date as YYYY-MM-DD",
+    "date_type": "a date as YYYY-MM-DD",
+    "list_type": "a list",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "string_too_long": "too long",
+    "string_too_short": "required",
+    "model_type": "an object",
+    "dict_type": "an object",
+}
+
+
 def parse_definition(data: Any) -> rb.Definition:
     """A definition from JSON-like data; ``validation_failed`` lists every bad field."""
     try:
@@ -69,7 +94,7 @@ def parse_definition(data: Any) -> rb.Definition:
             {
                 "field": _path(e["loc"]),
                 "code": "bad_value",
-                "detail": str(e["msg"]).removeprefix("Value error, "),
+                "detail": PLAIN.get(e["type"]) or str(e["msg"]).removeprefix("Value error, "),
             }
             for e in exc.errors(include_url=False)
         ]
@@ -625,3 +650,48 @@ async def _run_schedule(rt: Runtime, sch: Schedule, *, now: datetime) -> int:
 def _filename(name: str, run_at: datetime, fmt: str) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80] or "report"
     return f"{safe}-{run_at:%Y-%m-%d}.{fmt}"
+
+
+# --- the console's form ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """The values the builder's filters offer: what the program's data has."""
+
+    stores: list[tuple[str, str]]  # (code, name)
+    cities: list[str]
+    regions: list[str]
+    tiers: list[str]
+    segments: list[str]
+
+
+async def filter_options(rt: Runtime, actor: Actor, program_id: int) -> FilterOptions:
+    actor.require(Perm.REPORTS_READ)
+    _check_program(actor, program_id)
+    s = t.stores
+    mine = [s.c.program_id == program_id]
+    if actor.partner_id is not None:
+        mine.append(s.c.partner_id == actor.partner_id)
+    if actor.store_id is not None:
+        mine.append(s.c.id == actor.store_id)
+
+    async def distinct(column: Any, *where: Any) -> list[str]:
+        rows = await conn.execute(
+            select(column).where(*where, column.is_not(None), column != "").distinct()
+        )
+        return sorted(str(v) for (v,) in rows)
+
+    async with rt.engine.connect() as conn:
+        stores = (
+            await conn.execute(select(s.c.code, s.c.name).where(*mine).order_by(s.c.name))
+        ).all()
+        return FilterOptions(
+            stores=[(code, name) for code, name in stores],
+            cities=await distinct(s.c.city, *mine),
+            regions=await distinct(s.c.region, *mine),
+            tiers=await distinct(t.accounts.c.tier, t.accounts.c.program_id == program_id),
+            segments=await distinct(
+                t.customers.c.rfm_segment, t.customers.c.program_id == program_id
+            ),
+        )
