@@ -167,6 +167,7 @@ class _Ctx:
     end: datetime
     line: bool
     joins: set[str]
+    program_id: int = 0
     quantities: Any = None
 
 
@@ -247,7 +248,11 @@ def _quantities(ctx: _Ctx) -> Any:
         ctx.quantities = (
             select(ln.c.receipt_pk, func.sum(ln.c.quantity).label("qty"))
             .join(r2, r2.c.id == ln.c.receipt_pk)
-            .where(r2.c.occurred_at >= ctx.start, r2.c.occurred_at < ctx.end)
+            .where(
+                r2.c.program_id == ctx.program_id,
+                r2.c.occurred_at >= ctx.start,
+                r2.c.occurred_at < ctx.end,
+            )
             .group_by(ln.c.receipt_pk)
             .subquery("quantities")
         )
@@ -291,7 +296,7 @@ def compile_query(
     """The one query of a definition, and the period's first and last local day."""
     first, last = d.period.dates(today)
     start, end = rb.local_bounds(first, last, rb.zone(scope.timezone))
-    ctx = _Ctx(d, dialect, scope.timezone, start, end, d.line_level, set())
+    ctx = _Ctx(d, dialect, scope.timezone, start, end, d.line_level, set(), scope.program_id)
     dims = [_dimension(ctx, k).label(f"d{i}") for i, k in enumerate(d.dimensions)]
     base = {k: _measure(ctx, k) for k in ("sales", "receipts")}
     extra = [k for k in d.measures if k not in ("sales", "receipts", "avg_receipt")]
