@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from kopilka.analytics import builder
 from kopilka.domain import report_builder as rb
-from kopilka.domain.roles import Perm, Role
+from kopilka.domain.roles import Perm, Role, can
 from kopilka.services import saved_reports
 from kopilka.services.errors import ServiceError
 from kopilka.web import i18n
@@ -30,18 +30,18 @@ router = APIRouter(include_in_schema=False)
 READ = Depends(console(Perm.REPORTS_READ))
 LIST_FILTERS = ("stores", "cities", "regions", "categories", "tiers", "segments", "cashiers")
 PERIODS = (
-    "last_7_days",
-    "last_30_days",
-    "last_90_days",
-    "yesterday",
-    "today",
-    "this_week",
-    "previous_week",
-    "this_month",
-    "previous_month",
-    "this_year",
-    "previous_year",
-    "custom",
+    ("last_7_days", "Last 7 days"),
+    ("last_30_days", "Last 30 days"),
+    ("last_90_days", "Last 90 days"),
+    ("yesterday", "Yesterday"),
+    ("today", "Today"),
+    ("this_week", "This week"),
+    ("previous_week", "Previous week"),
+    ("this_month", "This month"),
+    ("previous_month", "Previous month"),
+    ("this_year", "This year"),
+    ("previous_year", "Previous year"),
+    ("custom", "Dates below"),
 )
 FILE_FORMATS = {"csv", "xlsx", "pdf"}
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -154,7 +154,8 @@ async def _form_page(
             "measures": [(k, builder.MEASURE_LABELS[k]) for k in rb.MEASURES],
             "charts": [(k, builder.CHART_LABELS[k]) for k in rb.CHARTS],
             "periods": PERIODS,
-            "roles": [r.value for r in Role if r.value != c.actor.role],
+            # the owner role sees every report; a role without reports.read could not open it
+            "roles": [r.value for r in Role if r != Role.OWNER and can(r.value, Perm.REPORTS_READ)],
         },
         status=status,
     )
