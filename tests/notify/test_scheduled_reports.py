@@ -175,3 +175,29 @@ async def test_the_worker_command_mails_the_xlsx_once(
     assert rows[0] == ["Город", "Продажи", "Чеки"]
     [sch] = await saved_reports.list_schedules(rt, analyst, rid)
     assert sch.next_run_at > rt.now()
+
+
+async def test_a_worker_down_for_days_sends_the_latest_run_once(
+    make_shop: Any, rt: Runtime, clock: Clock
+) -> None:
+    till = await make_november(make_shop)
+    clock.set(utc(2026, 12, 1, 4, 0))
+    analyst, rid, sid = await saved(till, "xlsx")
+    clock.set(utc(2026, 12, 4, 6, 0))  # runs were due on 1, 2, 3 and 4 December at 08:00 MSK
+
+    queued = await saved_reports.run_due(rt)
+
+    assert queued == 1
+    async with rt.engine.connect() as conn:
+        keys = (
+            (
+                await conn.execute(
+                    select(t.outbox.c.dedup_key).where(t.outbox.c.dedup_key.like(f"report:{sid}:%"))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert keys == [f"report:{sid}:20261204T0500Z"]
+    [sch] = await saved_reports.list_schedules(rt, analyst, rid)
+    assert (sch.last_run_at, sch.next_run_at) == (utc(2026, 12, 4, 5), utc(2026, 12, 5, 5))

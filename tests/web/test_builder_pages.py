@@ -115,6 +115,9 @@ async def test_sharing_with_a_role(
     )
     assert (await client.get(url, headers=marketer)).status_code == 404
     assert (await client.get("/admin/reports/custom", headers=support)).status_code == 403
+    copy = await client.get(f"/admin/reports/builder?id={url.rsplit('/', 1)[1]}", headers=colleague)
+    assert copy.status_code == 200 and 'name="report_id"' not in copy.text
+    assert 'value="Для аналитиков"' in copy.text  # the copy starts with the report's name
     # the colleague may open it but not delete it
     refused = await client.post(
         url + "/delete", data={"csrf": _, "confirm": "Для аналитиков"}, headers=colleague

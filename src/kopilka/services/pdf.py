@@ -142,7 +142,7 @@ def bar_chart_png(
     """A plain bar chart (Pillow) of up to 40 bars, for a PDF: statistics, not money."""
     labels = list(labels)[:40]
     heights = [float(v) for v in list(values)[:40]]  # pixels: a picture, not money
-    w, h, left, bottom, top = 1600, 600, 150, 150, 50
+    w, h, left, bottom, top = 1600, 560, 150, 100, 50
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
     font = ImageFont.truetype(str(FONTS / "DejaVuSans.ttf"), 20)

@@ -207,7 +207,7 @@ def _visible(actor: Actor) -> Any:
     mine = and_(sr.c.owner_kind == actor.kind, sr.c.owner_id == actor.id)
     if actor.id is None:
         mine = and_(sr.c.owner_kind == actor.kind, sr.c.owner_id.is_(None))
-    shared = ("," + sr.c.shared_roles + ",").contains(f",{actor.role},")
+    shared = ("," + sr.c.shared_roles + ",").contains(f",{actor.role},", autoescape=True)
     return or_(mine, shared)
 
 
@@ -586,8 +586,20 @@ async def run_due(rt: Runtime, *, now: datetime | None = None) -> int:
     return sent
 
 
-async def _run_schedule(rt: Runtime, sch: Schedule, *, now: datetime) -> int:
+def latest_due(sch: Schedule, now: datetime) -> datetime:
+    """The last run time at or before ``now``: a worker that was down sends it once,
+    not every run it missed."""
     run_at = sch.next_run_at
+    for _ in range(10_000):
+        following = rb.next_run(sch.cadence, run_at)
+        if following > now:
+            break
+        run_at = following
+    return run_at
+
+
+async def _run_schedule(rt: Runtime, sch: Schedule, *, now: datetime) -> int:
+    run_at = latest_due(sch, now)
     async with rt.engine.connect() as conn:
         row = (await conn.execute(select(sr).where(sr.c.id == sch.report_id))).first()
         if row is None:
@@ -614,7 +626,7 @@ async def _run_schedule(rt: Runtime, sch: Schedule, *, now: datetime) -> int:
     async with rt.engine.begin() as conn:
         moved = await conn.execute(
             update(rs)
-            .where(rs.c.id == sch.id, rs.c.next_run_at == run_at)
+            .where(rs.c.id == sch.id, rs.c.next_run_at == sch.next_run_at)
             .values(next_run_at=rb.next_run(sch.cadence, now), last_run_at=run_at)
         )
         if moved.rowcount != 1:

@@ -171,7 +171,9 @@ async def builder_page(request: Request, c: Annotated[Console, READ]) -> Respons
             "name": rep.name,
             "shared_roles": ",".join(rep.shared_roles),
         }
-        return await _form_page(request, c, values, report=rep)
+        # another's report opens as a copy: saving makes the viewer's own report
+        editable = rep.editable_by(c.actor)
+        return await _form_page(request, c, values, report=rep if editable else None)
     defaults = {"dim1": "day", "measures": "sales,receipts", "period": "last_30_days"}
     return await _form_page(request, c, defaults | {"chart": "line", "limit": "1000"})
 
