@@ -559,6 +559,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         levels,
         referrals,
         rewards,
+        saved_reports,
     )
 
     try:
@@ -578,6 +579,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             queued = await campaigns.run_due(rt)  # due campaigns -> outbox events
             if queued:
                 print(f"campaigns: {queued} messages queued", file=sys.stderr)
+            reports = await saved_reports.run_due(rt)  # due report schedules -> e-mails
+            if reports:
+                print(f"reports: {reports} scheduled e-mails queued", file=sys.stderr)
             if notifier is not None:
                 sent = await outbox.run_once(
                     rt, notifier, worker_id=worker_id, program_ids=args.notify_program

@@ -2,8 +2,8 @@
 
 Every report module registers its subcommand in ``REPORTS`` (a function that adds a
 parser to the ``report`` group and sets ``fn``); every importer in ``IMPORTS``.  The
-output options are the same for every report: ``--format csv`` (default) or ``xlsx``,
-``--out FILE`` (default: CSV to standard output; XLSX needs ``--out``).  CSV written here
+output options are the same for every report: ``--format csv`` (default), ``xlsx`` or ``pdf``,
+``--out FILE`` (default: CSV to standard output; XLSX and PDF need ``--out``).  CSV written here
 is plain UTF-8 with LF line ends and values exactly as stored, for scripts; the console's
 downloads are made for spreadsheets instead (``services.exports``).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kopilka import import_cli
-from kopilka.services import exports
+from kopilka.services import exports, pdf
 
 Register = Callable[[Any], None]
 
@@ -27,22 +27,31 @@ REPORTS: list[Register] = []
 IMPORTS: list[Register] = [import_cli.add_receipts_command]
 
 
+OUTPUT_FORMATS = (*exports.FORMATS, "pdf")
+
+
 def add_output_args(parser: argparse.ArgumentParser) -> None:
     """``--format``, ``--out`` and ``--program``: the same for every report."""
-    parser.add_argument("--format", choices=exports.FORMATS, default="csv")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="csv")
     parser.add_argument("--out", default=None, help="file to write (default: standard output)")
     parser.add_argument("--program", default=None, help="program code (default: the only one)")
 
 
-async def write_tables(tables: Sequence[exports.Table], *, fmt: str, out: str | None) -> None:
-    """Write a report's first table (CSV) or every table as a sheet (XLSX) to ``out``.
+async def write_tables(
+    tables: Sequence[exports.Table], *, fmt: str, out: str | None, subtitle: str = ""
+) -> None:
+    """Write a report's first table (CSV) or every table as a sheet (XLSX) or one after
+    another (PDF: titled by the first table, ``subtitle`` under it) to ``out``.
 
     A report with several tables (rules and itemsets, rows and segment sizes) writes
-    its main one to CSV; ``xlsx`` carries them all."""
-    if fmt == "xlsx":
+    its main one to CSV; ``xlsx`` and ``pdf`` carry them all."""
+    if fmt in ("xlsx", "pdf"):
         if out is None:
-            raise SystemExit("error: --format xlsx needs --out FILE")
-        data = await exports.xlsx_book_bytes(tables)
+            raise SystemExit(f"error: --format {fmt} needs --out FILE")
+        if fmt == "xlsx":
+            data = await exports.xlsx_book_bytes(tables)
+        else:
+            data = await pdf.tables_pdf(tables, subtitle=subtitle)
         await asyncio.to_thread(Path(out).write_bytes, data)
         return
     # a CLI process: writing to the terminal or a local file blocks nobody else
@@ -68,3 +77,9 @@ def add_import_commands(sub: Any) -> None:
     isub = ip.add_subparsers(dest="what", required=True)
     for register in IMPORTS:
         register(isub)
+
+
+# --- the reports (each module imports this one: registered once it is complete) ---------------
+from kopilka.analytics import builder_cli  # noqa: E402
+
+REPORTS.append(builder_cli.register)

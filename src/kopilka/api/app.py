@@ -28,6 +28,7 @@ from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import org as admin_org
+from kopilka.api.admin import reports_custom as admin_reports_custom
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import giftcards as pos_giftcards
 from kopilka.api.pos import routes as pos
@@ -161,6 +162,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_customers.router)
     app.include_router(admin_org.router)
     app.include_router(admin_campaigns.router)
+    app.include_router(admin_reports_custom.router)
 
     web.install(app)
 
@@ -255,6 +257,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             *admin_customers.SCHEMAS,
             *admin_org.SCHEMAS,
             *admin_campaigns.SCHEMAS,
+            *admin_reports_custom.SCHEMAS,
         ):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))

@@ -2,6 +2,8 @@
 
 - The one-time login code goes by SMS to the number that asked for it, always: the person
   is at the till or on the login page waiting for it.  Never by e-mail.
+- A scheduled report goes by e-mail to the staff addresses of its schedule: it is not a
+  message to a customer.
 - Every other message — transactional (receipts, tiers, expiring points, birthday,
   coupons, gift cards, draws) and marketing (campaigns) — goes on a channel only with
   that channel's consent (``consent_sms`` / ``consent_email``), only to an active
@@ -13,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ALWAYS_SMS = frozenset({"login_code"})
+# Messages to the program's staff at the addresses they set (a scheduled report), not to
+# a customer: no consent is involved.
+STAFF_EMAIL = frozenset({"scheduled_report"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,8 @@ def recipient(name: str, channel: str, contact: Contact | None) -> str | None:
     """The address to send message ``name`` to on ``channel``, or None when not allowed."""
     if name in ALWAYS_SMS:
         return None if channel != "sms" or contact is None else contact.phone
+    if name in STAFF_EMAIL:
+        return None if channel != "email" or contact is None else contact.email
     if contact is None or contact.status != "active":
         return None
     if channel == "sms" and contact.consent_sms:

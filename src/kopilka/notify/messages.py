@@ -16,7 +16,9 @@ from typing import Any
 PRIVATE_TOPICS = frozenset({"sms.send"})
 # A campaign's message to one customer (services/campaigns.py): the customer's only.
 CAMPAIGN_TOPIC = "campaign.message"
-NO_WEBHOOK_TOPICS = PRIVATE_TOPICS | {CAMPAIGN_TOPIC}
+# A scheduled report (services/saved_reports.py): to the staff addresses of its schedule.
+REPORT_TOPIC = "report.scheduled"
+NO_WEBHOOK_TOPICS = PRIVATE_TOPICS | {CAMPAIGN_TOPIC, REPORT_TOPIC}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class Plan:
     channel: str | None = None  # only this channel (a campaign's)
     body: str | None = None  # the template's text itself (a campaign's), not a named one
     subject: str | None = None
+    email: str | None = None  # explicit addresses (a scheduled report): no customer needed
 
 
 def _d(value: Any) -> Decimal:
@@ -52,6 +55,15 @@ def plan(topic: str, payload: dict[str, Any]) -> Plan | None:
             channel=str(p["channel"]),
             body=str(p["body"]),
             subject=p.get("subject"),
+        )
+    if topic == REPORT_TOPIC:
+        return Plan(
+            "scheduled_report",
+            {"report": str(p["report"]), "period": str(p["period"])},
+            channel="email",
+            body=str(p["body"]),
+            subject=str(p["subject"]),
+            email=", ".join(p["recipients"]),
         )
     if topic == "purchase.confirmed":
         earned, redeemed = _d(p.get("points_earned")), _d(p.get("points_redeemed"))

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.notify import consent, messages, templates
 from kopilka.notify.backoff import retry_delay
-from kopilka.notify.channels import Channel, Outgoing, Reject, Retry
+from kopilka.notify.channels import Attachment, Channel, Outgoing, Reject, Retry
 from kopilka.notify.config import DeliveryPolicy
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
@@ -213,6 +213,8 @@ def _customer_rows(
         contact = contacts.get(cid) if isinstance(cid, int) else None
         if msg.phone is not None:  # the login code: to the number that asked for it
             contact = consent.Contact(cid or 0, "", msg.phone, None, False, False, "active")
+        if msg.email is not None:  # a scheduled report: to the staff addresses it names
+            contact = consent.Contact(0, "", None, msg.email, False, False, "active")
         for channel in templates.CHANNELS:
             if msg.channel is not None and channel != msg.channel:
                 continue
@@ -371,6 +373,7 @@ class Claimed:
     topic: str
     attempts: int
     secret: str | None
+    attachment: Attachment | None = None
 
 
 def _due(now: datetime) -> Any:
@@ -422,6 +425,7 @@ async def claim(
             d.c.topic,
             d.c.attempts,
             d.c.endpoint_id,
+            d.c.outbox_id,
         )
     )
     async with rt.engine.begin() as conn:
@@ -433,6 +437,7 @@ async def claim(
             secrets = dict(
                 (await conn.execute(select(we.c.id, we.c.secret).where(we.c.id.in_(ep_ids)))).all()
             )
+        files = await _attachments(conn, {r.outbox_id for r in rows if r.channel == "email"})
     return [
         Claimed(
             r.id,
@@ -444,9 +449,23 @@ async def claim(
             r.topic,
             r.attempts,
             secrets.get(r.endpoint_id) if r.endpoint_id is not None else None,
+            files.get(r.outbox_id) if r.channel == "email" else None,
         )
         for r in sorted(rows, key=lambda r: r.id)
     ]
+
+
+async def _attachments(conn: AsyncConnection, outbox_ids: set[int]) -> dict[int, Attachment]:
+    """The file each of these events' e-mails carry, if any (``outbox_attachments``)."""
+    if not outbox_ids:
+        return {}
+    oa = t.outbox_attachments
+    rows = await conn.execute(
+        select(oa.c.outbox_id, oa.c.filename, oa.c.content_type, oa.c.data).where(
+            oa.c.outbox_id.in_(outbox_ids)
+        )
+    )
+    return {r.outbox_id: Attachment(r.filename, r.content_type, bytes(r.data)) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +483,16 @@ async def send(notifier: Notifier, batch: Sequence[Claimed]) -> list[Outcome]:
 
     async def one(c: Claimed) -> Outcome:
         channel = notifier.channels[c.channel]
-        msg = Outgoing(c.channel, c.recipient, c.body, c.key, c.subject, c.topic, c.secret)
+        msg = Outgoing(
+            c.channel,
+            c.recipient,
+            c.body,
+            c.key,
+            c.subject,
+            c.topic,
+            c.secret,
+            attachment=c.attachment,
+        )
         async with gate:
             try:
                 return Outcome(c, True, ref=await channel.send(msg))

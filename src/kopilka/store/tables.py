@@ -843,3 +843,59 @@ imported_receipts = Table(
     Column("receipt_pk", ForeignKey("receipts.id"), nullable=False),
     Column("imported_at", UTCDateTime, nullable=False),
 )
+
+# --- the report builder: saved and scheduled reports (issue 8, docs/analytics/builder.md) ----
+
+# A report definition (JSON: domain.report_builder.Definition) saved by its owner and
+# shared with roles; partner_id/store_id: the owner's scope, which its schedules keep.
+saved_reports = Table(
+    "saved_reports",
+    metadata,
+    _id(),
+    Column("program_id", ForeignKey("programs.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("shared_roles", String(300), nullable=False, server_default=""),  # comma-separated
+    Column("owner_kind", String(16), nullable=False),  # user | token | cli
+    Column("owner_id", BigInteger),
+    Column("owner_name", String(200), nullable=False),
+    Column("partner_id", BigInteger),
+    Column("store_id", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "program_id", "id"),
+)
+
+# A saved report e-mailed as XLSX or PDF daily, weekly or monthly at a local time; the
+# worker sends a due run once (the outbox's dedup_key "report:<schedule>:<run time>").
+report_schedules = Table(
+    "report_schedules",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("report_id", ForeignKey("saved_reports.id"), nullable=False),
+    Column("frequency", String(16), nullable=False),  # daily | weekly | monthly
+    Column("at_time", String(5), nullable=False),  # "08:00" local
+    Column("weekday", Integer),  # weekly: 1 = Monday ... 7
+    Column("day", Integer),  # monthly: 1..28
+    Column("timezone", String(64), nullable=False),
+    Column("recipients", Text, nullable=False),  # comma-separated e-mail addresses
+    Column("format", String(8), nullable=False),  # xlsx | pdf
+    Column("locale", String(5), nullable=False, server_default="ru"),
+    Column("next_run_at", UTCDateTime, nullable=False),
+    Column("last_run_at", UTCDateTime),
+    Column("created_by", String(200), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "next_run_at"),
+    Index(None, "report_id"),
+)
+
+# One file an outbox event's e-mails carry (a scheduled report's XLSX or PDF).
+outbox_attachments = Table(
+    "outbox_attachments",
+    metadata,
+    Column("outbox_id", ForeignKey("outbox.id"), primary_key=True),
+    Column("filename", String(200), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)

@@ -14,6 +14,15 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file an e-mail carries (a scheduled report); other channels ignore it."""
+
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     channel: str  # sms | email | webhook
     recipient: str  # phone (+7...), e-mail address or URL
@@ -23,6 +32,7 @@ class Outgoing:
     topic: str = ""
     secret: str | None = None  # webhooks: the endpoint's signing secret
     extra: dict[str, str] = field(default_factory=dict)
+    attachment: Attachment | None = None
 
 
 class Retry(Exception):

@@ -1,6 +1,7 @@
 """E-mail through SMTP (stdlib ``smtplib`` in a thread): plain, STARTTLS or SSL, with or
-without a login.  The delivery key becomes the ``Message-ID``, so a message sent twice
-after a crash is recognisable as one by the receiving side."""
+without a login; a message may carry one attachment (a scheduled report's file).  The
+delivery key becomes the ``Message-ID``, so a message sent twice after a crash is
+recognisable as one by the receiving side."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ class Smtp:
         m["Date"] = formatdate(localtime=False, usegmt=True)
         m["Message-ID"] = f"<{msg.key}@{self.domain}>"
         m.set_content(msg.body)
+        if msg.attachment is not None:
+            maintype, _, subtype = msg.attachment.content_type.partition("/")
+            m.add_attachment(
+                msg.attachment.data,
+                maintype=maintype,
+                subtype=subtype or "octet-stream",
+                filename=msg.attachment.filename,
+            )
         return m
 
     def _send(self, m: EmailMessage) -> None:

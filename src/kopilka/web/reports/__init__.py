@@ -43,3 +43,21 @@ async def reports_index(
 ) -> Response:
     pages = [p for p in PAGES if c.can(p.perm)]
     return render(request, "reports/index.html", {"pages": pages})
+
+
+# --- report pages (each module adds its router and its PAGES lines) ----------------------------
+from kopilka.web.reports import builder as _builder  # noqa: E402
+
+PAGES += [
+    ReportPage(
+        "/admin/reports/builder",
+        "Report builder",
+        "Build your own report: dimensions, measures, filters and a chart; save, share, e-mail.",
+    ),
+    ReportPage(
+        "/admin/reports/custom",
+        "Saved reports",
+        "Reports built and saved by you or shared with your role.",
+    ),
+]
+router.include_router(_builder.router)
