@@ -23,6 +23,15 @@ Register = Callable[[Any], None]
 
 # One line per report / importer; each module owns its parser and its command.
 REPORTS: list[Register] = []
+
+
+def _fraud_alerts(rs: Any) -> None:
+    from kopilka.fraud_cli import register_report
+
+    register_report(rs)
+
+
+REPORTS.append(_fraud_alerts)
 IMPORTS: list[Register] = []
 
 

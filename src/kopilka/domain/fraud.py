@@ -119,10 +119,14 @@ def settings_from_dict(data: Mapping[str, Any]) -> FraudSettings:
 
 
 def parse_settings(
-    values: Mapping[str, str], *, disabled: Iterable[str] = (), base: FraudSettings = DEFAULTS
+    values: Mapping[str, str],
+    *,
+    disabled: Iterable[str] | None = (),
+    base: FraudSettings = DEFAULTS,
 ) -> FraudSettings:
     """Settings from a form or the API's body (text values); a field not given keeps
-    ``base``'s value.  Raises ``Invalid`` naming the first bad field."""
+    ``base``'s value (``disabled=None``: the rules turned off stay so).  Raises
+    ``Invalid`` naming the first bad field."""
     changes: dict[str, Any] = {}
     for name, (least, most, unit) in LIMITS.items():
         raw = (values.get(name) or "").strip()
@@ -146,6 +150,8 @@ def parse_settings(
         if limit != limit.quantize(Decimal("0.01")):
             raise Invalid("adjust_limit", "points with at most two decimals")
         changes["adjust_limit"] = limit
+    if disabled is None:
+        return replace(base, **changes)
     off = tuple(sorted({d.strip() for d in disabled if d.strip()}))
     unknown = [d for d in off if d not in {r.value for r in Rule}]
     if unknown:

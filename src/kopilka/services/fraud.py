@@ -96,9 +96,10 @@ async def do_save_settings(
     program_id: int,
     values: dict[str, str],
     *,
-    disabled: Iterable[str] = (),
+    disabled: Iterable[str] | None = None,
 ) -> FraudSettings:
-    """Change the thresholds (fields not given keep their values); audited
+    """Change the thresholds (fields not given keep their values; ``disabled``: the rules
+    to turn off, None: as they are); audited
     ``fraud.settings`` with before and after.  Bad input: ``validation_failed`` naming
     the field."""
     require_officer(actor, program_id)
