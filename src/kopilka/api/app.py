@@ -25,6 +25,7 @@ from kopilka.api import problems
 from kopilka.api.admin import campaigns as admin_campaigns
 from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
+from kopilka.api.admin import fraud as admin_fraud
 from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import org as admin_org
 from kopilka.api.admin import routes as admin
@@ -156,6 +157,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_customers.router)
     app.include_router(admin_org.router)
     app.include_router(admin_campaigns.router)
+    app.include_router(admin_fraud.router)
 
     web.install(app)
 
@@ -234,6 +236,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             *admin_customers.SCHEMAS,
             *admin_org.SCHEMAS,
             *admin_campaigns.SCHEMAS,
+            *admin_fraud.SCHEMAS,
         ):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))
