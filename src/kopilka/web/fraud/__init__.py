@@ -9,6 +9,7 @@ the permission and writes the change with its audit row (post/redirect/get).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -256,6 +257,7 @@ async def _alert_page(
         {
             "a": alert,
             "r": alert.row,
+            "evidence": [(x, datetime.fromisoformat(x["at"])) for x in alert.evidence],
             "values": values or {},
             "errors": errors or {},
             "can_act": c.can(Perm.CARDS_BLOCK) and c.can(Perm.AUDIT_READ),

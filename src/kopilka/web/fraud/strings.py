@@ -98,6 +98,7 @@ RU: dict[str, str] = {
     # settings
     "Rule is on": "Правило включено",
     "Save thresholds": "Сохранить пороги",
+    "default": "по умолчанию",
     "Receipts of one card by one cashier, at least": "Чеков одной карты у одного кассира, не"
     " меньше",
     "within hours": "за часов",
