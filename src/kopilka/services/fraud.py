@@ -157,21 +157,8 @@ def _receipt_query(source: Any = None) -> Select[Any]:
 
 
 def _receipt(r: Any) -> ReceiptFact:
-    return ReceiptFact(
-        id=int(r.id),
-        pos_id=r.pos_receipt_id,
-        at=r.occurred_at,
-        store_id=int(r.store_id),
-        terminal_id=int(r.terminal_id),
-        cashier_id=r.cashier_id,
-        account_id=r.account_id,
-        customer_id=r.customer_id,
-        card_id=r.card_id,
-        card_number=r.number,
-        amount=r.amount,
-        points_earned=r.points_earned,
-        points_redeemed=r.points_redeemed,
-    )
+    # positional: a row's attribute lookup by name costs more than the rule itself
+    return ReceiptFact(int(r[0]), *r[1:13])
 
 
 def _chunks(items: Sequence[int]) -> Iterable[list[int]]:
@@ -269,14 +256,20 @@ async def _receipt_findings(
     if not new:
         return []
     first, last = min(r.at for r in new), max(r.at for r in new)
-    back = max(timedelta(hours=s.cashier_card_hours), timedelta(days=s.earn_burn_days))
-    accounts = [r.account_id for r in new if r.account_id is not None]
-    history = await _account_receipts(conn, pid, accounts, first - back, last)
     found: list[Finding] = []
     if s.on(df.Rule.CASHIER_CARD):
+        swiped = [r.account_id for r in new if r.account_id is not None and r.cashier_id]
+        back = timedelta(hours=s.cashier_card_hours)
+        history = await _account_receipts(conn, pid, swiped, first - back, last)
         found += df.cashier_card(new, history, s)
     if s.on(df.Rule.EARN_THEN_BURN):
-        found += df.earn_then_burn(new, history, s)
+        burns = [r for r in new if r.account_id is not None and r.points_redeemed > 0]
+        if burns:
+            accounts = [r.account_id for r in burns if r.account_id is not None]
+            back = timedelta(days=s.earn_burn_days)
+            start = min(r.at for r in burns) - back
+            history = await _account_receipts(conn, pid, accounts, start, last)
+            found += df.earn_then_burn(burns, history, s)
     if s.on(df.Rule.TERMINAL_BURST):
         carded = [r for r in new if r.card_id is not None]
         if carded:
