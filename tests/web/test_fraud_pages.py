@@ -77,6 +77,12 @@ async def test_every_fraud_page_renders(
     detail = pages[f"/admin/fraud/{aid}"].text
     assert all(f">c{i}<" in detail for i in range(5))
     assert ("Заблокировать карту" in detail) == (locale == "ru")
+    found = (
+        "чеков этой карты у кассира k-1: 5"
+        if locale == "ru"
+        else f"card {card}: 5 receipts by cashier k-1 within 24 h"
+    )
+    assert f'data-testid="found">{found}<' in detail
     assert csv.status_code == 200 and card in csv.content.decode("utf-8-sig")
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
 
@@ -153,3 +159,70 @@ async def test_thresholds_form_keeps_what_was_typed_and_names_the_field(
     assert ok.status_code == 303
     assert (saved.cashier_card_receipts, saved.refund_days) == (7, 5)
     assert "terminal_burst" in saved.disabled and "cashier_card" not in saved.disabled
+
+
+def _row(rule: str, subject_type: str = "card", label: str = "x") -> Any:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    return fraud.AlertRow(
+        1, rule, "medium", subject_type, "1", label, None, None, None, None, "en", "open",
+        None, now, now, 0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "subject", "evidence", "text"),
+    [
+        (
+            "earn_then_burn",
+            "card",
+            [
+                {"kind": "receipt", "role": "earned", "points_earned": "100.00", "at": "a"},
+                {"kind": "receipt", "role": "earned", "points_earned": "50.00", "at": "b"},
+                {"kind": "receipt", "role": "burned", "points_redeemed": "150.00", "at": "c"},
+            ],
+            "начислено 150.00 баллов по 2 чекам на одной кассе, списано 150.00",
+        ),
+        (
+            "refund_after_burn",
+            "card",
+            [{"kind": "receipt"}, {"kind": "refund"}, {"kind": "receipt"}, {"kind": "refund"}],
+            "возвратов чеков, оплаченных баллами: 2",
+        ),
+        ("phone_cards", "customer", [{"kind": "card"}] * 4, "карт на один телефон: 4"),
+        (
+            "phone_cards",
+            "device",
+            [{"kind": "customer"}] * 5,
+            "клиентов, зарегистрированных с одного устройства: 5",
+        ),
+        (
+            "terminal_burst",
+            "terminal",
+            [
+                {"kind": "receipt", "at": "2026-12-01T10:00:00+00:00"},
+                {"kind": "receipt", "at": "2026-12-01T10:07:30+00:00"},
+            ],
+            "чеков с картой на кассе: 2 за 8 мин",
+        ),
+        (
+            "big_adjustment",
+            "user",
+            [{"kind": "adjustment", "amount": "5000.00"}],
+            "x: ручные корректировки на 5000.00 баллов",
+        ),
+        (
+            "pin_guessing",
+            "gift_card",
+            [{"kind": "pin_failures", "failures": 3}, {"kind": "pin_failures", "failures": 7}],
+            "неверных PIN за час: 7",
+        ),
+    ],
+)
+def test_what_was_found_in_russian(
+    rule: str, subject: str, evidence: list[dict[str, Any]], text: str
+) -> None:
+    from kopilka.web.fraud import describe_ru
+
+    assert describe_ru(_row(rule, subject), evidence) == text

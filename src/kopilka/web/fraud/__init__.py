@@ -10,6 +10,7 @@ the permission and writes the change with its audit row (post/redirect/get).
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -242,6 +243,40 @@ async def alert_page(request: Request, alert_id: int, c: Annotated[Console, READ
     return await _alert_page(request, c, alert_id)
 
 
+def describe_ru(r: fraud.AlertRow, evidence: list[dict[str, Any]]) -> str:
+    """The alert's "what was found" in Russian, from its evidence (the stored summary is
+    English: it also goes to the API, the export and the webhook)."""
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for x in evidence:
+        kinds.setdefault(str(x.get("kind")), []).append(x)
+    receipts, n = kinds.get("receipt", []), len(evidence)
+    if r.rule == "cashier_card":
+        cashiers = ", ".join(sorted({str(x.get("cashier_id")) for x in receipts}))
+        return f"чеков этой карты у кассира {cashiers}: {len(receipts)}"
+    if r.rule == "earn_then_burn":
+        earned = [x for x in receipts if x.get("role") == "earned"]
+        total = sum(Decimal(x["points_earned"]) for x in earned)
+        burned = sum(Decimal(x["points_redeemed"]) for x in receipts if x.get("role") == "burned")
+        return f"начислено {total} баллов по {len(earned)} чекам на одной кассе, списано {burned}"
+    if r.rule == "refund_after_burn":
+        return f"возвратов чеков, оплаченных баллами: {len(kinds.get('refund', []))}"
+    if r.rule == "phone_cards" and r.subject_type == "device":
+        return f"клиентов, зарегистрированных с одного устройства: {n}"
+    if r.rule == "phone_cards":
+        return f"карт на один телефон: {n}"
+    if r.rule == "terminal_burst":
+        times = sorted(datetime.fromisoformat(x["at"]) for x in receipts)
+        minutes = int((times[-1] - times[0]).total_seconds() // 60) + 1 if times else 0
+        return f"чеков с картой на кассе: {len(receipts)} за {minutes} мин"
+    if r.rule == "big_adjustment":
+        amounts = ", ".join(str(x.get("amount")) for x in kinds.get("adjustment", []))
+        return f"{r.subject_label}: ручные корректировки на {amounts} баллов"
+    if r.rule == "pin_guessing":
+        worst = max((int(x.get("failures", 0)) for x in evidence), default=0)
+        return f"неверных PIN за час: {worst}"
+    return r.summary
+
+
 async def _alert_page(
     request: Request,
     c: Console,
@@ -258,6 +293,9 @@ async def _alert_page(
             "a": alert,
             "r": alert.row,
             "evidence": [(x, datetime.fromisoformat(x["at"])) for x in alert.evidence],
+            "found": describe_ru(alert.row, alert.evidence)
+            if c.lang == "ru"
+            else alert.row.summary,
             "values": values or {},
             "errors": errors or {},
             "can_act": c.can(Perm.CARDS_BLOCK) and c.can(Perm.AUDIT_READ),
