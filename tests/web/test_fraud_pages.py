@@ -226,3 +226,18 @@ def test_what_was_found_in_russian(
     from kopilka.web.fraud import describe_ru
 
     assert describe_ru(_row(rule, subject), evidence) == text
+
+
+async def test_the_reports_index_links_the_queue_for_those_who_may_see_it(
+    client: httpx.AsyncClient, make_user: MakeUser, make_shop: Any
+) -> None:
+    shop = await make_shop()
+    security, _ = await session(shop, make_user, "security")
+    analyst, _ = await session(shop, make_user, "analyst")
+
+    seen = (await client.get("/admin/reports", headers=security)).text
+    unseen = (await client.get("/admin/reports", headers=analyst)).text
+
+    link = '<li><a href="/admin/fraud"><strong>Fraud alerts</strong></a>'
+    assert link in seen
+    assert 'href="/admin/fraud"' not in unseen  # neither in the list nor in the menu

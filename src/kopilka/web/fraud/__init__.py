@@ -24,11 +24,20 @@ from kopilka.web import i18n
 from kopilka.web.auth import Console, console
 from kopilka.web.fraud.strings import RU
 from kopilka.web.mechanics.common import download, fmt_of
+from kopilka.web.reports import PAGES, ReportPage
 from kopilka.web.tables import PageRequest
 from kopilka.web.templating import redirect, render
 
 i18n.add(RU, area="fraud")
 router = APIRouter(include_in_schema=False)
+PAGES.append(
+    ReportPage(
+        "/admin/fraud",
+        "Fraud alerts",
+        "The security officer's queue: what the fraud rules found, with the evidence",
+        perm=Perm.AUDIT_READ,
+    )
+)
 READ = Depends(console(Perm.AUDIT_READ))
 ACT = Depends(console(Perm.CARDS_BLOCK))
 

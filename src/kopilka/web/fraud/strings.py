@@ -6,6 +6,9 @@ RU: dict[str, str] = {
     "Fraud alerts": "Подозрительные операции",
     "Fraud thresholds": "Пороги антифрода",
     "Thresholds": "Пороги",
+    "The security officer's queue: what the fraud rules found, with the evidence": (
+        "Очередь службы безопасности: что нашли антифрод-правила, с доказательствами"
+    ),
     # rules
     "One card on many receipts of one cashier": "Одна карта на многих чеках одного кассира",
     "Points earned at one till, then burned": "Баллы накоплены на одной кассе и сразу списаны",
