@@ -554,6 +554,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         campaigns,
         coupons,
         draws,
+        fraud,
         giftcards,
         ledger_jobs,
         levels,
@@ -572,7 +573,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
         # the hourly jobs would skip their first run.
-        last_expiry = last_levels = float("-inf")
+        last_expiry = last_levels = last_pins = float("-inf")
         loop = asyncio.get_running_loop()
         notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
         while True:
@@ -592,6 +593,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
                         f"{sent.retried} to retry, {sent.failed} failed, {sent.dead} dead",
                         file=sys.stderr,
                     )
+            pins = loop.time() - last_pins >= args.fraud_pins_every_s
+            found = await fraud.scan(rt, pins=pins)  # fraud rules over what is new
+            last_pins = loop.time() if pins else last_pins
+            if found.created:
+                print(f"fraud: {found.created} new alerts", file=sys.stderr)
             released = await ledger_jobs.expire_holds(rt)
             released += await coupons.expire_coupon_holds(rt)
             released += await giftcards.expire_tender_holds(rt)
@@ -716,7 +722,7 @@ def cmd_levels(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kopilka import giftcard_cli, report_cli
+    from kopilka import fraud_cli, giftcard_cli, report_cli
     from kopilka.coupon_cli import add_coupon_commands
     from kopilka.draw_cli import add_draw_commands
 
@@ -906,6 +912,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--once", action="store_true", help="run each job once and exit")
     w.add_argument("--levels-every-s", type=float, default=3600.0, help="tiers/discounts period")
     w.add_argument(
+        "--fraud-pins-every-s",
+        type=float,
+        default=60.0,
+        help="gift-card PIN guessing check period (the other fraud rules run every round)",
+    )
+    w.add_argument(
         "--no-notify",
         dest="notify",
         action="store_false",
@@ -946,6 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_draw_commands(sub)
     add_coupon_commands(sub)
     giftcard_cli.add_parser(sub)
+    fraud_cli.add_parser(sub)
     report_cli.add_report_commands(sub)
     report_cli.add_import_commands(sub)
     return p

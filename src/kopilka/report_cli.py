@@ -27,6 +27,15 @@ REPORTS: list[Register] = []
 IMPORTS: list[Register] = [import_cli.add_receipts_command]
 
 
+def _fraud_alerts(rs: Any) -> None:
+    from kopilka.fraud_cli import register_report
+
+    register_report(rs)
+
+
+REPORTS.append(_fraud_alerts)
+
+
 OUTPUT_FORMATS = (*exports.FORMATS, "pdf")
 
 

@@ -26,6 +26,7 @@ from kopilka.api import observe, problems
 from kopilka.api.admin import campaigns as admin_campaigns
 from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
+from kopilka.api.admin import fraud as admin_fraud
 from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import org as admin_org
 from kopilka.api.admin import reports_custom as admin_reports_custom
@@ -163,6 +164,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_org.router)
     app.include_router(admin_campaigns.router)
     app.include_router(admin_reports_custom.router)
+    app.include_router(admin_fraud.router)
 
     web.install(app)
 
@@ -258,6 +260,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             *admin_org.SCHEMAS,
             *admin_campaigns.SCHEMAS,
             *admin_reports_custom.SCHEMAS,
+            *admin_fraud.SCHEMAS,
         ):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(js.pop("$defs", {}))

@@ -899,3 +899,65 @@ outbox_attachments = Table(
     Column("content_type", String(100), nullable=False),
     Column("data", LargeBinary, nullable=False),
 )
+
+# --- fraud alerts (issue 8, docs/fraud.md) ------------------------------------------------------
+
+# One alert per situation (``dedup_key``); ``open_key`` is the dedup key while the alert is
+# open or assigned and NULL once it is closed, so the unique index allows one open alert
+# per situation and any number of closed ones.
+fraud_alerts = Table(
+    "fraud_alerts",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("rule", String(32), nullable=False),
+    Column("severity", String(8), nullable=False),  # low | medium | high
+    # card | customer | terminal | cashier | user | device | gift_card
+    Column("subject_type", String(16), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("subject_label", String(200), nullable=False),
+    Column("store_id", BigInteger),
+    Column("customer_id", BigInteger),
+    Column("card_number", String(32)),  # the card the officer may block from the alert
+    Column("summary", String(300), nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON list of items, each with a unique "key"
+    Column("dedup_key", String(200), nullable=False),
+    Column("open_key", String(200)),
+    Column("state", String(16), nullable=False, server_default="open"),
+    Column("assignee_id", BigInteger),
+    Column("assignee_name", String(200)),
+    Column("resolution", String(500)),
+    Column("resolved_by", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    UniqueConstraint("program_id", "open_key"),
+    Index(None, "program_id", "state", "id"),
+    Index(None, "program_id", "dedup_key"),
+)
+
+# A program's thresholds (domain.fraud.FraudSettings as JSON); no row: the defaults.
+fraud_settings = Table(
+    "fraud_settings",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("settings", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False, server_default=""),
+)
+
+# How far the fraud scan has read each source (receipts, refunds, adjustments, cards,
+# customers), per program: the time of the last row seen.
+fraud_watermarks = Table(
+    "fraud_watermarks",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("source", String(32), primary_key=True),
+    Column("seen_until", UTCDateTime, nullable=False),
+)
+
+# The scan reads new refunds, cards and customers by time: these make those reads an
+# index range instead of a scan of the program's rows.
+Index("ix_refunds_program_id_created_at", refunds.c.program_id, refunds.c.created_at)
+Index("ix_cards_program_id_created_at", cards.c.program_id, cards.c.created_at)
+Index("ix_customers_program_id_registered_at", customers.c.program_id, customers.c.registered_at)

@@ -15,6 +15,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.web import auth, cabinet, pages
 from kopilka.web.cashier import router as cashier_router
 from kopilka.web.customers import router as customers_router
+from kopilka.web.fraud import router as fraud_router
 from kopilka.web.mechanics import router as mechanics_router
 from kopilka.web.notify import router as notify_router
 from kopilka.web.org import router as org_router
@@ -43,6 +44,7 @@ def install(app: FastAPI) -> None:
         org_router,
         notify_router,
         reports_router,
+        fraud_router,
         cashier_router,
         cabinet.router,
     ):

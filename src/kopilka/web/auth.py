@@ -68,6 +68,7 @@ NAV = (
     NavItem("/admin/stores", "Stores", Perm.STORES_READ),
     NavItem("/admin/users", "Users", Perm.USERS_MANAGE),
     NavItem("/admin/audit", "Audit log", Perm.AUDIT_READ),
+    NavItem("/admin/fraud", "Fraud alerts", Perm.AUDIT_READ),
     NavItem("/cashier", "Cashier screen", Perm.CASHIER),
 )
 

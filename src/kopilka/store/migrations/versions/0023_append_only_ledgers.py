@@ -8,7 +8,7 @@ object_not_in_prerequisite_state) and a row trigger per table, plus a statement 
 for TRUNCATE.  SQLite: BEFORE UPDATE / BEFORE DELETE triggers that ``RAISE(ABORT)``.
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0023"
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
