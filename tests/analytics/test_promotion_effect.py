@@ -155,12 +155,11 @@ async def test_a_holdout_without_lift_gives_an_interval_around_zero(
 SWING = (-20, -10, 0, 10, 20)
 
 
-async def test_without_a_holdout_the_pre_period_difference_in_differences_finds_the_lift(
-    rt: Runtime, make_shop: Any, clock: Clock
-) -> None:
-    # 20 participants buy the promoted SKU in October, spending 50 more than in
-    # September give or take a swing; 20 others change by the same swings only.
-    shop = await make_shop()
+async def pre_period_scenario(rt: Runtime, shop: Shop, clock: Clock) -> None:
+    """40 members: the first 20 buy the promoted SKU "P" in October (10 points each),
+    spending 50 more than in September give or take a swing; the other 20 change by
+    the same swings only.  The true effect is +50 per participant, 1000 in all, for a
+    cost of 200 points (= 200 roubles)."""
     await apply(rt, shop, promotion("promo-sku", sku="P"))
     people = await members(shop, clock, 40)
     for i, m in enumerate(people):
@@ -168,6 +167,15 @@ async def test_without_a_holdout_the_pre_period_difference_in_differences_finds_
         after = before + SWING[i % 5] + (50 if i < 20 else 0)
         await buy(shop, m, "A", before, IN_SEPTEMBER, "sep")
         await buy(shop, m, "P" if i < 20 else "A", after, IN_OCTOBER, "oct")
+
+
+async def test_without_a_holdout_the_pre_period_difference_in_differences_finds_the_lift(
+    rt: Runtime, make_shop: Any, clock: Clock
+) -> None:
+    # 20 participants buy the promoted SKU in October, spending 50 more than in
+    # September give or take a swing; 20 others change by the same swings only.
+    shop = await make_shop()
+    await pre_period_scenario(rt, shop, clock)
 
     rep = await report.promotion_effects(
         rt,

@@ -142,15 +142,19 @@ def parse_margin(text: str | None) -> Decimal | None:
 
 def report_window(day_from: date, day_to: date, tz: ZoneInfo) -> Window:
     """Whole days ``day_from``..``day_to`` (both included) in the program's time zone."""
+    check_days(day_from, day_to)
+    start = datetime.combine(day_from, time(0), tz).astimezone(UTC)
+    end = datetime.combine(day_to + timedelta(days=1), time(0), tz).astimezone(UTC)
+    return Window(start, end)
+
+
+def check_days(day_from: date, day_to: date) -> None:
     if day_to < day_from:
         raise ServiceError("validation_failed", "to: must not be before from", field="to")
     if (day_to - day_from).days >= MAX_DAYS:
         raise ServiceError(
             "validation_failed", f"to: at most {MAX_DAYS} days in a report", field="to"
         )
-    start = datetime.combine(day_from, time(0), tz).astimezone(UTC)
-    end = datetime.combine(day_to + timedelta(days=1), time(0), tz).astimezone(UTC)
-    return Window(start, end)
 
 
 def promotion_window(report: Window, p: CompiledPromotion | None) -> Window | None:
@@ -161,6 +165,23 @@ def promotion_window(report: Window, p: CompiledPromotion | None) -> Window | No
     if p is not None and p.ends_at is not None:
         end = min(end, p.ends_at.astimezone(UTC))
     return Window(start, end) if start < end else None
+
+
+async def find_program(rt: Runtime, code: str | None) -> tuple[int, str]:
+    """(id, code) of the program with this code, or of the only program there is."""
+    p = t.programs.c
+    async with rt.engine.connect() as conn:
+        q = select(p.id, p.code)
+        rows = (await conn.execute(q if code is None else q.where(p.code == code))).all()
+    if code is not None and not rows:
+        raise ServiceError("program_not_found", f"program: no program {code!r}", field="program")
+    if len(rows) != 1:
+        raise ServiceError(
+            "validation_failed",
+            f"program: there are {len(rows)} programs; name one (program code)",
+            field="program",
+        )
+    return int(rows[0][0]), str(rows[0][1])
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -618,3 +639,67 @@ def tables(report: EffectReport) -> list[exports.Table]:
         exports.Table("promotions", HEADER, exports.rows_of([row_of(f) for f in report.rows])),
         exports.Table("parameters", ("parameter", "value"), exports.rows_of(params)),
     ]
+
+
+# --- JSON (the admin API) --------------------------------------------------------------------
+
+
+def _interval(x: float | None, low: float | None, high: float | None) -> dict[str, Any]:
+    return {"estimate": ratio(x), "low": ratio(low), "high": ratio(high)}
+
+
+def _money_interval(x: Decimal | None, low: Decimal | None, high: Decimal | None) -> Any:
+    def s(v: Decimal | None) -> str | None:
+        return None if v is None else format(v, "f")
+
+    return {"estimate": s(x), "low": s(low), "high": s(high)}
+
+
+def effect_json(e: Effect) -> dict[str, Any]:
+    s, r = e.sales, e.rate
+    per = [money_est(v) for v in (s.estimate, s.low, s.high)]
+    return {
+        "method": e.method,
+        "from": e.window.start.isoformat(),
+        "to": e.window.end.isoformat(),
+        "group_a": {"members": s.n_a, "mean_sales": format(money_est(s.mean_a), "f")},
+        "group_b": {"members": s.n_b, "mean_sales": format(money_est(s.mean_b), "f")},
+        "per_member": _money_interval(*per),
+        "purchase_rate": None
+        if r is None
+        else {"a": ratio(r.mean_a), "b": ratio(r.mean_b), **_interval(r.estimate, r.low, r.high)},
+        "incremental_revenue": _money_interval(
+            e.incremental, e.incremental_low, e.incremental_high
+        ),
+        "roi": _interval(e.roi, e.roi_low, e.roi_high),
+        "confidence": LEVEL_TEXT,
+    }
+
+
+LEVEL_TEXT = "95% Welch t"
+
+
+def report_json(rep: EffectReport, code: str) -> dict[str, Any]:
+    return {
+        "program": code,
+        "from": rep.day_from.isoformat(),
+        "to": rep.day_to.isoformat(),
+        "margin_percent": None if rep.margin is None else format(rep.margin * 100, "f"),
+        "point_value": format(rep.point_value, "f"),
+        "promotions": [
+            {
+                "id": f.promotion_id,
+                "name": f.name,
+                "holdout_percent": format(f.holdout_percent, "f"),
+                "participants": f.participants,
+                "receipts": f.receipts,
+                "sales": format(f.sales, "f"),
+                "discount": format(f.discount, "f"),
+                "points": format(f.points, "f"),
+                "points_cost": format(f.points_cost, "f"),
+                "cost": format(f.cost, "f"),
+                "effect": None if f.effect is None else effect_json(f.effect),
+            }
+            for f in rep.rows
+        ],
+    }
