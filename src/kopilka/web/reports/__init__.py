@@ -43,3 +43,17 @@ async def reports_index(
 ) -> Response:
     pages = [p for p in PAGES if c.can(p.perm)]
     return render(request, "reports/index.html", {"pages": pages})
+
+
+# --- the reports (one block each) ---------------------------------------------------------
+
+from kopilka.web.reports import promotions as _promotions  # noqa: E402
+
+PAGES.append(
+    ReportPage(
+        "/admin/reports/promotions",
+        "Promotion effect",
+        "what each promotion cost and the sales it added, against a control group",
+    )
+)
+router.include_router(_promotions.router)
