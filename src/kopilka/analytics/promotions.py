@@ -319,7 +319,7 @@ def _figures(
     return PromotionFigures(
         promotion_id=pid,
         name=p.name if p is not None else pid,
-        holdout_percent=p.source.holdout_percent if p is not None else ZERO,
+        holdout_percent=(p.source.holdout_percent or ZERO) if p is not None else ZERO,
         participants=int(n),
         receipts=int(rc),
         sales=sales,

@@ -223,7 +223,7 @@ def compile_program(doc: m.ProgramDoc, *, version: int = 1) -> CompiledProgram:
                 budget=p.budget,
                 max_discount=p.max_discount,
                 source=p,
-                holdout_cut=holdout_cut(p.holdout_percent),
+                holdout_cut=holdout_cut(p.holdout_percent or Decimal(0)),
             )
         )
         keys = ctx.line_keys(p.lines) if p.lines is not None else None

@@ -405,8 +405,8 @@ class Promotion(Model):
     limits: list[UsageLimit] = Field(default_factory=list, max_length=5)
     budget: Budget | None = None
     # The share of members held out as a control group for the promotion-effect report:
-    # they never get it (``domain.holdout``); 0 holds out nobody.
-    holdout_percent: Decimal = Field(Decimal(0), ge=0, le=50, decimal_places=2)
+    # they never get it (``domain.holdout``); None or 0 holds out nobody.
+    holdout_percent: Decimal | None = Field(None, ge=0, le=50, decimal_places=2)
 
     @field_validator("starts_at", "ends_at")
     @classmethod
