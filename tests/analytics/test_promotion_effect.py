@@ -215,3 +215,47 @@ async def test_a_promotion_nobody_got_has_figures_of_zero_and_no_effect(
     # a promotion with a holdout is listed even when nobody bought: its groups exist
     assert [r.promotion_id for r in rep.rows] == ["held"]
     assert rep.rows[0].participants == 0
+
+
+async def test_the_daily_chart_shows_each_groups_sales_per_member_on_its_local_day(
+    rt: Runtime, make_shop: Any, clock: Clock
+) -> None:
+    shop = await make_shop()
+    await pre_period_scenario(rt, shop, clock)
+
+    d = await report.promotion_daily(
+        rt,
+        program_id=shop.program_id,
+        promotion_id="promo-sku",
+        day_from=date(2026, 10, 1),
+        day_to=date(2026, 10, 31),
+    )
+
+    assert d is not None and d.method == report.PRE_PERIOD
+    # the pre-period (31 days from 31 August) and October, day by day
+    assert (d.days[0], d.days[-1], len(d.days)) == (date(2026, 8, 31), date(2026, 10, 31), 62)
+    assert d.period_start == date(2026, 10, 1)
+    by_day = dict(zip(d.days, zip(d.a, d.b, strict=True), strict=True))
+    # participants (i < 20): September sum(200 + 10 i) = 5900, October 6900; per 20
+    # others (i >= 20): 4000 + 10 x 590 = 9900 in both months (the swings sum to 0); per 20
+    assert by_day[date(2026, 9, 15)] == (D("295.00"), D("495.00"))
+    assert by_day[date(2026, 10, 15)] == (D("345.00"), D("495.00"))
+    assert sum(d.a) + sum(d.b) == D("295.00") + D("495.00") + D("345.00") + D("495.00")
+
+
+def test_a_receipt_counts_on_its_day_in_the_programs_time_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    msk = ZoneInfo("Europe/Moscow")
+    span = report.Window(
+        datetime(2026, 9, 30, 21, tzinfo=UTC), datetime(2026, 10, 2, 21, tzinfo=UTC)
+    )
+    rows = [
+        (1, datetime(2026, 10, 1, 22, 30, tzinfo=UTC), D("100"), D("0")),  # 2 Oct, 01:30 MSK
+        (2, datetime(2026, 10, 1, 20, 30, tzinfo=UTC), D("90"), D("10")),  # 1 Oct, 23:30 MSK
+    ]
+
+    d = report._daily(report.HOLDOUT, rows, [1], [2], span, msk, date(2026, 10, 1))
+
+    assert d.days == [date(2026, 10, 1), date(2026, 10, 2)]
+    assert (d.a, d.b) == ([D("0.00"), D("100.00")], [D("80.00"), D("0.00")])

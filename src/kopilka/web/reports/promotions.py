@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
@@ -56,8 +57,6 @@ class Query:
 
     @property
     def query(self) -> str:
-        from urllib.parse import urlencode
-
         return urlencode({k: v for k, v in self.values.items() if v})
 
 
