@@ -11,7 +11,8 @@ Per promotion, over the report's period (``docs/analytics/promotion-effect.md``)
   given, their cost at the program's ``point_value``, cost = discount + points cost;
 - the incremental effect on sales per member, by one of two methods:
   ``holdout`` (the promotion holds out members: treatment vs control over the promotion's
-  days in the period, every member registered before its end counted, zeros included)
+  days in the period; eligible are the members registered before their end and anyone
+  who bought in them, or for a personal promotion those offered it; zeros included)
   or ``pre_period`` (difference in differences: participants' change from a pre-period of
   equal length minus the change among members who bought in either period without it);
 - incremental revenue = effect x members it applies to, and the ROI (``domain.effect``).
