@@ -141,3 +141,11 @@ def test_roi(incremental: str, cost: str, margin: str | None, expected: float) -
 
 def test_roi_of_a_promotion_that_cost_nothing_is_undefined() -> None:
     assert roi(D("100"), D("0"), D("0.25")) is None
+
+
+def test_tiny_variances_whose_squares_underflow_still_give_an_interval() -> None:
+    # hypothesis found it: (1.6e-101)^2 underflows to 0 in the degrees of freedom
+    e = welch([0.0, 0.0], [0.0, 1.566877601176105e-101])
+
+    assert e is not None and e.low is not None and e.high is not None
+    assert e.low <= e.estimate <= e.high

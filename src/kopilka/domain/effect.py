@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from scipy import stats
-
 LEVEL = 0.95
 
 
@@ -67,9 +65,24 @@ def welch(a: Sequence[float], b: Sequence[float], *, level: float = LEVEL) -> Es
     se2 = wa + wb
     if se2 == 0.0:  # every value equal within each group: no spread, the interval is a point
         return Estimate(est, est, est, mean_a, mean_b, len(a), len(b))
-    df = se2**2 / (wa**2 / (len(a) - 1) + wb**2 / (len(b) - 1))
+    df = welch_df(wa, wb, len(a), len(b))
+    from scipy import stats  # imported when first needed: it takes a while to load
+
     half = float(stats.t.ppf(1 - (1 - level) / 2, df)) * math.sqrt(se2)
     return Estimate(est, est - half, est + half, mean_a, mean_b, len(a), len(b), df)
+
+
+def welch_df(wa: float, wb: float, na: int, nb: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of ``var_a/n_a`` = ``wa`` and ``wb``.
+
+    Mathematically it lies between ``min(n_a, n_b) - 1`` and ``n_a + n_b - 2``; it is
+    clamped there so that tiny variances (whose squares underflow) still give a
+    usable value."""
+    low, high = float(min(na, nb) - 1), float(na + nb - 2)
+    den = wa**2 / (na - 1) + wb**2 / (nb - 1)
+    if den <= 0.0:
+        return high
+    return min(max((wa + wb) ** 2 / den, low), high)
 
 
 def diff_in_diff(
