@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,8 +23,21 @@ from kopilka.services import exports, pdf
 
 Register = Callable[[Any], None]
 
+
+def lazy(module: str) -> Register:
+    """A report module's ``register``, imported when the parser is built: report modules
+    import this one, so a top-level import here would be a cycle."""
+
+    def register(rs: Any) -> None:
+        importlib.import_module(module).register(rs)
+
+    return register
+
+
 # One line per report / importer; each module owns its parser and its command.
-REPORTS: list[Register] = []
+REPORTS: list[Register] = [
+    lazy("kopilka.analytics.promotions_cli"),
+]
 IMPORTS: list[Register] = [import_cli.add_receipts_command]
 
 

@@ -146,3 +146,19 @@ def test_a_weekday_among_any_rows_is_not_mistaken_for_the_schedule() -> None:
     assert same(p, roundtrip(p))
     both = {**p, "when": {"all": [p["when"], {"hours": ["10:00-12:00"]}]}}
     assert not pf.from_promotion(both, TZ).representable
+
+
+def test_the_holdout_survives_the_form_and_its_error_lands_on_its_input() -> None:
+    p = {
+        "id": "autumn",
+        "name": "Autumn points",
+        "effects": [{"kind": "fixed_points", "points": "10"}],
+        "holdout_percent": "12.5",
+    }
+
+    back = roundtrip(p)
+    none = roundtrip({**p, "holdout_percent": "0"})
+
+    assert same(p, back), back
+    assert "holdout_percent" not in none
+    assert pf.field_of("holdout_percent", {}) == "holdout_percent"

@@ -29,6 +29,7 @@ from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import fraud as admin_fraud
 from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import org as admin_org
+from kopilka.api.admin import reports as admin_reports
 from kopilka.api.admin import reports_custom as admin_reports_custom
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import giftcards as pos_giftcards
@@ -165,6 +166,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_campaigns.router)
     app.include_router(admin_reports_custom.router)
     app.include_router(admin_fraud.router)
+    app.include_router(admin_reports.router)
 
     web.install(app)
 

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kopilka.domain.holdout import holdout_cut
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.rules import model as m
 from kopilka.domain.rules.facts import CustomerContext, StoreContext
@@ -84,6 +85,7 @@ class CompiledPromotion:
     budget: m.Budget | None
     max_discount: Decimal | None
     source: m.Promotion
+    holdout_cut: int = 0  # buckets of members held out (``domain.holdout``); 0: none
 
 
 @dataclass(slots=True)
@@ -221,6 +223,7 @@ def compile_program(doc: m.ProgramDoc, *, version: int = 1) -> CompiledProgram:
                 budget=p.budget,
                 max_discount=p.max_discount,
                 source=p,
+                holdout_cut=holdout_cut(p.holdout_percent or Decimal(0)),
             )
         )
         keys = ctx.line_keys(p.lines) if p.lines is not None else None

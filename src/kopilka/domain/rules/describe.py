@@ -410,6 +410,13 @@ class _Words:
                 if ru
                 else "Only for customers it is offered to."
             )
+        if p.holdout_percent:
+            pct = self.pct(p.holdout_percent)
+            out.append(
+                f"{pct} участников не получают её (контрольная группа)."
+                if ru
+                else f"{pct} of members are held out as a control group."
+            )
         if p.exclusive:
             out.append(
                 "Не суммируется с другими акциями." if ru else "Does not combine with others."

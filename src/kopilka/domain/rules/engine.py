@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from kopilka.domain.holdout import is_held_out
 from kopilka.domain.money import HUNDRED, KOPECK, ZERO, from_minor, q2, round_points
 from kopilka.domain.receipt import (
     Applied,
@@ -238,6 +239,13 @@ def _why_not(
     cu = calc.facts.customer
     if p.personal and (cu is None or p.id not in cu.offers):
         return "a personal offer not assigned to this customer"
+    if (
+        p.holdout_cut
+        and cu is not None
+        and cu.customer_id is not None
+        and is_held_out(calc.prog.doc.salt, p.id, cu.customer_id, p.holdout_cut)
+    ):
+        return "held out: the customer is in its control group"
     if p.when is not None:
         why = p.when(calc.facts)
         if why is not None:

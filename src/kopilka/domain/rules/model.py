@@ -404,6 +404,9 @@ class Promotion(Model):
     max_discount: Amount | None = None
     limits: list[UsageLimit] = Field(default_factory=list, max_length=5)
     budget: Budget | None = None
+    # The share of members held out as a control group for the promotion-effect report:
+    # they never get it (``domain.holdout``); None or 0 holds out nobody.
+    holdout_percent: Decimal | None = Field(None, ge=0, le=50, decimal_places=2)
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -612,6 +615,9 @@ class ProgramDoc(Model):
     # referral_friend, ... (none: activities are not awarded automatically)
     activities: dict[Code, ActivityRuleDoc] = Field(default_factory=dict)
     promotions: list[Promotion] = Field(default_factory=list, max_length=20_000)
+    # What the held-out groups are drawn with (``domain.holdout``); None: the program code.
+    # Changing it draws every promotion's control group anew.
+    holdout_salt: str | None = Field(None, min_length=1, max_length=64)
 
     @field_validator("timezone")
     @classmethod
@@ -626,6 +632,11 @@ class ProgramDoc(Model):
 
     def points_enabled(self) -> bool:
         return self.type in ("bonus", "mixed")
+
+    @property
+    def salt(self) -> str:
+        """The salt of the held-out groups."""
+        return self.holdout_salt or self.code
 
 
 def reference_problems(doc: ProgramDoc) -> list[tuple[str, str]]:

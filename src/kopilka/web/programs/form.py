@@ -262,6 +262,8 @@ def from_promotion(p: dict[str, Any], tz: str) -> FormState:
         v[name] = _text(p.get(name))
     v["priority"] = _text(p.get("priority", 0))
     v["max_discount"] = _text(p.get("max_discount"))
+    held = p.get("holdout_percent")
+    v["holdout_percent"] = _text(held) if held not in (None, 0, "0", "0.00") else ""
     for flag in ("enabled", "personal", "exclusive"):
         if p.get(flag, flag == "enabled"):
             v[flag] = "1"
@@ -482,7 +484,7 @@ def to_promotion(form: Form, weekdays: list[str], tz: str) -> Built:
 
     for name in ("id", "name"):
         p[name] = g(name)
-    for name in ("description", "group", "max_discount"):
+    for name in ("description", "group", "max_discount", "holdout_percent"):
         if g(name):
             p[name] = g(name)
     p["priority"] = g("priority") or "0"
@@ -579,6 +581,8 @@ def field_of(path: str, fields: dict[str, str]) -> str:
         p = shorter
     top = re.split(r"[.\[]", path, maxsplit=1)[0]
     if top in ("id", "name", "description", "priority", "group", "max_discount"):
+        return top
+    if top == "holdout_percent":
         return top
     if top in ("starts_at", "ends_at"):
         return top

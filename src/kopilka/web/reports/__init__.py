@@ -61,3 +61,16 @@ PAGES += [
     ),
 ]
 router.include_router(_builder.router)
+
+# --- the reports (one block each) ---------------------------------------------------------
+
+from kopilka.web.reports import promotions as _promotions  # noqa: E402
+
+PAGES.append(
+    ReportPage(
+        "/admin/reports/promotions",
+        "Promotion effect",
+        "what each promotion cost and the sales it added, against a control group",
+    )
+)
+router.include_router(_promotions.router)
