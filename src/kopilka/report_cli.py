@@ -21,8 +21,15 @@ from kopilka.services import exports
 
 Register = Callable[[Any], None]
 
+
+def _rfm(sub: Any) -> None:
+    from kopilka.analytics import rfm_cli
+
+    rfm_cli.register(sub)
+
+
 # One line per report / importer; each module owns its parser and its command.
-REPORTS: list[Register] = []
+REPORTS: list[Register] = [_rfm]
 IMPORTS: list[Register] = []
 
 
