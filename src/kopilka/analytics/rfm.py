@@ -106,9 +106,7 @@ def parse_as_of(raw: str | None, *, field: str = "as_of") -> date:
     try:
         return date.fromisoformat(raw.strip())
     except ValueError:
-        raise ServiceError(
-            "validation_failed", f"{raw!r} is not a date (YYYY-MM-DD)", field=field
-        ) from None
+        raise ServiceError("validation_failed", "give a date as YYYY-MM-DD", field=field) from None
 
 
 def parse_window(raw: str | int | None, *, field: str = "window_days") -> int:
@@ -121,7 +119,7 @@ def parse_window(raw: str | int | None, *, field: str = "window_days") -> int:
             "validation_failed", "give a whole number of days", field=field
         ) from None
     if not 1 <= days <= MAX_WINDOW_DAYS:
-        raise ServiceError("validation_failed", f"give 1 to {MAX_WINDOW_DAYS} days", field=field)
+        raise ServiceError("validation_failed", "give 1 to 36500 days", field=field)
     return days
 
 

@@ -43,3 +43,16 @@ async def reports_index(
 ) -> Response:
     pages = [p for p in PAGES if c.can(p.perm)]
     return render(request, "reports/index.html", {"pages": pages})
+
+
+# --- the reports (one import and one line each) -------------------------------------------
+from kopilka.web.reports import rfm as _rfm  # noqa: E402
+
+PAGES.append(
+    ReportPage(
+        "/admin/reports/rfm",
+        "RFM segments",
+        "Customers by recency, frequency and monetary value: scores, segments, migration.",
+    )
+)
+router.include_router(_rfm.router)
