@@ -126,6 +126,7 @@ def grid_chart(rep: report.RfmReport, lang: str) -> dict[str, Any]:
         data.append({"value": [f - 1, r - 1, n], "label": {"formatter": f"{seg.label(lang)}\n{n}"}})
     scores = [str(s) for s in rfm.SCORES]
     return {
+        "animation": False,
         "tooltip": {"show": False},
         "grid": {"left": 56, "right": 12, "top": 8, "bottom": 48},
         "xAxis": {
@@ -166,6 +167,7 @@ def bars_chart(
 ) -> dict[str, Any]:
     names = [s.segment.label(lang) for s in totals]
     return {
+        "animation": False,
         "tooltip": {"trigger": "axis"},
         "legend": {"data": [customers, revenue], "top": 0},
         "grid": {"left": 150, "right": 24, "top": 28, "bottom": 24},
