@@ -511,3 +511,18 @@ def test_a_bad_segment_file_is_an_error_naming_the_file_and_path(tmp_path: Path)
     assert out.stderr.strip() == (
         f"error: --segments: {bad}: segments[1].f: give a score 1-5 or a range such as 4-5"
     )
+
+
+async def test_the_workers_daily_refresh_saves_segments_as_of_today(
+    make_shop: Any, clock: Any
+) -> None:
+    shop = await make_shop()
+    m = await dozen(shop, clock)
+    clock.set(local("2026-06-30", "23:59"))  # still the 30th in Moscow (20:59 UTC)
+
+    saved = dict(await service.refresh_all(shop.rt))
+
+    assert saved[shop.program_id].as_of == AS_OF
+    assert saved[shop.program_id].customers == 12
+    assert await segment_of(shop, m["A"]) == "champions"
+    assert await segment_of(shop, m["K"]) == "at_risk"

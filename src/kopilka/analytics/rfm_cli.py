@@ -108,6 +108,9 @@ def _run(args: argparse.Namespace, go: Any) -> int:
 
     try:
         return asyncio.run(main())
+    except BrokenPipeError:  # `... | head`: the reader has gone, that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ServiceError as exc:
         return _fail(f"{exc.field}: {exc.detail}" if exc.field else exc.detail)
 

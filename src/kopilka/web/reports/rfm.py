@@ -122,8 +122,10 @@ def grid_chart(rep: report.RfmReport, lang: str) -> dict[str, Any]:
     cells = rep.grid
     data = []
     for (r, f), n in cells.items():
-        seg = rep.segments.segment_of(r, f, 3)
-        data.append({"value": [f - 1, r - 1, n], "label": {"formatter": f"{seg.label(lang)}\n{n}"}})
+        name = rep.segments.segment_of(r, f, 3).label(lang)
+        if len(name) > 13:  # two lines in a cell: "Потенциально / лояльные"
+            name = name.replace(" ", "\n", 1)
+        data.append({"value": [f - 1, r - 1, n], "label": {"formatter": f"{name}\n{n}"}})
     scores = [str(s) for s in rfm.SCORES]
     return {
         "animation": False,
@@ -155,7 +157,11 @@ def grid_chart(rep: report.RfmReport, lang: str) -> dict[str, Any]:
             {
                 "type": "heatmap",
                 "data": data,
-                "label": {"show": True, "fontSize": 11, "lineHeight": 14},
+                "label": {
+                    "show": True,
+                    "fontSize": 11,
+                    "lineHeight": 14,
+                },
                 "itemStyle": {"borderColor": "#fff", "borderWidth": 2},
             }
         ],
