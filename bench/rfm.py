@@ -27,6 +27,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -160,15 +161,24 @@ async def measure(url: str, code: str | None, runs: int, explain: bool) -> None:
         from kopilka.analytics.rfm_cli import program_of
 
         pid = await program_of(rt, code)
-        times = []
+        times, cpu, sql = [], [], []
+        tz = ZoneInfo((await rt.compiled(pid)).settings.timezone)
+        start, end = report.window_utc(AS_OF, 365, tz)
         for _ in range(runs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             rep = await report.compute(rt, pid, as_of=AS_OF)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            t0 = time.perf_counter()
+            async with rt.engine.connect() as conn:
+                await report._aggregate(conn, pid, start, end)
+            sql.append(time.perf_counter() - t0)
         print(
             f"rfm as of {AS_OF}, 365 days: {len(rep.rows)} customers; "
             f"seconds: first {times[0]:.2f}, median {statistics.median(times):.2f}, "
-            f"min {min(times):.2f} ({runs} runs)"
+            f"min {min(times):.2f} ({runs} runs); of which the GROUP BY query alone "
+            f"(median) {statistics.median(sql):.2f}; this process's CPU (median) "
+            f"{statistics.median(cpu):.2f}"
         )
         if explain and not rt.sqlite:
             start, end = report.window_utc(

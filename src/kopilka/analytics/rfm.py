@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml  # type: ignore[import-untyped]
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.domain import rfm
@@ -171,6 +171,9 @@ async def _aggregate(
         )
         .group_by(r.c.customer_id)
     )
+    if conn.dialect.name == "postgresql":
+        # a year of a large chain's customers: hash the groups in memory, not on disk
+        await conn.execute(text("SET LOCAL work_mem = '64MB'"))
     rows = (await conn.execute(q)).all()
     return [_Agg(int(x[0]), int(x[1]), x[2] or ZERO, x[3] or ZERO, x[4]) for x in rows]
 

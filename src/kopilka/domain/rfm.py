@@ -292,6 +292,10 @@ def rfm_rows(
     r = scores(recency, higher_is_better=False)
     f = scores([p.frequency for p in items])
     m = scores([p.monetary for p in items])
+    # 125 combinations: match the rules once, not once per customer
+    lookup = {
+        (a, b, c): segments.segment_of(a, b, c) for a in SCORES for b in SCORES for c in SCORES
+    }
     rows = [
         RfmRow(
             p.customer_id,
@@ -303,7 +307,7 @@ def rfm_rows(
             r[i],
             f[i],
             m[i],
-            segments.segment_of(r[i], f[i], m[i]),
+            lookup[r[i], f[i], m[i]],
         )
         for i, p in enumerate(items)
     ]
