@@ -6,8 +6,8 @@
   partner or a store may not see it;
 - ``do_save_segments``: the report as of a date, then one transaction that writes the
   segment code of each customer with a purchase in the window and NULL for everyone
-  else, only the rows that change; audited ``rfm.save`` (who, the date, the counts;
-  the worker's daily run only when something changed);
+  else, only the rows that change; a manual save is audited ``rfm.save`` (who, the
+  date, the counts), the worker's daily run is not (it prints what changed);
 - ``refresh_all``: the worker's daily job, as of today in each program's time zone.
 """
 
@@ -89,8 +89,8 @@ async def do_save_segments(
                 )
         sizes = dict(Counter(wanted.values()))
         changed = sum(len(v) for v in moves.values())
-        if changed == 0 and actor.kind == "system":
-            return Saved(as_of, window_days, len(wanted), changed, sizes)  # nothing to log
+        if actor.kind == "system":  # the worker's daily run is no manual change
+            return Saved(as_of, window_days, len(wanted), changed, sizes)
         await audit.record(
             conn,
             actor,
