@@ -125,3 +125,14 @@ async def test_bad_parameters_are_problems_naming_them(
         url, params={"as_of": "2026-06-30", "program": "someone-else"}, headers=auth
     )
     assert other.status_code == 403
+    everywhere = await admin.do_add_token(rt, name=f"all-{secrets.token_hex(2)}")
+    several = await client.get(
+        url, params={"as_of": "2026-06-30"}, headers={"Authorization": f"Bearer {everywhere}"}
+    )
+    assert several.status_code == 422 and '"program"' in several.text  # which one?
+    named = await client.get(
+        url,
+        params={"as_of": "2026-06-30", "program": shop.code},
+        headers={"Authorization": f"Bearer {everywhere}"},
+    )
+    assert named.status_code == 200 and named.json()["customers"] == 0
