@@ -16,9 +16,11 @@ joined); naming, merge-following, scoring and segments then run in Python.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,8 +128,8 @@ def parse_window(raw: str | int | None, *, field: str = "window_days") -> int:
 def window_utc(as_of: date, window_days: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """The UTC instants ``[start, end)`` of the local days ``(as_of - N, as_of]``."""
     first = as_of - timedelta(days=window_days - 1)
-    start = datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    start = datetime.combine(first, day_time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(as_of + timedelta(days=1), day_time(0), tzinfo=tz).astimezone(UTC)
     return start, end
 
 
@@ -272,6 +274,36 @@ async def compute(
         names = await _names(conn, program_id, ids) if ids else {}
     rows = rfm.rfm_rows(_purchases(aggs, survivors, names, tz), as_of=as_of, segments=segments)
     return RfmReport(program_id, as_of, window_days, tz_name, segments, rows)
+
+
+# The console pages through one report: keep the last few for a short while, so that
+# the next page of a large program's report is not computed again (the CLI and the API
+# always compute afresh).
+CACHE_TTL_S = 300.0
+_cache: dict[tuple[Any, ...], tuple[float, RfmReport]] = {}
+
+
+async def compute_cached(
+    rt: Runtime,
+    program_id: int,
+    *,
+    as_of: date,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    segments: rfm.SegmentMap = rfm.DEFAULT_MAP,
+) -> RfmReport:
+    """``compute``, remembered for ``CACHE_TTL_S`` seconds per process (the console)."""
+    key = (rt.url, program_id, as_of, window_days, segments)
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < CACHE_TTL_S:
+        return hit[1]
+    rep = await compute(rt, program_id, as_of=as_of, window_days=window_days, segments=segments)
+    for old in [k for k, (at, _) in _cache.items() if now - at >= CACHE_TTL_S]:
+        del _cache[old]
+    if len(_cache) >= 8:
+        _cache.pop(next(iter(_cache)))
+    _cache[key] = (now, rep)
+    return rep
 
 
 @dataclass(frozen=True)

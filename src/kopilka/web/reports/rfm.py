@@ -81,7 +81,9 @@ async def rfm_page(request: Request, c: Annotated[Console, READ]) -> Response:
     errors: dict[str, str] = {}
     as_of, window = await _args(c, q, errors)
     segments = _segments(c, errors)
-    rep = await report.compute(c.rt, prog.id, as_of=as_of, window_days=window, segments=segments)
+    rep = await report.compute_cached(
+        c.rt, prog.id, as_of=as_of, window_days=window, segments=segments
+    )
     pr = PageRequest.of(request, sorts=("customer",), default="customer")
     page = pr.page(rep.rows[pr.offset : pr.offset + pr.limit], len(rep.rows))
     mig = None
