@@ -31,14 +31,21 @@ def register(sub: Any) -> None:
         description="One row per customer with a purchase in the window: customer, "
         "last_purchase, recency_days, frequency, monetary, r, f, m, segment.",
     )
-    p.add_argument("--as-of", required=True, help="the report's date, YYYY-MM-DD (included)")
+    p.add_argument(
+        "--as-of", required=True, metavar="DATE", help="the report's date, YYYY-MM-DD (included)"
+    )
     _common(p)
     p.add_argument(
         "--save",
         action="store_true",
         help="also write each customer's segment into customers.rfm_segment (audited)",
     )
-    p.add_argument("--actor", default=None, help="who saves, for the audit log (default: $USER)")
+    p.add_argument(
+        "--actor",
+        default=None,
+        metavar="NAME",
+        help="who saves, for the audit log (default: $USER)",
+    )
     report_cli.add_output_args(p)
     p.set_defaults(fn=cmd_rfm)
 
@@ -46,8 +53,12 @@ def register(sub: Any) -> None:
         "rfm-migration",
         help="RFM: how many customers moved from each segment at one date to each at another",
     )
-    m.add_argument("--from", dest="date_from", required=True, help="first date, YYYY-MM-DD")
-    m.add_argument("--to", dest="date_to", required=True, help="second date, YYYY-MM-DD")
+    m.add_argument(
+        "--from", dest="date_from", required=True, metavar="DATE", help="first date, YYYY-MM-DD"
+    )
+    m.add_argument(
+        "--to", dest="date_to", required=True, metavar="DATE", help="second date, YYYY-MM-DD"
+    )
     _common(m)
     report_cli.add_output_args(m)
     m.set_defaults(fn=cmd_migration)
@@ -57,11 +68,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--window-days",
         default=None,
+        metavar="N",
         help=f"days in the window (default {report.DEFAULT_WINDOW_DAYS})",
     )
     p.add_argument(
         "--segments",
         default=None,
+        metavar="FILE",
         help=f"YAML segment map (default: ${report.SEGMENTS_ENV} or the built-in map)",
     )
 
