@@ -184,8 +184,16 @@ async def dozen(shop: Shop, clock: Any) -> dict[str, Member]:
     return m
 
 
-# (customer, last_purchase, recency_days, frequency, monetary, r, f, m, segment), by hand:
-# docs/analytics/rfm.md walks through the scores.
+# (last_purchase, recency_days, frequency, monetary, r, f, m, segment) of A-L.
+# Worked out by hand, n = 12, score = 1 + floor(5w/12) with w = customers strictly worse:
+# recency 0 1 10 11 20 30 90 120 149 270 297 364 (A B C L D E F G H I K J): w = 11..0 ->
+#   r = 5 5 4 4 3 3 3 2 2 1 1 1;
+# frequency 1 x5 (B D G I J): w 0 -> 1; 2 x3 (E F K): w 5 -> 3; 3 (A): w 8 -> 4;
+#   4 x2 (C H, H with the merged customer's receipt): w 9 -> 4; 5 (L): w 11 -> 5;
+# monetary 90 100 150.50 300 700 800 1200 1500 2000 5000 7000 9500 (J F D B H K I E A G L C):
+#   w = 0..11 -> m = 1 1 1 2 2 3 3 3 4 4 5 5 (C: 4 x 2500 - 500 refunded; G: the refund
+#   came after the as-of date; H: 3 x 200 + 100 of the merged customer);
+# segments on (r, f) by the default map (docs/analytics/rfm.md).
 EXPECTED = {
     "A": ("2026-06-30", 0, 3, "2000.00", 5, 4, 4, "Champions"),
     "B": ("2026-06-29", 1, 1, "300.00", 5, 1, 2, "New customers"),
