@@ -573,7 +573,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
         # the hourly jobs would skip their first run.
-        last_expiry = last_levels = last_pins = float("-inf")
+        last_expiry = last_levels = last_pins = last_rfm = float("-inf")
         loop = asyncio.get_running_loop()
         notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
         while True:
@@ -629,11 +629,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 last_levels = loop.time()
                 if changed:
                     print(f"{changed} accounts changed tier or discount", file=sys.stderr)
+            if loop.time() - last_rfm >= args.rfm_every_s:
+                await _refresh_rfm(rt)
+                last_rfm = loop.time()
             if args.once:
                 return 0
             await asyncio.sleep(args.every_s)
 
     return _run(go, args.db)
+
+
+async def _refresh_rfm(rt: Runtime) -> None:
+    """Every program's RFM segments as of today (customers.rfm_segment), daily."""
+    from kopilka.domain.rfm import SegmentConfigError
+    from kopilka.services import rfm
+
+    try:
+        saved = await rfm.refresh_all(rt)
+    except SegmentConfigError as exc:
+        print(f"rfm: segments not refreshed: {exc}", file=sys.stderr)
+        return
+    for program_id, s in saved:
+        if s.changed:
+            print(
+                f"rfm: program {program_id}: {s.customers} customers in segments, "
+                f"{s.changed} changed",
+                file=sys.stderr,
+            )
 
 
 def outbox_states() -> tuple[str, ...]:
@@ -911,6 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--expiry-every-s", type=float, default=3600.0, help="points expiry period")
     w.add_argument("--once", action="store_true", help="run each job once and exit")
     w.add_argument("--levels-every-s", type=float, default=3600.0, help="tiers/discounts period")
+    w.add_argument("--rfm-every-s", type=float, default=86400.0, help="RFM segments refresh period")
     w.add_argument(
         "--fraud-pins-every-s",
         type=float,

@@ -36,6 +36,7 @@ def lazy(module: str) -> Register:
 
 # One line per report / importer; each module owns its parser and its command.
 REPORTS: list[Register] = [
+    lazy("kopilka.analytics.rfm_cli"),
     lazy("kopilka.analytics.promotions_cli"),
 ]
 IMPORTS: list[Register] = [import_cli.add_receipts_command]

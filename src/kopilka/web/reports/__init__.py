@@ -74,3 +74,15 @@ PAGES.append(
     )
 )
 router.include_router(_promotions.router)
+
+# --- the reports (one import and one line each) -------------------------------------------
+from kopilka.web.reports import rfm as _rfm  # noqa: E402
+
+PAGES.append(
+    ReportPage(
+        "/admin/reports/rfm",
+        "RFM segments",
+        "Customers by recency, frequency and monetary value: scores, segments, migration.",
+    )
+)
+router.include_router(_rfm.router)
