@@ -33,15 +33,22 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--program", default=None, help="program code (default: the only one)")
 
 
-async def write_tables(tables: Sequence[exports.Table], *, fmt: str, out: str | None) -> None:
+async def write_tables(
+    tables: Sequence[exports.Table],
+    *,
+    fmt: str,
+    out: str | None,
+    images: Sequence[tuple[str, bytes]] = (),
+) -> None:
     """Write a report's first table (CSV) or every table as a sheet (XLSX) to ``out``.
 
     A report with several tables (rules and itemsets, rows and segment sizes) writes
-    its main one to CSV; ``xlsx`` carries them all."""
+    its main one to CSV; ``xlsx`` carries them all, after the ``images`` (sheet title,
+    PNG) if any."""
     if fmt == "xlsx":
         if out is None:
             raise SystemExit("error: --format xlsx needs --out FILE")
-        data = await exports.xlsx_book_bytes(tables)
+        data = await exports.xlsx_book_bytes(tables, images=images)
         await asyncio.to_thread(Path(out).write_bytes, data)
         return
     # a CLI process: writing to the terminal or a local file blocks nobody else
