@@ -74,3 +74,9 @@ def add_import_commands(sub: Any) -> None:
     isub = ip.add_subparsers(dest="what", required=True)
     for register in IMPORTS:
         register(isub)
+
+
+# The reports' and importers' registrations (each module owns its parser and command).
+from kopilka.analytics import map_cli  # noqa: E402
+
+REPORTS.append(map_cli.register)

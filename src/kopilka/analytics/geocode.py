@@ -4,7 +4,8 @@
 ``city_point("г. Подольск")`` answers the town's coordinates.  Names are compared by
 ``domain.regions.key`` (case, "ё", "г."/"город" and punctuation ignored); GeoNames lists
 each town's names in many languages, the Russian one among them.  When two towns share a
-name, the bigger one wins (a typed "Троицк" is more often the larger one).  Loading the
+name, the bigger one wins (a typed "Троицк" is more often the larger one), except for the
+few names in ``PREFER``.  Loading the
 package's table takes about two seconds, once per process, in a worker thread.
 """
 
@@ -17,6 +18,9 @@ from functools import cache
 from kopilka.domain.regions import key
 
 MIN_POPULATION = 5000
+# A few names are also a bigger town's former name (Tolyatti was Stavropol-on-Volga until
+# 1964): the town that bears the name today wins.  Key -> GeoNames' name.
+PREFER = {"ставрополь": "Stavropol"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +45,16 @@ def towns() -> dict[str, Town]:
         town = Town(c["name"], float(c["longitude"]), float(c["latitude"]), c["population"])
         for n in names:
             k = key(n)
-            if k and (k not in index or index[k].population < town.population):
+            if k and (k not in index or _better(k, town, index[k])):
                 index[k] = town
     return index
+
+
+def _better(k: str, town: Town, than: Town) -> bool:
+    preferred = PREFER.get(k)
+    if preferred is not None and preferred in (town.name, than.name):
+        return town.name == preferred
+    return town.population > than.population
 
 
 def city_point(name: str) -> Town | None:

@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, literal_column, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.analytics import geocode
@@ -134,9 +134,12 @@ async def compute(
     """The map's figures for the stores the actor may see."""
     async with rt.engine.connect() as conn:
         store_rows = await _stores(conn, program_id, actor)
-        placed = await _placed(conn, program_id, period)
+        rows = await _placed(conn, program_id, period)
         sales = await _sales(conn, program_id, period)
-        cities = await _cities(conn, program_id, period)
+    placed: Counter[int | None] = Counter()
+    for sid, _, n in rows:
+        placed[sid] += n
+    cities = [(city, sid, n) for sid, city, n in rows if city and city.strip()]
     in_scope = {r.id for r in store_rows}
     stores = [_figures(r, placed, sales) for r in store_rows]
     town_index = await geocode.load() if cities else {}
@@ -180,6 +183,7 @@ def _placement(program_id: int, period: Period) -> Any:
     """(customer id, store id or NULL, city) of every active member registered before the
     period's end: the home store, else the store of most confirmed purchases."""
     r, c = t.receipts, t.customers
+    homeless = select(c.c.id).where(c.c.program_id == program_id, c.c.home_store_id.is_(None))
     ranked = (
         select(
             r.c.customer_id,
@@ -191,7 +195,7 @@ def _placement(program_id: int, period: Period) -> Any:
         .where(
             r.c.program_id == program_id,
             r.c.state == "confirmed",
-            r.c.customer_id.is_not(None),
+            r.c.customer_id.in_(homeless),
             r.c.occurred_at < period.until,
         )
         .group_by(r.c.customer_id, r.c.store_id)
@@ -214,10 +218,13 @@ def _placement(program_id: int, period: Period) -> Any:
     )
 
 
-async def _placed(conn: AsyncConnection, program_id: int, period: Period) -> dict[int | None, int]:
+async def _placed(
+    conn: AsyncConnection, program_id: int, period: Period
+) -> list[tuple[int | None, str | None, int]]:
+    """(placement store or None, city as typed or None, members), one query."""
     p = _placement(program_id, period)
-    rows = await conn.execute(select(p.c.store_id, func.count()).group_by(p.c.store_id))
-    return {sid: int(n) for sid, n in rows}
+    q = select(p.c.store_id, p.c.city, func.count()).group_by(p.c.store_id, p.c.city)
+    return [(sid, city, int(n)) for sid, city, n in await conn.execute(q)]
 
 
 async def _sales(
@@ -237,21 +244,8 @@ async def _sales(
     return {sid: (Decimal(total or 0), int(n)) for sid, total, n in await conn.execute(q)}
 
 
-async def _cities(
-    conn: AsyncConnection, program_id: int, period: Period
-) -> list[tuple[str, int | None, int]]:
-    """(city as typed, placement store, members) of the members whose city is filled in."""
-    p = _placement(program_id, period)
-    q = (
-        select(p.c.city, p.c.store_id, func.count())
-        .where(p.c.city.is_not(None), p.c.city != literal_column("''"))
-        .group_by(p.c.city, p.c.store_id)
-    )
-    return [(city, sid, int(n)) for city, sid, n in await conn.execute(q)]
-
-
 def _figures(
-    row: Any, placed: dict[int | None, int], sales: dict[int, tuple[Decimal, int]]
+    row: Any, placed: Counter[int | None], sales: dict[int, tuple[Decimal, int]]
 ) -> territory.StoreFigures:
     amount, receipts = sales.get(row.id, (Decimal("0.00"), 0))
     return territory.StoreFigures(

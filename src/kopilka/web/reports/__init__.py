@@ -43,3 +43,16 @@ async def reports_index(
 ) -> Response:
     pages = [p for p in PAGES if c.can(p.perm)]
     return render(request, "reports/index.html", {"pages": pages})
+
+
+# The report pages (each module registers its router and its line in PAGES).
+from kopilka.web.reports import map as _map  # noqa: E402
+
+router.include_router(_map.router)
+PAGES.append(
+    ReportPage(
+        "/admin/reports/map",
+        "Territorial map",
+        "Where members are, by region and store; members far from every store.",
+    )
+)
