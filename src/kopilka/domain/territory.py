@@ -10,7 +10,7 @@ Definitions (docs/analytics/map.md):
 - a store's *sales*: the sum of the amounts (before discounts and points, refunds not
   deducted) of the confirmed receipts that occurred there in the period;
 - a region's figures are the sums over its stores; *members per store* is members over
-  stores, to one decimal (half up), and 0 for a region without stores.
+  stores, to one decimal (half up), and 0.0 for a region without stores.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class RegionFigures:
     @property
     def members_per_store(self) -> Decimal:
         if self.stores == 0:
-            return Decimal(0)
+            return Decimal("0.0")
         return (Decimal(self.members) / self.stores).quantize(TENTH, ROUND_HALF_UP)
 
     def measure(self, name: str) -> Decimal:
