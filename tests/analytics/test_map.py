@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kopilka.analytics import map as amap
+from kopilka.analytics.map_out import legend_label
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
@@ -137,3 +138,11 @@ def test_a_bad_distance_names_its_field(text: str) -> None:
         amap.parse_far_km(text)
 
     assert e.value.field == "far_km"
+
+
+def test_legend_labels() -> None:
+    assert legend_label("en", 0.0, 1.0, 0) == "1"
+    assert legend_label("en", 3.0, 10.0, 0) == "4 – 10"
+    assert legend_label("ru", 1000.0, 25000.0, 0) == "1\xa0001 – 25\xa0000"
+    assert legend_label("en", 30.0, 100.1, 0) == "30 – 100"
+    assert legend_label("ru", 1.5, 2.0, 1) == "1,5 – 2,0"

@@ -103,6 +103,12 @@ def test_equal_values_make_fewer_classes() -> None:
     assert (c.of(0), c.of(5)) == (0, 1)
 
 
+def test_no_positive_values_no_classes() -> None:
+    c = geo.quantile_classes([0.0, 0.0])
+
+    assert (c.breaks, c.legend(), c.of(0), c.of(7)) == ((), [], 0, 0)
+
+
 @given(st.lists(st.floats(min_value=0, max_value=1e9), max_size=90), st.floats(0, 1e9))
 def test_a_bigger_value_never_has_a_lower_class(values: list[float], x: float) -> None:
     c = geo.quantile_classes(values)

@@ -11,16 +11,14 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from kopilka.analytics.map import MapReport, shapes
-from kopilka.analytics.map_out import MEASURE_LABELS, PLACES, scales, tr
+from kopilka.analytics.map_out import MEASURE_LABELS, PLACES, legend_label, scales, tr
 from kopilka.domain import geo
-from kopilka.formatting import number
 
 FONT_FILE = Path(__file__).resolve().parent.parent / "api/static/fonts/DejaVuSans.ttf"
 WIDTH, HEIGHT = 1400, 860
@@ -148,9 +146,7 @@ def _texts(
     x, y = MARGIN, height - LEGEND_H
     small = _font(13)
     for lo, hi, colour in scales(report)[measure].legend():
-        text = (
-            f"{number(lang, _dec(lo), PLACES[measure])}–{number(lang, _dec(hi), PLACES[measure])}"
-        )
+        text = legend_label(lang, lo, hi, PLACES[measure])
         draw.rectangle((x, y, x + 18, y + 14), fill=_rgb(colour), outline=BORDER)
         draw.text((x + 24, y), text, fill="black", font=small)
         x += 40 + int(draw.textlength(text, font=small))
@@ -159,7 +155,3 @@ def _texts(
     x += 40 + int(draw.textlength(tr(lang, "no stores"), font=small))
     draw.ellipse((x, y + 2, x + 10, y + 12), fill=STORE)
     draw.text((x + 16, y), tr(lang, "stores"), fill="black", font=small)
-
-
-def _dec(v: float) -> Decimal:
-    return Decimal(str(v))

@@ -139,14 +139,18 @@ def _num(lang: str, v: float, places: int) -> str:
     return number(lang, Decimal(str(v)), places)
 
 
+def legend_label(lang: str, lo: float, hi: float, places: int) -> str:
+    """A class's range: above ``lo``, up to ``hi``.  Whole counts read as whole numbers
+    ("4 – 10", a single "3" when the class holds one value); other values as bounds."""
+    if places == 0 and lo == int(lo) and hi == int(hi):
+        first = int(lo) + 1
+        return _num(lang, hi, 0) if first == hi else f"{_num(lang, first, 0)} – {_num(lang, hi, 0)}"
+    return f"{_num(lang, lo, places)} – {_num(lang, hi, places)}"
+
+
 def _legend(c: geo.Classes, lang: str, places: int) -> list[dict[str, Any]]:
     return [
-        {
-            "from": lo,
-            "to": hi,
-            "label": f"{_num(lang, lo, places)} – {_num(lang, hi, places)}",
-            "colour": colour,
-        }
+        {"from": lo, "to": hi, "label": legend_label(lang, lo, hi, places), "colour": colour}
         for lo, hi, colour in c.legend()
     ]
 

@@ -104,6 +104,8 @@ class Classes:
 
     def legend(self) -> list[tuple[float, float, str]]:
         """(lower bound exclusive, upper bound inclusive, colour) of each class above 0."""
+        if not self.breaks:
+            return []
         lows = (0.0, *self.breaks[:-1])
         pairs = zip(lows, self.breaks, strict=True)
         return [(lo, hi, PALETTE[i + 1]) for i, (lo, hi) in enumerate(pairs)]

@@ -126,7 +126,8 @@
         var div = legend.getContainer();
         if (div) { div.innerHTML = legendHtml(data); }
         document.querySelectorAll("a[href^='/admin/reports/map.']").forEach(function (a) {
-          a.href = a.href.replace(/([?&]measure=)[^&]*/, "$1" + encodeURIComponent(measure()));
+          var href = a.getAttribute("href");
+          a.setAttribute("href", href.replace(/([?&]measure=)[^&]*/, "$1" + encodeURIComponent(measure())));
         });
       });
     }
