@@ -122,7 +122,7 @@ def _regions(draw: ImageDraw.ImageDraw, f: Frame, report: MapReport, measure: st
 def _far(draw: ImageDraw.ImageDraw, f: Frame, report: MapReport) -> None:
     for p in report.far:
         x, y = f.pixel(p.place.longitude, p.place.latitude)
-        r = 3 + 2 * math.sqrt(p.place.members)
+        r = 2 + 1.2 * math.sqrt(p.place.members)
         draw.ellipse((x - r, y - r, x + r, y + r), fill=FAR)
 
 

@@ -59,13 +59,63 @@
     return "<strong>" + esc(m.label) + "</strong>" + rows.join("<br>");
   }
 
+  // Albers equal-area conic for Russia (standard parallels 52° and 64°, central meridian
+  // 105°E), as in the PNG export: used when there are no tiles (tiles are Web Mercator).
+  var R = 6371008.8;
+  var RAD = Math.PI / 180;
+  var N = (Math.sin(52 * RAD) + Math.sin(64 * RAD)) / 2;
+  var C = Math.cos(52 * RAD) * Math.cos(52 * RAD) + 2 * N * Math.sin(52 * RAD);
+  var RHO0 = R * Math.sqrt(C) / N;
+  var ALBERS = {
+    project: function (ll) {
+      var rho = R * Math.sqrt(C - 2 * N * Math.sin(ll.lat * RAD)) / N;
+      var theta = N * (ll.lng - 105) * RAD;
+      return L.point(rho * Math.sin(theta), RHO0 - rho * Math.cos(theta));
+    },
+    unproject: function (p) {
+      var rho = Math.sqrt(p.x * p.x + (RHO0 - p.y) * (RHO0 - p.y));
+      var theta = Math.atan2(p.x, RHO0 - p.y);
+      var s = (C - Math.pow(rho * N / R, 2)) / (2 * N);
+      return L.latLng(Math.asin(Math.max(-1, Math.min(1, s))) / RAD, 105 + theta / N / RAD);
+    },
+    bounds: L.bounds([-2e7, -2e7], [2e7, 2e7]),
+  };
+  var K = 1 / 16000; // at zoom 0 a pixel is 16 km
+  var CRS_ALBERS = L.extend({}, L.CRS, {
+    code: "kopilka:albers-russia",
+    projection: ALBERS,
+    transformation: new L.Transformation(K, 0, -K, 0),
+    scale: function (zoom) { return Math.pow(2, zoom); },
+    zoom: function (scale) { return Math.log(scale) / Math.LN2; },
+    infinite: true,
+  });
+
+  // Fit the regions' projected extent (a conic's lat/lng box is not its pixel box).
+  function fitAlbers(map, geo) {
+    var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    geo.features.forEach(function (f) {
+      f.geometry.coordinates.forEach(function (polygon) {
+        polygon[0].forEach(function (c) {
+          var p = ALBERS.project({ lat: c[1], lng: c[0] });
+          x0 = Math.min(x0, p.x); x1 = Math.max(x1, p.x); y0 = Math.min(y0, p.y); y1 = Math.max(y1, p.y);
+        });
+      });
+    });
+    var size = map.getSize();
+    var zoom = Math.log2(Math.min(size.x / ((x1 - x0) * K), size.y / ((y1 - y0) * K))) - 0.02;
+    map.setView(ALBERS.unproject(L.point((x0 + x1) / 2, (y0 + y1) / 2)), zoom, { animate: false });
+  }
+
   function draw(geo, data) {
     el.innerHTML = "";
-    var map = L.map(el, { renderer: L.svg(), zoomSnap: 0.25, minZoom: 1, worldCopyJump: false });
+    var tiled = !!(data.tiles && data.tiles.url);
+    var options = { renderer: L.svg(), zoomSnap: 0, zoomDelta: 0.5, worldCopyJump: false };
+    if (!tiled) { options.crs = CRS_ALBERS; }
+    var map = L.map(el, options);
     var byIso = {};
     data.regions.forEach(function (r) { byIso[r.iso] = r; });
     var overlays = {};
-    if (data.tiles && data.tiles.url) {
+    if (tiled) {
       L.tileLayer(data.tiles.url, { attribution: data.tiles.attribution || "" }).addTo(map);
     }
     var fillOpacity = data.tiles ? 0.6 : 1;
@@ -86,7 +136,12 @@
         if (r) { layer.bindTooltip(regionLine(r), { sticky: true }); }
       },
     }).addTo(map);
-    map.fitBounds(regions.getBounds(), { padding: [4, 4] });
+    if (tiled) {
+      map.fitBounds(regions.getBounds(), { padding: [4, 4] });
+    } else {
+      fitAlbers(map, geo);
+      map.setMinZoom(map.getZoom() - 1);
+    }
     map.attributionControl.addAttribution("Regions: GMT DCW (LGPL-3+)");
 
     var far = data.far.places;
@@ -96,8 +151,8 @@
         { radius: 28, blur: 20, maxZoom: 6 });
       var circles = far.map(function (p) {
         return L.circleMarker([p.lat, p.lon], {
-          className: "map-far", radius: 3 + 2 * Math.sqrt(p.members),
-          color: "#80009f", weight: 1, fillColor: "#80009f", fillOpacity: 0.35,
+          className: "map-far", radius: 2 + 1.2 * Math.sqrt(p.members),
+          color: "#80009f", weight: 1, fillColor: "#80009f", fillOpacity: 0.25,
         }).bindPopup(farPopup(p));
       });
       var farLayer = L.layerGroup([heat].concat(circles)).addTo(map);
