@@ -155,3 +155,7 @@ def _texts(
     x += 40 + int(draw.textlength(tr(lang, "no stores"), font=small))
     draw.ellipse((x, y + 2, x + 10, y + 12), fill=STORE)
     draw.text((x + 16, y), tr(lang, "stores"), fill="black", font=small)
+    if report.far:
+        x += 36 + int(draw.textlength(tr(lang, "stores"), font=small))
+        draw.ellipse((x, y + 1, x + 12, y + 13), fill=(200, 150, 220))
+        draw.text((x + 18, y), tr(lang, "members far from stores"), fill="black", font=small)
