@@ -161,3 +161,35 @@ async def test_the_map_draws_regions_and_stores_in_the_browser(
     await page.locator(".leaflet-popup-close-button").click()
     await page.mouse.move(1, 1)
     await shot(page, "map-test")
+
+
+async def test_the_members_city_is_edited_in_the_console_and_counts_on_the_map(
+    rt: Runtime, client: httpx.AsyncClient, make_shop: Any, make_user: MakeUser
+) -> None:
+    shop = await make_shop()
+    member = await shop.customer()
+    who = await make_user("support", shop, locale="ru")
+    token, s = await users.login(rt, who.login, who.password, ip=None, user_agent=None)
+    h = {"Cookie": f"kopilka_session={token}"}
+    client.cookies.clear()
+    url = f"/admin/customers/{member.customer_id}/city"
+
+    form = await client.get(url, headers=h)
+    bad = await client.post(
+        url, data={"csrf": s.csrf_token, "city": "Тверь 2", "reason": "звонок"}, headers=h
+    )
+    ok = await client.post(
+        url, data={"csrf": s.csrf_token, "city": "  г.  Тверь ", "reason": "звонок"}, headers=h
+    )
+    page = await client.get(f"/admin/customers/{member.customer_id}", headers=h)
+    analyst = await cookie(rt, await make_user("analyst", shop))
+    data = await client.get("/admin/reports/map.json", headers=analyst)
+
+    assert form.status_code == 200 and "Город, где живёт клиент" in form.text
+    assert bad.status_code == 422
+    assert "Название населённого пункта: до 100 символов, без цифр." in bad.text
+    assert ok.status_code == 303
+    assert '<td data-testid="city">г. Тверь' in page.text
+    far = data.json()["far"]
+    # the shop's only store has no coordinates: nobody can be "far" from it
+    assert (far["members_with_city"], far["members_unknown_city"], far["places"]) == (1, 0, [])

@@ -8,7 +8,8 @@ sales, and answers a ``MapReport``; ``tables`` turns it into the export's sheets
 A member is placed at their home store, or else at the store of most of their confirmed
 purchases before the period's end.  A member whose ``city`` is filled in is also placed
 at that town (``analytics.geocode``): the members whose town lies more than ``far_km``
-from every store are the "far members" (where to open a store).
+from every store are the "far members" (where to open a store); for the whole program
+they include members not placed at any store (registered, never bought).
 
 Scope: a partner's user sees only that partner's stores and the members placed there; a
 store user only their store.
@@ -140,9 +141,11 @@ async def compute(
     for sid, _, n in rows:
         placed[sid] += n
     cities = [(city, sid, n) for sid, city, n in rows if city and city.strip()]
-    in_scope = {r.id for r in store_rows}
+    in_scope: set[int | None] = {r.id for r in store_rows}
     stores = [_figures(r, placed, sales) for r in store_rows]
     town_index = await geocode.load() if cities else {}
+    if _whole_program(actor):
+        in_scope.add(None)  # members not placed at any store still live somewhere
     places, names, with_city, unknown = _places(cities, in_scope, town_index)
     sites = [s.point for s in stores if s.point is not None]
     located = [s for s in stores if s.point is not None]
@@ -276,7 +279,7 @@ def store_region(region: str, city: str, lon: float | None, lat: float | None) -
 
 def _places(
     cities: list[tuple[str, int | None, int]],
-    in_scope: set[int],
+    in_scope: set[int | None],
     towns: dict[str, geocode.Town],
 ) -> tuple[list[territory.Place], dict[str, str], int, int]:
     """Members per known town (in scope), the name shown per town, members with a city,
