@@ -94,3 +94,23 @@ async def test_a_role_without_reports_is_refused(
     r = await client.get(URL, headers=await token(rt, shop, role="cashier"))
 
     assert r.status_code == 403
+
+
+async def test_a_members_city_through_the_api(
+    rt: Runtime, client: httpx.AsyncClient, make_shop: Any
+) -> None:
+    shop = await make_shop()
+    member = await shop.customer()
+    h = await token(rt, shop, role="support")
+    url = f"/api/admin/v1/programs/{shop.code}/customers/{member.customer_id}"
+
+    ok = await client.post(url + "/city", json={"city": " Тверь ", "reason": "анкета"}, headers=h)
+    bad = await client.post(url + "/city", json={"city": "Тверь-2", "reason": "анкета"}, headers=h)
+    got = await client.get(url, headers=h)
+
+    assert ok.status_code == 200 and ok.json() == {
+        "customer_id": member.customer_id,
+        "city": "Тверь",
+    }
+    assert bad.status_code == 422 and bad.json()["field"] == "city"
+    assert got.json()["city"] == "Тверь"
