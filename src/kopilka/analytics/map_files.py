@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from fpdf import FPDF
@@ -23,6 +25,7 @@ from kopilka.services import exports
 FONT_FILE = Path(__file__).resolve().parent.parent / "api/static/fonts/DejaVuSans.ttf"
 PDF_TYPE = "application/pdf"
 PNG_TYPE = "image/png"
+PDF_FAR_ROWS = 30  # the PDF lists the towns with most far members; the XLSX has all
 
 
 async def png_bytes(report: MapReport, *, measure: str, lang: str) -> bytes:
@@ -58,10 +61,6 @@ def _pdf(report: MapReport, png: bytes, measure: str, lang: str) -> bytes:
 
 
 def _region_table(pdf: FPDF, report: MapReport, lang: str) -> None:
-    pdf.set_font("DejaVu", size=12)
-    pdf.cell(0, 8, tr(lang, "Regions"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("DejaVu", size=9)
-    head = ("Region", "Stores", "Members", "Sales", "Receipts", "Members per store")
     rows = [
         (
             region_name(r.iso, lang),
@@ -74,15 +73,46 @@ def _region_table(pdf: FPDF, report: MapReport, lang: str) -> None:
         for r in sorted(report.regions, key=lambda r: (-r.members, r.iso))
         if r.stores > 0
     ]
+    head = ("Region", "Stores", "Members", "Sales", "Receipts", "Members per store")
+    _table(pdf, tr(lang, "Regions"), [tr(lang, h) for h in head], rows, (70, 20, 25, 40, 25, 35))
+    if report.far:
+        by_id = {s.id: s.name for s in report.stores}
+        far = [
+            (
+                f.place.name,
+                number(lang, f.place.members, 0),
+                number(lang, Decimal(f"{f.distance_km:.1f}"), 1),
+                by_id[f.nearest_store],
+            )
+            for f in report.far[:PDF_FAR_ROWS]
+        ]
+        far_head = ("Town", "Members", "Distance to the nearest store, km", "Nearest store")
+        km = number(lang, Decimal(f"{report.far_km:g}"), 0)
+        title = f"{tr(lang, 'Far members')} (> {km} {tr(lang, 'km')})"
+        align = ("LEFT", "RIGHT", "RIGHT", "LEFT")
+        _table(pdf, title, [tr(lang, h) for h in far_head], far, (60, 25, 55, 75), align)
+
+
+def _table(
+    pdf: FPDF,
+    title: str,
+    head: list[str],
+    rows: Sequence[Sequence[str]],
+    widths: tuple[int, ...],
+    align: tuple[str, ...] = (),
+) -> None:
+    pdf.set_font("DejaVu", size=12)
+    pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", size=9)
+    align = align or ("LEFT", *("RIGHT" for _ in widths[1:]))
     with pdf.table(
         headings_style=FontFace(emphasis="NONE", fill_color=(230, 230, 230)),
-        col_widths=(70, 20, 25, 40, 25, 35),
-        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
+        col_widths=widths,
+        text_align=align,
+        width=sum(widths),
+        align="LEFT",
     ) as table:
-        heading = table.row()
-        for h in head:
-            heading.cell(tr(lang, h))
-        for values in rows:
+        for values in [head, *rows]:
             row = table.row()
             for v in values:
                 row.cell(v)

@@ -42,6 +42,7 @@ RU: dict[str, str] = {
     "no stores": "нет магазинов",
     "stores": "магазины",
     "members far from stores": "участники далеко от магазинов",
+    "km": "км",
 }
 MEASURE_LABELS = {
     "members": "members",
