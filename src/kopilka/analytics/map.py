@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.analytics import geocode
@@ -182,52 +182,72 @@ async def _stores(conn: AsyncConnection, program_id: int, actor: Actor) -> list[
     return list((await conn.execute(q.order_by(s.c.id))).all())
 
 
-def _placement(program_id: int, period: Period) -> Any:
-    """(customer id, store id or NULL, city) of every active member registered before the
-    period's end: the home store, else the store of most confirmed purchases."""
-    r, c = t.receipts, t.customers
-    homeless = select(c.c.id).where(c.c.program_id == program_id, c.c.home_store_id.is_(None))
-    ranked = (
-        select(
-            r.c.customer_id,
-            r.c.store_id,
-            func.row_number()
-            .over(partition_by=r.c.customer_id, order_by=(func.count().desc(), r.c.store_id))
-            .label("rank"),
-        )
-        .where(
-            r.c.program_id == program_id,
-            r.c.state == "confirmed",
-            r.c.customer_id.in_(homeless),
-            r.c.occurred_at < period.until,
-        )
-        .group_by(r.c.customer_id, r.c.store_id)
-        .subquery()
-    )
-    top = select(ranked.c.customer_id, ranked.c.store_id).where(ranked.c.rank == 1).subquery()
-    return (
-        select(
-            c.c.id.label("customer_id"),
-            func.coalesce(c.c.home_store_id, top.c.store_id).label("store_id"),
-            c.c.city,
-        )
-        .select_from(c.outerjoin(top, and_(top.c.customer_id == c.c.id)))
-        .where(
-            c.c.program_id == program_id,
-            c.c.status == "active",
-            c.c.registered_at < period.until,
-        )
-        .subquery()
-    )
+def _members(program_id: int, period: Period) -> list[Any]:
+    """The conditions of a counted member: active, registered before the period's end."""
+    c = t.customers
+    return [
+        c.c.program_id == program_id,
+        c.c.status == "active",
+        c.c.registered_at < period.until,
+    ]
 
 
 async def _placed(
     conn: AsyncConnection, program_id: int, period: Period
 ) -> list[tuple[int | None, str | None, int]]:
-    """(placement store or None, city as typed or None, members), one query."""
-    p = _placement(program_id, period)
-    q = select(p.c.store_id, p.c.city, func.count()).group_by(p.c.store_id, p.c.city)
-    return [(sid, city, int(n)) for sid, city, n in await conn.execute(q)]
+    """(placement store or None, city as typed or None, members): the home store, else the
+    store of most confirmed purchases before the period's end (ties: the lower store id).
+
+    Three grouped reads, no join of customers to a derived table (SQLite would scan that
+    table once per customer): members with a home store; members without one, per city;
+    and of those, the ones placed by their purchases.  The difference is "not placed"."""
+    r, c = t.receipts, t.customers
+    members = _members(program_id, period)
+    home = await conn.execute(
+        select(c.c.home_store_id, c.c.city, func.count())
+        .where(*members, c.c.home_store_id.is_not(None))
+        .group_by(c.c.home_store_id, c.c.city)
+    )
+    out: list[tuple[int | None, str | None, int]] = [(sid, city, int(n)) for sid, city, n in home]
+    homeless = Counter(
+        {
+            city: int(n)
+            for city, n in await conn.execute(
+                select(c.c.city, func.count())
+                .where(*members, c.c.home_store_id.is_(None))
+                .group_by(c.c.city)
+            )
+        }
+    )
+    ranked = (
+        select(
+            r.c.store_id,
+            c.c.city,
+            func.row_number()
+            .over(partition_by=r.c.customer_id, order_by=(func.count().desc(), r.c.store_id))
+            .label("rank"),
+        )
+        .select_from(r.join(c, c.c.id == r.c.customer_id))
+        .where(
+            *members,
+            c.c.home_store_id.is_(None),
+            r.c.program_id == program_id,
+            r.c.state == "confirmed",
+            r.c.occurred_at < period.until,
+        )
+        .group_by(r.c.customer_id, r.c.store_id, c.c.city)
+        .subquery()
+    )
+    bought = await conn.execute(
+        select(ranked.c.store_id, ranked.c.city, func.count())
+        .where(ranked.c.rank == 1)
+        .group_by(ranked.c.store_id, ranked.c.city)
+    )
+    for sid, city, n in bought:
+        out.append((sid, city, int(n)))
+        homeless[city] -= int(n)
+    out.extend((None, city, n) for city, n in homeless.items() if n > 0)
+    return out
 
 
 async def _sales(
