@@ -62,20 +62,28 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
 
 
 async def write_tables(
-    tables: Sequence[exports.Table], *, fmt: str, out: str | None, subtitle: str = ""
+    tables: Sequence[exports.Table],
+    *,
+    fmt: str,
+    out: str | None,
+    subtitle: str = "",
+    images: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Write a report's first table (CSV) or every table as a sheet (XLSX) or one after
     another (PDF: titled by the first table, ``subtitle`` under it) to ``out``.
 
     A report with several tables (rules and itemsets, rows and segment sizes) writes
-    its main one to CSV; ``xlsx`` and ``pdf`` carry them all."""
+    its main one to CSV; ``xlsx`` and ``pdf`` carry them all, after the ``images``
+    (sheet title, PNG) if any."""
     if fmt in ("xlsx", "pdf"):
         if out is None:
             raise SystemExit(f"error: --format {fmt} needs --out FILE")
         if fmt == "xlsx":
-            data = await exports.xlsx_book_bytes(tables)
+            data = await exports.xlsx_book_bytes(tables, images=images)
         else:
-            data = await pdf.tables_pdf(tables, subtitle=subtitle)
+            data = await pdf.tables_pdf(
+                tables, subtitle=subtitle, images=[png for _, png in images]
+            )
         await asyncio.to_thread(Path(out).write_bytes, data)
         return
     # a CLI process: writing to the terminal or a local file blocks nobody else
@@ -104,6 +112,7 @@ def add_import_commands(sub: Any) -> None:
 
 
 # --- the reports (each module imports this one: registered once it is complete) ---------------
-from kopilka.analytics import builder_cli  # noqa: E402
+from kopilka.analytics import builder_cli, map_cli  # noqa: E402
 
+REPORTS.append(map_cli.register)
 REPORTS.append(builder_cli.register)

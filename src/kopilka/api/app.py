@@ -31,6 +31,7 @@ from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import org as admin_org
 from kopilka.api.admin import reports as admin_reports
 from kopilka.api.admin import reports_custom as admin_reports_custom
+from kopilka.api.admin import reports_map as admin_reports_map
 from kopilka.api.admin import reports_rfm as admin_reports_rfm
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import giftcards as pos_giftcards
@@ -169,6 +170,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_fraud.router)
     app.include_router(admin_reports.router)
     app.include_router(admin_reports_rfm.router)
+    app.include_router(admin_reports_map.router)
 
     web.install(app)
 

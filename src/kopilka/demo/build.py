@@ -213,6 +213,8 @@ class DemoBuilder:
             for m in range(1, 13)
         ]
         self.customers = self._make_customers()
+        # its own generator: adding the members' towns changed nothing else the seed makes
+        self.town_rng = random.Random(seed * 7919 + 17)
         self.entries: list[Row] = []
         self.lot_rows: dict[int, Row] = {}
         self.expiring: list[tuple[datetime, int, int]] = []  # heap: (expires_at, lot, customer)
@@ -394,10 +396,23 @@ class DemoBuilder:
                     if rng.random() < 0.9
                     else None,
                     "status": "active",
+                    "city": self._town(self.stores[c.home].city),
                 }
             )
         self.counts["customers"] = len(rows)
         return rows
+
+    def _town(self, city: data.City) -> str | None:
+        """Where a member lives: unknown for 15 %, else mostly the home store's city,
+        sometimes a suburb or a town farther away (the map's "far members")."""
+        rng = self.town_rng
+        roll = rng.random()
+        if roll < 0.15:
+            return None
+        if roll < 0.75:
+            return city.name
+        towns = data.SUBURBS[city.code] if roll < 0.86 else data.FAR_TOWNS[city.code]
+        return towns[pick(rng, cumulative([w for _, w in towns]))][0]
 
     # --- visits ---------------------------------------------------------------------------
 

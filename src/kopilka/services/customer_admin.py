@@ -285,6 +285,7 @@ class CustomerView:
     cards: list[CardView] = field(default_factory=list)
     coupons: list[CouponView] = field(default_factory=list)
     external_id: str | None = None  # the id in the chain's own systems (imports)
+    city: str | None = None  # where the member lives, as typed (the territorial map)
 
     @property
     def name(self) -> str:
@@ -344,6 +345,7 @@ async def get_customer(rt: Runtime, program_id: int, customer_id: int) -> Custom
         first_name=row.first_name,
         last_name=row.last_name,
         middle_name=row.middle_name,
+        city=row.city,
         phone=row.phone,
         email=row.email,
         birthday=_date(row.birthday),
@@ -681,6 +683,45 @@ async def set_consents(
             reason=why,
             before=before,
             after=after,
+        )
+
+
+CITY_MAX = 100
+
+
+async def set_city(
+    rt: Runtime,
+    actor: audit.Actor,
+    program_id: int,
+    customer_id: int,
+    *,
+    city: str,
+    reason: str | None,
+) -> None:
+    """Where the member lives, as typed ("" clears it); the territorial map geocodes it."""
+    actor.require(Perm.CUSTOMERS_WRITE)
+    check_scope(actor, program_id)
+    why = audit.require_reason(reason)
+    value = " ".join(city.split()) or None
+    if value is not None and len(value) > CITY_MAX:
+        raise ServiceError("invalid_city", f"city: at most {CITY_MAX} characters", field="city")
+    if value is not None and any(ch.isdigit() or ord(ch) < 32 for ch in value):
+        raise ServiceError("invalid_city", "city: a town's name, without digits", field="city")
+    async with rt.engine.begin() as conn:
+        row = await _customer_row(conn, program_id, customer_id)
+        _not_merged(row)
+        await conn.execute(update(cu).where(cu.c.id == customer_id).values(city=value))
+        await audit.record(
+            conn,
+            actor,
+            "customer.city",
+            "customer",
+            customer_id,
+            at=rt.now(),
+            program_id=program_id,
+            reason=why,
+            before={"city": row.city},
+            after={"city": value},
         )
 
 

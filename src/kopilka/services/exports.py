@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.drawing.image import Image as XLImage
 
 Row = Sequence[Any]
 CHUNK = 2000  # rows read from the database at a time
@@ -156,13 +157,21 @@ async def xlsx_chunks(table: Table, *, chunk_bytes: int = 64 * 1024) -> AsyncIte
 
 
 async def xlsx_book_chunks(
-    tables: Sequence[Table], *, chunk_bytes: int = 64 * 1024
+    tables: Sequence[Table],
+    *,
+    chunk_bytes: int = 64 * 1024,
+    images: Sequence[tuple[str, bytes]] = (),
 ) -> AsyncIterator[bytes]:
     """The tables as an XLSX workbook, a sheet each.  openpyxl's write-only mode keeps
     the rows on disk as they are appended; the finished file is then read out in chunks.
     openpyxl is CPU-bound (tens of thousands of cells a second), so each batch of rows
-    is written in a worker thread: the server keeps answering meanwhile."""
+    is written in a worker thread: the server keeps answering meanwhile.
+    ``images``: (sheet title, PNG bytes) pairs, a sheet each before the tables, the
+    picture at A1 (openpyxl reads it with Pillow)."""
     wb = Workbook(write_only=True)
+    for title, png in images:
+        ws_img = wb.create_sheet(title=title[:31] or "Image")
+        ws_img.add_image(XLImage(io.BytesIO(png)), "A1")
     for table in tables:
         ws = wb.create_sheet(title=table.title[:31] or "Sheet")
         ws.append(list(table.header))
@@ -185,8 +194,10 @@ async def xlsx_book_chunks(
             yield chunk
 
 
-async def xlsx_book_bytes(tables: Sequence[Table]) -> bytes:
-    return b"".join([c async for c in xlsx_book_chunks(tables)])
+async def xlsx_book_bytes(
+    tables: Sequence[Table], *, images: Sequence[tuple[str, bytes]] = ()
+) -> bytes:
+    return b"".join([c async for c in xlsx_book_chunks(tables, images=images)])
 
 
 async def xlsx_bytes(table: Table) -> bytes:

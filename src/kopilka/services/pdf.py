@@ -118,14 +118,18 @@ def _table(pdf: FPDF, tb: PdfTable, lang: str) -> None:
 
 
 async def tables_pdf(
-    tables: Sequence[exports.Table], *, subtitle: str = "", lang: str = "ru"
+    tables: Sequence[exports.Table],
+    *,
+    subtitle: str = "",
+    lang: str = "ru",
+    images: Sequence[bytes] = (),
 ) -> bytes:
     """Reports' tables as one PDF titled by the first (``kopilka report ... --format pdf``)."""
     printed = [PdfTable(tb.title, tb.header, [row async for row in tb.rows]) for tb in tables]
     title = printed[0].title if printed else ""
     if printed:
         printed[0] = PdfTable("", printed[0].header, printed[0].rows)
-    return pdf_bytes(title, subtitle=subtitle, tables=printed, lang=lang)
+    return pdf_bytes(title, subtitle=subtitle, tables=printed, images=images, lang=lang)
 
 
 async def table_pdf(

@@ -122,6 +122,8 @@ customers = Table(
     Column("merged_into_id", ForeignKey("customers.id")),  # status "merged": who absorbed it
     # the id the chain's own systems know the customer by (imports, RFM/CLV reports)
     Column("external_id", String(64)),
+    # where the member lives, as typed ("Подольск"); the territorial map geocodes it
+    Column("city", String(100)),
     UniqueConstraint("program_id", "phone"),
     UniqueConstraint("program_id", "external_id"),
     Index(None, "program_id", "email"),

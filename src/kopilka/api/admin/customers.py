@@ -82,6 +82,13 @@ class ConsentsIn(Strict):
     reason: Reason
 
 
+class CityIn(Strict):
+    city: Annotated[str, Field(max_length=100)] = Field(
+        description="where the member lives, as typed (the territorial map); empty clears it"
+    )
+    reason: Reason
+
+
 SCHEMAS: tuple[type[BaseModel], ...] = (
     AdjustIn,
     CardActionIn,
@@ -89,6 +96,7 @@ SCHEMAS: tuple[type[BaseModel], ...] = (
     MergeIn,
     VirtualCardIn,
     ConsentsIn,
+    CityIn,
 )
 
 
@@ -181,6 +189,7 @@ def _customer_view(v: customer_admin.CustomerView) -> dict[str, Any]:
         "middle_name": v.middle_name,
         "phone": v.phone,
         "email": v.email,
+        "city": v.city,
         "birthday": v.birthday.isoformat() if v.birthday else None,
         "status": v.status,
         "merged_into_id": v.merged_into_id,
@@ -244,6 +253,22 @@ async def adjust(request: Request, code: str, customer_id: int) -> Response:
         _rt(request), actor, pid, customer_id, body.amount, reason=body.reason
     )
     return _ok({"customer_id": customer_id, **out})
+
+
+@router.post(
+    "/programs/{code}/customers/{customer_id}/city",
+    responses=ERRORS,
+    openapi_extra=_body("CityIn"),
+    summary="Set where the member lives (the territorial map's far members), with a reason",
+)
+async def set_city(request: Request, code: str, customer_id: int) -> Response:
+    actor, pid = await _who(request, code, Perm.CUSTOMERS_WRITE)
+    body = CityIn.model_validate_json(await request.body())
+    await customer_admin.set_city(
+        _rt(request), actor, pid, customer_id, city=body.city, reason=body.reason
+    )
+    view = await customer_admin.get_customer(_rt(request), pid, customer_id)
+    return _ok({"customer_id": customer_id, "city": view.city})
 
 
 @router.post(

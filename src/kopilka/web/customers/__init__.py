@@ -230,6 +230,34 @@ async def consents_submit(
     return _back(customer_id, c, "Consents saved.")
 
 
+@router.get("/admin/customers/{customer_id}/city")
+async def city_form(
+    request: Request, customer_id: int, c: Annotated[Console, Depends(WRITE)]
+) -> Response:
+    cust = await _customer(c, customer_id)
+    return _form_page(request, "city", cust, values={"city": cust.city or ""})
+
+
+@router.post("/admin/customers/{customer_id}/city")
+async def city_submit(
+    request: Request, customer_id: int, c: Annotated[Console, Depends(WRITE)]
+) -> Response:
+    cust = await _customer(c, customer_id)
+    values = await _form(request)
+    try:
+        await ca.set_city(
+            c.rt,
+            c.actor,
+            cust.program_id,
+            customer_id,
+            city=values.get("city", ""),
+            reason=values.get("reason"),
+        )
+    except ServiceError as exc:
+        return _refused(request, c, "city", cust, values, exc, default_field="city")
+    return _back(customer_id, c, "City saved.")
+
+
 @router.get("/admin/customers/{customer_id}/virtual-card")
 async def virtual_form(
     request: Request, customer_id: int, c: Annotated[Console, Depends(WRITE)]

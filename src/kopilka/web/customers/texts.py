@@ -25,6 +25,7 @@ def message(lang: str, exc: ServiceError) -> str:
         ("unknown_identifier", "number"): "No such card.",
         ("card_blocked", "number"): "The card was replaced; it cannot be changed.",
         ("customer_not_found", "other"): "No such customer (type its number, card or phone).",
+        ("invalid_city", "city"): "A town's name: up to 100 characters, no digits.",
     }.get((code, field or ""))
     if key is None and code == "conflict":
         key = {
@@ -165,9 +166,21 @@ RU = {
     ),
     "SMS messages": "SMS-рассылки",
     "E-mail messages": "Рассылки по e-mail",
+    "City": "Город",
+    "Change": "Изменить",
+    "Change the city": "Изменить город",
+    "City where the member lives": "Город, где живёт клиент",
+    "Used by the territorial map to find members who live far from every store. Empty: unknown.": (
+        "По нему территориальная карта находит клиентов, живущих далеко от магазинов. "
+        "Пусто — неизвестен."
+    ),
     # flashes and refusals
     "Points adjusted. Available now: {available}.": "Баллы скорректированы. Доступно: {available}.",
     "Consents saved.": "Согласия сохранены.",
+    "City saved.": "Город сохранён.",
+    "A town's name: up to 100 characters, no digits.": (
+        "Название населённого пункта: до 100 символов, без цифр."
+    ),
     "Virtual card {number} issued.": "Виртуальная карта {number} выпущена.",
     "Customer {other} merged into this one: {points} points moved.": (
         "Клиент {other} объединён с этим: перенесено баллов: {points}."

@@ -86,3 +86,15 @@ PAGES.append(
     )
 )
 router.include_router(_rfm.router)
+
+# The report pages (each module registers its router and its line in PAGES).
+from kopilka.web.reports import map as _map  # noqa: E402
+
+router.include_router(_map.router)
+PAGES.append(
+    ReportPage(
+        "/admin/reports/map",
+        "Territorial map",
+        "Where members are, by region and store; members far from every store.",
+    )
+)

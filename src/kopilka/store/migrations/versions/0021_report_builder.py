@@ -2,7 +2,7 @@
 e-mail schedules, and the one file an outbox event's e-mails may carry.
 
 Revision ID: 0021
-Revises: 0015
+Revises: 0019
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from kopilka.store.types import UTCDateTime
 
 revision = "0021"
-down_revision = "0015"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
