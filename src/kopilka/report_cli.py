@@ -21,8 +21,15 @@ from kopilka.services import exports
 
 Register = Callable[[Any], None]
 
+
+def _summary_reports(rs: Any) -> None:
+    from kopilka.analytics.summary_cli import register_summary  # imports this module
+
+    register_summary(rs)
+
+
 # One line per report / importer; each module owns its parser and its command.
-REPORTS: list[Register] = []
+REPORTS: list[Register] = [_summary_reports]
 IMPORTS: list[Register] = []
 
 
