@@ -552,7 +552,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
         # the hourly jobs would skip their first run.
-        last_expiry = last_levels = float("-inf")
+        last_expiry = last_levels = last_summary = float("-inf")
         loop = asyncio.get_running_loop()
         notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
         while True:
@@ -597,11 +597,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 last_levels = loop.time()
                 if changed:
                     print(f"{changed} accounts changed tier or discount", file=sys.stderr)
+            if loop.time() - last_summary >= args.summary_every_s:
+                await _refresh_summary(rt)
+                last_summary = loop.time()
             if args.once:
                 return 0
             await asyncio.sleep(args.every_s)
 
     return _run(go, args.db)
+
+
+async def _refresh_summary(rt: Runtime) -> None:
+    """The analytics summary tables: the days touched since the watermark (issue 8)."""
+    from kopilka.analytics import facts
+
+    done = await facts.refresh(rt)
+    if done.days:
+        print(f"summary tables: {done.days} days re-aggregated", file=sys.stderr)
 
 
 def outbox_states() -> tuple[str, ...]:
@@ -879,6 +891,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--expiry-every-s", type=float, default=3600.0, help="points expiry period")
     w.add_argument("--once", action="store_true", help="run each job once and exit")
     w.add_argument("--levels-every-s", type=float, default=3600.0, help="tiers/discounts period")
+    w.add_argument(
+        "--summary-every-s", type=float, default=60.0, help="analytics summary tables period"
+    )
     w.add_argument(
         "--no-notify",
         dest="notify",

@@ -359,6 +359,13 @@ async def _set_mark(conn: AsyncConnection, mark: datetime) -> None:
         await conn.execute(insert(wm).values(job=JOB, mark=mark, updated_at=mark))
 
 
+async def set_watermark(rt: Runtime, mark: datetime) -> None:
+    """Declare the summary tables complete until ``mark`` (after a rebuild by hand, or a
+    test that starts its clock somewhere)."""
+    async with rt.engine.begin() as conn:
+        await _set_mark(conn, mark)
+
+
 async def watermark(rt: Runtime) -> datetime | None:
     """Until when the summary tables are complete (None: never built)."""
     wm = t.analytics_watermarks
