@@ -27,6 +27,7 @@ from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import org as admin_org
+from kopilka.api.admin import reports_summary as admin_reports_summary
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import giftcards as pos_giftcards
 from kopilka.api.pos import routes as pos
@@ -156,6 +157,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_customers.router)
     app.include_router(admin_org.router)
     app.include_router(admin_campaigns.router)
+    app.include_router(admin_reports_summary.router)
 
     web.install(app)
 
