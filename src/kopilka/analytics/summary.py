@@ -165,8 +165,7 @@ async def _from_receipts(conn: AsyncConnection, sc: Scope, period: Period) -> Fi
         q = select(func.sum(le.c.amount)).where(le.c.program_id == sc.program_id,
                                                 le.c.created_at < end)  # fmt: skip
         if sc.customers is not None:
-            acc = select(t.accounts.c.id).where(t.accounts.c.customer_id.in_(sc.customers))
-            q = q.where(le.c.account_id.in_(acc))
+            q = q.where(le.c.account_id.in_(facts.group_accounts(sc)))
         out.liability_points = (await conn.execute(q)).scalar_one() or Decimal(0)
     return out
 
