@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, and_, case, cast, delete, func, insert, select, type_coerce
+from sqlalchemy import Date, and_, case, cast, delete, func, insert, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -333,27 +333,33 @@ async def _source_span(conn: AsyncConnection, program_id: int) -> tuple[datetime
 
 
 async def rebuild(rt: Runtime, *, program_ids: Sequence[int] | None = None) -> Refreshed:
-    """Make the summary tables again from scratch, a month of days per transaction, and
-    set the watermark to the moment the rebuild began."""
+    """Make the summary tables again from scratch, a month of days per transaction (each
+    month is replaced at once: reports read whole months meanwhile), drop facts outside
+    the sources' span, and set the watermark to the moment the rebuild began."""
     began = rt.now()
     done = Refreshed(rebuilt=True, mark=began)
     async with rt.engine.connect() as conn:
         ids = program_ids or [x[0] for x in await conn.execute(select(t.programs.c.id))]
     for pid in ids:
         sc = await _scope(rt, pid)
+        async with rt.engine.connect() as conn:
+            span = await _source_span(conn, pid)
+        first, last = (date.max, date.min) if span is None else (
+            local_date(span[0], sc.tz), local_date(span[1], sc.tz))  # fmt: skip
         async with rt.engine.begin() as conn:
             for table in (t.sales_daily, t.points_daily, t.customer_days):
-                await conn.execute(delete(table).where(table.c.program_id == pid))
-            span = await _source_span(conn, pid)
-        if span is None:
-            continue
-        first, last = local_date(span[0], sc.tz), local_date(span[1], sc.tz)
+                await conn.execute(
+                    delete(table).where(
+                        table.c.program_id == pid, or_(table.c.day < first, table.c.day > last)
+                    )
+                )
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         for a, b in runs(days):
             async with rt.engine.begin() as conn:
                 done.fact_rows += await _write_days(conn, sc, a, b)
         done.days += len(days)
-        done.programs.append(pid)
+        if days:
+            done.programs.append(pid)
     if program_ids is None:
         async with rt.engine.begin() as conn:
             await _set_mark(conn, began)
