@@ -112,6 +112,8 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             print("RFM: kopilka.analytics.rfm is not in this checkout; not timed")
         results = []
         for name, source, fn in cases:
+            if a.only and not any(o in name for o in a.only):
+                continue
             r = await _time(fn, a.repeat)
             results.append({"report": name, "source": source, **r})
             print(
@@ -151,6 +153,7 @@ def main() -> int:
     p.add_argument("--to", dest="end", default="2026-11-30")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-save", action="store_true")
+    p.add_argument("--only", action="append", default=[], help="reports whose name has this")
     a = p.parse_args()
     t0 = time.time()
     out = asyncio.run(run(a))

@@ -40,20 +40,22 @@ async def cohort_rows(
             where.append(cd.c.store_id.in_(ids))
         if group is not None:
             where.append(cd.c.customer_id.in_(group))
+        # each customer's active months once, then his first: the counts are plain
+        # count(*) over (customer, month) pairs (a count(distinct) over the days is
+        # several times slower on PostgreSQL)
+        active = select(cd.c.customer_id, cd.c.month).where(*where).distinct().cte("active")
         first = (
-            select(cd.c.customer_id, func.min(cd.c.month).label("m0"))
-            .where(*where)
-            .group_by(cd.c.customer_id)
-            .subquery()
+            select(active.c.customer_id, func.min(active.c.month).label("m0"))
+            .group_by(active.c.customer_id)
+            .cte("first")
         )
         last_active = dm.add_months(last_m, horizon)
         q = (
-            select(first.c.m0, cd.c.month, func.count(func.distinct(cd.c.customer_id)))
-            .select_from(cd.join(first, first.c.customer_id == cd.c.customer_id))
-            .where(*where, first.c.m0 >= first_m, first.c.m0 <= last_m,
-                   cd.c.month < last_active)
-            .group_by(first.c.m0, cd.c.month)
-        )  # fmt: skip
+            select(first.c.m0, active.c.month, func.count())
+            .select_from(active.join(first, first.c.customer_id == active.c.customer_id))
+            .where(first.c.m0 >= first_m, first.c.m0 <= last_m, active.c.month < last_active)
+            .group_by(first.c.m0, active.c.month)
+        )
         rows = [(a, b, int(n)) for a, b, n in await conn.execute(q)]
     return dm.cohorts(rows, first=first_m, last=last_m, horizon=horizon, as_of=as_of)
 
