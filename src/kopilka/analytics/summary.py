@@ -10,6 +10,7 @@ data.  The definitions are in ``domain.summary``.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -278,8 +279,13 @@ async def summary_report(
     settings = await rt.program(program_id)
     kw: dict[str, Any] = {"program_id": program_id, "filters": filters, "actor": actor,
                           "use_tables": use_tables}  # fmt: skip
-    cur = await figures(rt, period=period, **kw)
-    prev = await figures(rt, period=period.previous(), **kw)
+    if rt.sqlite:  # one connection
+        cur = await figures(rt, period=period, **kw)
+        prev = await figures(rt, period=period.previous(), **kw)
+    else:  # the two periods on two connections at once
+        cur, prev = await asyncio.gather(
+            figures(rt, period=period, **kw), figures(rt, period=period.previous(), **kw)
+        )
     a, b = _kpis(cur, settings.point_value), _kpis(prev, settings.point_value)
     return SummaryReport(
         period,
