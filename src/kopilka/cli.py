@@ -88,6 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def load(rt: Runtime) -> int:
         nonlocal info
         info = await load_demo(rt, seed=args.seed)
+        await _refresh_summary(rt)  # the report pages have figures at once
         return 0
 
     _run(load, args.db)
