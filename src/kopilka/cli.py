@@ -106,6 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def load(rt: Runtime) -> int:
         nonlocal info
         info = await load_demo(rt, seed=args.seed)
+        await _refresh_summary(rt)  # the report pages have figures at once
         return 0
 
     _run(load, args.db)
@@ -573,7 +574,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
         # the hourly jobs would skip their first run.
-        last_expiry = last_levels = last_pins = last_rfm = float("-inf")
+        last_expiry = last_levels = last_pins = last_rfm = last_summary = float("-inf")
         loop = asyncio.get_running_loop()
         notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
         while True:
@@ -632,6 +633,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             if loop.time() - last_rfm >= args.rfm_every_s:
                 await _refresh_rfm(rt)
                 last_rfm = loop.time()
+            if loop.time() - last_summary >= args.summary_every_s:
+                await _refresh_summary(rt)
+                last_summary = loop.time()
             if args.once:
                 return 0
             await asyncio.sleep(args.every_s)
@@ -656,6 +660,15 @@ async def _refresh_rfm(rt: Runtime) -> None:
                 f"{s.changed} changed",
                 file=sys.stderr,
             )
+
+
+async def _refresh_summary(rt: Runtime) -> None:
+    """The analytics summary tables: the days touched since the watermark (issue 8)."""
+    from kopilka.analytics import facts
+
+    done = await facts.refresh(rt)
+    if done.days:
+        print(f"summary tables: {done.days} days re-aggregated", file=sys.stderr)
 
 
 def outbox_states() -> tuple[str, ...]:
@@ -939,6 +952,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="gift-card PIN guessing check period (the other fraud rules run every round)",
+    )
+    w.add_argument(
+        "--summary-every-s", type=float, default=60.0, help="analytics summary tables period"
     )
     w.add_argument(
         "--no-notify",

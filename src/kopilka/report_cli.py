@@ -24,18 +24,19 @@ from kopilka.services import exports, pdf
 Register = Callable[[Any], None]
 
 
-def lazy(module: str) -> Register:
+def lazy(module: str, name: str = "register") -> Register:
     """A report module's ``register``, imported when the parser is built: report modules
     import this one, so a top-level import here would be a cycle."""
 
     def register(rs: Any) -> None:
-        importlib.import_module(module).register(rs)
+        getattr(importlib.import_module(module), name)(rs)
 
     return register
 
 
 # One line per report / importer; each module owns its parser and its command.
 REPORTS: list[Register] = [
+    lazy("kopilka.analytics.summary_cli", "register_summary"),
     lazy("kopilka.analytics.rfm_cli"),
     lazy("kopilka.analytics.promotions_cli"),
 ]

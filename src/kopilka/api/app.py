@@ -33,6 +33,7 @@ from kopilka.api.admin import reports as admin_reports
 from kopilka.api.admin import reports_custom as admin_reports_custom
 from kopilka.api.admin import reports_map as admin_reports_map
 from kopilka.api.admin import reports_rfm as admin_reports_rfm
+from kopilka.api.admin import reports_summary as admin_reports_summary
 from kopilka.api.admin import routes as admin
 from kopilka.api.pos import giftcards as pos_giftcards
 from kopilka.api.pos import routes as pos
@@ -171,6 +172,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_reports.router)
     app.include_router(admin_reports_rfm.router)
     app.include_router(admin_reports_map.router)
+    app.include_router(admin_reports_summary.router)
 
     web.install(app)
 

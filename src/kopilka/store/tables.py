@@ -963,3 +963,76 @@ fraud_watermarks = Table(
 Index("ix_refunds_program_id_created_at", refunds.c.program_id, refunds.c.created_at)
 Index("ix_cards_program_id_created_at", cards.c.program_id, cards.c.created_at)
 Index("ix_customers_program_id_registered_at", customers.c.program_id, customers.c.registered_at)
+
+# --- analytics summary tables (issue 8), kept up to date by the worker ----------------------
+# Facts by the program's local day, re-aggregated whole for every day touched since the
+# watermark (docs/decisions/0017-analytics-summary-tables.md).  They are derived data:
+# ``kopilka report rebuild-summary`` makes them again from receipts, refunds and the ledger.
+
+# Confirmed receipts by the local day of the sale (occurred_at), refunds by the local day of
+# the refund, per store, cashier ('' when the till sent none) and member flag.
+sales_daily = Table(
+    "sales_daily",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("store_id", BigInteger, primary_key=True),
+    Column("cashier_id", String(64), primary_key=True),
+    Column("member", Boolean, primary_key=True),
+    Column("receipts", Integer, nullable=False, server_default="0"),
+    Column("lines", Integer, nullable=False, server_default="0"),
+    Column("quantity", Quantity, nullable=False, server_default="0"),
+    Column("amount", Money, nullable=False, server_default="0"),  # before discounts
+    Column("discount", Money, nullable=False, server_default="0"),
+    Column("redeemed_value", Money, nullable=False, server_default="0"),  # paid by points
+    Column("to_pay", Money, nullable=False, server_default="0"),  # paid in money
+    Column("points_earned", Money, nullable=False, server_default="0"),  # receipts' own
+    Column("refunds", Integer, nullable=False, server_default="0"),
+    Column("refund_amount", Money, nullable=False, server_default="0"),
+    Column("refund_points", Money, nullable=False, server_default="0"),  # earned, taken back
+)
+
+# Ledger movements by the local day of the entry, per store of the receipt (0: none, e.g.
+# expiry, welcome points, manual adjustments) and kind; ``refund`` is split by sign into
+# ``refund_out`` (earned points taken back) and ``refund_in`` (burned points returned).
+points_daily = Table(
+    "points_daily",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("store_id", BigInteger, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("entries", Integer, nullable=False, server_default="0"),
+    Column("amount", Money, nullable=False, server_default="0"),
+)
+
+# Who bought where on which local day (members' confirmed receipts): members in a period
+# (distinct customers) and cohorts by month of the first purchase.
+customer_days = Table(
+    "customer_days",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("store_id", BigInteger, primary_key=True),
+    Column("month", Date, nullable=False),  # the first day of ``day``'s month
+    Column("receipts", Integer, nullable=False, server_default="0"),
+    Column("to_pay", Money, nullable=False, server_default="0"),
+    Index(None, "program_id", "customer_id", "month"),
+)
+
+# Where each incremental job has got to: rows changed at or after ``mark - overlap`` are
+# looked at again on the next run.
+analytics_watermarks = Table(
+    "analytics_watermarks",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("mark", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# What the job looks at: rows changed since the watermark.
+Index("ix_receipts_confirmed_at", receipts.c.confirmed_at)
+Index("ix_receipts_created_at", receipts.c.created_at)
+Index("ix_refunds_created_at", refunds.c.created_at)
+Index("ix_ledger_entries_created_at", ledger_entries.c.created_at)

@@ -98,3 +98,29 @@ PAGES.append(
         "Where members are, by region and store; members far from every store.",
     )
 )
+
+
+def _register_summary() -> None:
+    from kopilka.web.reports import summary  # imports this package
+
+    router.include_router(summary.router)
+    PAGES.extend(
+        [
+            ReportPage(
+                "/admin/reports/summary",
+                "Summary",
+                "Sales, members, points and liability of a period against the previous one",
+            ),
+            ReportPage(
+                "/admin/reports/stores",
+                "Stores and cashiers",
+                "Sales, members' share, points and refunds by store and cashier",
+            ),
+            ReportPage(
+                "/admin/reports/cohorts", "Cohorts", "Retention by month of the first purchase"
+            ),
+        ]
+    )
+
+
+_register_summary()
