@@ -608,3 +608,37 @@ async def test_an_old_id_of_a_merged_duplicate_buys_as_the_customer_who_absorbed
 
     r = (await receipts_of(shop))["R1"]
     assert (r.customer_id, r.account_id) == (m.customer_id, m.account_id)
+
+
+async def test_imported_days_reach_the_reports_summary_tables_at_once(
+    make_shop: Any, tmp_path: Path
+) -> None:
+    from kopilka.analytics import facts
+
+    shop = await make_shop()
+    await facts.refresh(shop.rt)  # the worker has run: the tables exist with a watermark
+    path = write(
+        tmp_path,
+        f"""{HEADER}
+h-1,2024-03-05T10:00:00,,,tea,,,2,50.00,
+h-2,2024-03-05T23:30:00,,,tea,,,1,,70.00
+h-3,2024-03-06,,,tea,,,1,,30.00
+""",
+    )
+
+    await run(shop, path)  # times without an offset: Moscow, the program's zone
+    sd = t.sales_daily
+    async with shop.rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(sd.c.day, func.sum(sd.c.receipts), func.sum(sd.c.to_pay))
+                .where(sd.c.program_id == shop.program_id)
+                .group_by(sd.c.day)
+                .order_by(sd.c.day)
+            )
+        ).all()
+
+    assert [(str(d), int(n), Decimal(v)) for d, n, v in rows] == [
+        ("2024-03-05", 2, Decimal("170.00")),  # 2 × 50 + 70
+        ("2024-03-06", 1, Decimal("30.00")),
+    ]

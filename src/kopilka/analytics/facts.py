@@ -407,6 +407,24 @@ async def _touched(conn: AsyncConnection, since: datetime) -> list[tuple[int, da
     return out
 
 
+async def refresh_days(rt: Runtime, program_id: int, instants: Iterable[datetime]) -> int:
+    """Re-aggregate the local days of ``instants`` for one program now: for rows written
+    with their own past times (``kopilka import receipts``), which the watermark, a time
+    of writing, cannot find.  Nothing to do before the first refresh (it rebuilds all).
+    Returns the number of days."""
+    wm = t.analytics_watermarks
+    async with rt.engine.connect() as conn:
+        mark = (await conn.execute(select(wm.c.mark).where(wm.c.job == JOB))).scalar()
+    if mark is None:
+        return 0
+    sc = await _scope(rt, program_id)
+    days = {local_date(at, sc.tz) for at in instants}
+    async with rt.engine.begin() as conn:
+        for a, b in runs(days):
+            await _write_days(conn, sc, a, b)
+    return len(days)
+
+
 async def refresh(rt: Runtime) -> Refreshed:
     """Bring the summary tables up to date: re-aggregate every local day touched since the
     watermark (minus ``OVERLAP``), then move the watermark to when this run began.  The

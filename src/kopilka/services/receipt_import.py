@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -264,6 +264,7 @@ class ReceiptImporter:
         self.version = 1
         self._made = {"stores": 0, "customers": 0}
         self._skipped_unread = [0, 0]  # receipts, lines: known before the rows were read
+        self.hours: set[datetime] = set()  # when the imported receipts happened, by the hour
 
     async def run(self, plan: Plan, rejects_path: Path) -> Summary:
         started = time.perf_counter()
@@ -281,9 +282,19 @@ class ReceiptImporter:
             rejects.close()
         self.summary.skipped += self._skipped_unread[0]
         self.summary.skipped_lines += self._skipped_unread[1]
+        await self._refresh_summary_tables()
         self.summary.seconds = time.perf_counter() - started
         await self._audit(plan)
         return self.summary
+
+    async def _refresh_summary_tables(self) -> None:
+        """The reports' daily summary tables are kept by the worker from a watermark of
+        writing times; imported receipts carry their own past times, so their days are
+        re-aggregated here, once, at the end of the run."""
+        from kopilka.analytics import facts
+
+        if self.hours:
+            await facts.refresh_days(self.rt, self.program_id, self.hours)
 
     def _batches(self, plan: Plan, rejects: Rejects, known: set[str]) -> Iterator[_Batch]:
         """Complete receipts in batches of about ``batch_lines`` lines, with the count
@@ -658,6 +669,7 @@ class ReceiptImporter:
             s = stores[r.store or self.default_store]
             c = custs.get(r.customer) if r.customer else None
             when = ts(tx, r.occurred_at)
+            self.hours.add(r.occurred_at.replace(minute=0, second=0, microsecond=0))
             amount = r.amount_cents
             receipts.append(
                 (
