@@ -67,3 +67,10 @@ def add_import_commands(sub: Any) -> None:
     isub = ip.add_subparsers(dest="what", required=True)
     for register in IMPORTS:
         register(isub)
+
+
+# The reports register here, after the helpers they use are defined (they import this module).
+from kopilka.analytics import basket_cli, clv_cli  # noqa: E402
+
+REPORTS.append(basket_cli.register)
+REPORTS.append(clv_cli.register)
