@@ -21,6 +21,8 @@ Pure (no I/O, no clock); pandas and lifetimes are imported when a model is fitte
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import warnings
 from collections.abc import Sequence
@@ -82,8 +84,10 @@ class Fitted:
 
 def fit(purchases: Sequence[Purchase], s: Settings) -> Fitted:
     """Fit both models and predict for every customer; ``Unfit`` when that fails."""
-    import pandas as pd
-    from lifetimes.utils import summary_data_from_transaction_data
+    with warnings.catch_warnings():  # lifetimes sets a pandas option pandas 3 deprecates
+        warnings.simplefilter("ignore")
+        import pandas as pd
+        from lifetimes.utils import summary_data_from_transaction_data
 
     if not purchases:
         raise Unfit("no purchases up to the as-of date")
@@ -94,7 +98,9 @@ def fit(purchases: Sequence[Purchase], s: Settings) -> Fitted:
             "value": [float(p.value) for p in purchases],
         }
     )
-    with warnings.catch_warnings():
+    # lifetimes prints scipy's answer to standard output when a fit fails; the CLI's
+    # standard output is the report, so it is swallowed (the error says what happened)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         summary = summary_data_from_transaction_data(
             df,
