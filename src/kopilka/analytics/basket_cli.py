@@ -24,28 +24,6 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 
 
-async def program_of(rt: Runtime, code: str | None) -> int:
-    """The program named by ``--program``, or the only one there is."""
-    from sqlalchemy import select
-
-    from kopilka.store import tables as t
-
-    async with rt.engine.connect() as conn:
-        rows = (await conn.execute(select(t.programs.c.id, t.programs.c.code))).all()
-    if code is None:
-        if len(rows) != 1:
-            raise ServiceError(
-                "validation_failed",
-                f"give --program CODE (there are {len(rows)} programs)",
-                field="program",
-            )
-        return int(rows[0][0])
-    for pid, c in rows:
-        if c == code:
-            return int(pid)
-    raise ServiceError("program_not_found", f"no program {code!r}", field="program")
-
-
 def run(db: str, go: Callable[[Runtime], Awaitable[int]]) -> int:
     """Run a report's coroutine; a refusal is ``error: FIELD: detail`` and exit code 2."""
 
@@ -81,7 +59,7 @@ def cmd_basket(args: argparse.Namespace) -> int:
         q = basket.parse_query(values)
         if args.format == "xlsx" and args.out is None:
             raise ServiceError("validation_failed", "--format xlsx needs --out FILE", field="out")
-        pid = await program_of(rt, args.program)
+        pid = await basket.program_of(rt, args.program)
         rep = await basket.run_report(rt, audit.CLI, pid, q)
         await report_cli.write_tables(basket.tables(rep, args.what), fmt=args.format, out=args.out)
         m = rep.mined

@@ -18,8 +18,8 @@ import sys
 from typing import Any
 
 from kopilka import report_cli
-from kopilka.analytics.basket_cli import program_of, run
-from kopilka.services import audit, clv
+from kopilka.analytics.basket_cli import run
+from kopilka.services import audit, basket, clv
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 
@@ -38,7 +38,7 @@ def cmd_clv(args: argparse.Namespace) -> int:
         s = clv.parse_query(values)
         if args.format == "xlsx" and args.out is None:
             raise ServiceError("validation_failed", "--format xlsx needs --out FILE", field="out")
-        pid = await program_of(rt, args.program)
+        pid = await basket.program_of(rt, args.program)
         rep = await clv.run_report(rt, audit.CLI, pid, s)
         out = sys.stdout
         out.write("".join(line + "\n" for line in clv.param_lines(rep)))

@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from kopilka import __version__, web
 from kopilka.api import problems
+from kopilka.api.admin import basket_clv as admin_basket_clv
 from kopilka.api.admin import campaigns as admin_campaigns
 from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
@@ -156,6 +157,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_customers.router)
     app.include_router(admin_org.router)
     app.include_router(admin_campaigns.router)
+    app.include_router(admin_basket_clv.router)
 
     web.install(app)
 

@@ -56,6 +56,20 @@ class BasketReport:
     mine_s: float  # counting
 
 
+async def program_of(rt: Runtime, code: str | None) -> int:
+    """The program with this code, or the only one there is when no code is given."""
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(select(t.programs.c.id, t.programs.c.code))).all()
+    if code is None:
+        if len(rows) != 1:
+            raise _bad("program", f"give the program code (there are {len(rows)} programs)")
+        return int(rows[0][0])
+    for pid, c in rows:
+        if c == code:
+            return int(pid)
+    raise ServiceError("program_not_found", f"no program {code!r}", field="program")
+
+
 def _bad(field: str, detail: str) -> ServiceError:
     return ServiceError("validation_failed", detail, field=field)
 
