@@ -124,6 +124,18 @@ async def _stores(
     return zones
 
 
+async def store_options(rt: Runtime, actor: Actor, program_id: int) -> list[tuple[str, str]]:
+    """(code, name) of the stores the viewer may filter by."""
+    st = t.stores
+    q = select(st.c.code, st.c.name).where(st.c.program_id == program_id).order_by(st.c.name)
+    if actor.store_id is not None:
+        q = q.where(st.c.id == actor.store_id)
+    if actor.partner_id is not None:
+        q = q.where(st.c.partner_id == actor.partner_id)
+    async with rt.engine.connect() as conn:
+        return [(str(code), str(name)) for code, name in await conn.execute(q)]
+
+
 def utc_bounds(tz: str, lo: date | None, hi: date | None) -> tuple[datetime, datetime]:
     """Local dates ``lo``..``hi`` (inclusive) in ``tz`` as a half-open UTC range."""
     zone = ZoneInfo(tz)
