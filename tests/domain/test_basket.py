@@ -138,19 +138,21 @@ def test_numbers_are_plain_decimals() -> None:
     assert b.number_text(10.0) == "10.0"
 
 
-def test_suggest_skips_what_is_in_the_basket_and_needs_every_antecedent() -> None:
+def test_suggest_one_sku_not_in_the_basket_whose_antecedents_all_are() -> None:
     rules = [
         b.Rule(("a",), ("b",), 1, 0.1, 0.5, 3.0),
         b.Rule(("a",), ("c",), 1, 0.1, 0.5, 2.0),
         b.Rule(("a", "x"), ("d",), 1, 0.1, 0.9, 9.0),  # x is not in the basket
         b.Rule(("c",), ("e",), 1, 0.1, 0.5, 5.0),
         b.Rule(("a",), ("e",), 1, 0.1, 0.5, 1.5),  # e again, lower lift
-        b.Rule(("a",), ("f",), 1, 0.1, 0.5, 1.0),
+        b.Rule(("a",), ("f",), 1, 0.1, 0.5, 1.1),
+        b.Rule(("a",), ("g", "h"), 1, 0.1, 0.5, 8.0),  # two SKUs: not a suggestion
+        b.Rule(("c",), ("k",), 1, 0.1, 0.9, 1.0),  # lift 1: no association
     ]
 
     got = b.suggest(rules, ["a", "c"])
 
-    assert [(r.consequents, r.lift) for r in got] == [(("e",), 5.0), (("b",), 3.0), (("f",), 1.0)]
+    assert [(r.consequents, r.lift) for r in got] == [(("e",), 5.0), (("b",), 3.0), (("f",), 1.1)]
 
 
 # --- against a brute force count over every subset ---------------------------------------

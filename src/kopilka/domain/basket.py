@@ -150,15 +150,19 @@ def rule_order(r: Rule) -> tuple[float, float, float, str, str]:
 def suggest(
     rules: Iterable[Rule], basket: Iterable[str], *, limit: int = SUGGESTIONS_MAX
 ) -> list[Rule]:
-    """ "Customers who buy X also buy Y" for a basket: rules whose antecedents are all in
-    the basket and whose consequents are none of them, the best by lift (then
-    confidence, support), one rule per consequent, at most ``limit``."""
+    """ "Customers who buy X also buy Y" for a basket: rules of one consequent SKU that is
+    not in the basket, whose antecedents all are; the best rule per SKU by lift (then
+    confidence, support), the best ``limit`` of them.  (A rule of two consequent SKUs
+    says less about either than the one-SKU rules of the same receipts, which are
+    frequent too and at least as confident.)"""
     have = set(basket)
-    best: dict[tuple[str, ...], Rule] = {}
+    best: dict[str, Rule] = {}
     for r in rules:
-        if not have.issuperset(r.antecedents) or have.intersection(r.consequents):
+        if len(r.consequents) != 1 or r.consequents[0] in have or r.lift <= 1:
+            continue  # lift <= 1: buying X does not make Y likelier
+        if not have.issuperset(r.antecedents):
             continue
-        old = best.get(r.consequents)
+        old = best.get(r.consequents[0])
         if old is None or rule_order(r) < rule_order(old):
-            best[r.consequents] = r
+            best[r.consequents[0]] = r
     return sorted(best.values(), key=rule_order)[:limit]

@@ -250,6 +250,12 @@ async def _names(conn: Any, program_id: int, skus: Sequence[str]) -> dict[str, s
     return names
 
 
+async def sku_names(rt: Runtime, program_id: int, skus: Iterable[str]) -> dict[str, str]:
+    """Names of a page's SKUs, for people to read next to the codes."""
+    async with rt.engine.connect() as conn:
+        return await _names(conn, program_id, sorted(set(skus)))
+
+
 async def do_save_rules(rt: Runtime, program_id: int, rep: BasketReport) -> int:
     """Replace the program's saved rules with the report's best ``SAVED_MAX``; returns
     how many were saved."""

@@ -114,6 +114,13 @@ async def basket_page(request: Request, c: Annotated[Console, READ]) -> Response
     pr = PageRequest.of(request, sorts=("rank",), default="rank")
     items: list[Any] = rep.mined.itemsets if what == "itemsets" else rep.mined.rules
     rows = items[pr.offset : pr.offset + pr.limit]
+    shown = [_basket_row(x) for x in rows]
+    skus = {
+        s
+        for row in shown
+        for k in ("itemset", "antecedents", "consequents")
+        for s in row.get(k, ())
+    }
     return render(
         request,
         "reports/basket.html",
@@ -121,19 +128,20 @@ async def basket_page(request: Request, c: Annotated[Console, READ]) -> Response
             **ctx,
             "rep": rep,
             "what": what,
-            "page": pr.page([_basket_row(x) for x in rows], len(items)),
+            "page": pr.page(shown, len(items)),
+            "names": await basket.sku_names(c.rt, prog.id, skus),
             "scatter": scatter(rep.mined.rules),
-            "query": request.url.query,
+            "query": urlencode({k: v for k, v in values.items() if v}),
         },
     )
 
 
 def _basket_row(x: b.Rule | b.Itemset) -> dict[str, Any]:
     if isinstance(x, b.Itemset):
-        return {"itemset": b.items_text(x.items), "support": x.support, "length": len(x.items)}
+        return {"itemset": x.items, "support": x.support, "length": len(x.items)}
     return {
-        "antecedents": b.items_text(x.antecedents),
-        "consequents": b.items_text(x.consequents),
+        "antecedents": x.antecedents,
+        "consequents": x.consequents,
         "support": x.support,
         "confidence": x.confidence,
         "lift": x.lift,
@@ -236,7 +244,7 @@ async def clv_page(request: Request, c: Annotated[Console, READ]) -> Response:
             "value": histogram(
                 [x.expected_value for x in rep.fitted.customers], bins=20, label="expected_value"
             ),
-            "query": request.url.query,
+            "query": urlencode({k: v for k, v in values.items() if v}),
         },
     )
 
