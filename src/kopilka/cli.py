@@ -552,7 +552,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> int:
         # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
         # the hourly jobs would skip their first run.
-        last_expiry = last_levels = float("-inf")
+        last_expiry = last_levels = last_basket = float("-inf")
         loop = asyncio.get_running_loop()
         notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
         while True:
@@ -597,11 +597,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 last_levels = loop.time()
                 if changed:
                     print(f"{changed} accounts changed tier or discount", file=sys.stderr)
+            if args.basket_every_s > 0 and loop.time() - last_basket >= args.basket_every_s:
+                last_basket = loop.time()
+                await _refresh_basket_rules(rt)
             if args.once:
                 return 0
             await asyncio.sleep(args.every_s)
 
     return _run(go, args.db)
+
+
+async def _refresh_basket_rules(rt: Runtime) -> None:
+    """The daily basket rules: a program whose receipts give no rules keeps none."""
+    from kopilka.services import audit, basket
+
+    try:
+        saved = await basket.refresh_all(rt, actor=audit.SYSTEM)
+    except ServiceError as exc:
+        print(f"basket rules: {exc.detail}", file=sys.stderr)
+        return
+    if any(saved.values()):
+        print(f"basket rules: {sum(saved.values())} saved", file=sys.stderr)
 
 
 def outbox_states() -> tuple[str, ...]:
@@ -879,6 +895,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--expiry-every-s", type=float, default=3600.0, help="points expiry period")
     w.add_argument("--once", action="store_true", help="run each job once and exit")
     w.add_argument("--levels-every-s", type=float, default=3600.0, help="tiers/discounts period")
+    w.add_argument(
+        "--basket-every-s",
+        type=float,
+        default=86400.0,
+        help="refresh the cashier's basket rules (docs/analytics/basket.md); 0: never",
+    )
     w.add_argument(
         "--no-notify",
         dest="notify",

@@ -199,3 +199,27 @@ async def test_cli_itemsets_and_bad_input(make_shop: Any, db_url: str) -> None:
     assert bad.stderr.startswith("error: min_support:")
     assert bad_date.returncode == 2
     assert bad_date.stderr.startswith("error: from:")
+
+
+async def test_daily_refresh_keeps_the_saved_thresholds_and_counts_new_receipts(
+    make_shop: Any, rt: Runtime, clock: Any
+) -> None:
+    shop = await _textbook_shop(make_shop)
+    clock.set(datetime(2026, 3, 10, tzinfo=UTC))
+    rep = await basket.run_report(rt, audit.CLI, shop.program_id, _q())
+    await basket.do_save_rules(rt, shop.program_id, rep)
+    # three more receipts of cola and eggs: cola -> eggs becomes a rule with lift > 1
+    await add_sales(shop, [Sale(DAY, ["cola", "eggs"])] * 3)
+
+    done = await basket.refresh_all(rt, actor=audit.SYSTEM)
+    tips = await basket.suggestions(rt, shop.program_id, ["cola"])
+
+    assert await basket.saved_params(rt, shop.program_id) == {
+        "min_support": "0.4",
+        "min_confidence": "0.6",
+        "max_len": "2",
+    }
+    assert done[shop.program_id] > 0
+    # 10 receipts: cola 7, eggs 6, both 5: confidence 5/7, lift (5/7)/(6/10)
+    eggs = [x for x in tips if x.skus == ("eggs",)]
+    assert eggs[0].lift == pytest.approx((5 / 7) / (6 / 10))
