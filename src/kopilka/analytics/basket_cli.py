@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,6 +44,9 @@ def run(db: str, go: Callable[[Runtime], Awaitable[int]]) -> int:
     except SystemExit as exc:  # write_tables' "--format xlsx needs --out FILE"
         print(exc, file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_basket(args: argparse.Namespace) -> int:
