@@ -75,7 +75,11 @@ async def test_basket_xlsx_has_both_sheets(
 
     assert wb.sheetnames == ["Rules", "Itemsets"]
     header = next(wb["Itemsets"].iter_rows(values_only=True))
+    rules = list(wb["Rules"].iter_rows(values_only=True))
     assert header == ("itemset", "support", "length")
+    # numbers are numeric cells in a spreadsheet, not text
+    assert len(rules) > 1
+    assert all(isinstance(v, int | float) for r in rules[1:] for v in r[2:])
 
 
 async def test_bad_thresholds_and_roles_are_refused(

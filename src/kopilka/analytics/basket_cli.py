@@ -65,7 +65,9 @@ def cmd_basket(args: argparse.Namespace) -> int:
             raise ServiceError("validation_failed", "--format xlsx needs --out FILE", field="out")
         pid = await basket.program_of(rt, args.program)
         rep = await basket.run_report(rt, audit.CLI, pid, q)
-        await report_cli.write_tables(basket.tables(rep, args.what), fmt=args.format, out=args.out)
+        await report_cli.write_tables(
+            basket.tables(rep, args.what, fmt=args.format), fmt=args.format, out=args.out
+        )
         m = rep.mined
         print(
             f"basket: {m.receipts} receipts, {len(m.itemsets)} itemsets, {len(m.rules)} rules "

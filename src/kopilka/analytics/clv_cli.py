@@ -45,7 +45,9 @@ def cmd_clv(args: argparse.Namespace) -> int:
         if args.out is None:
             out.write("\n")
         out.flush()
-        await report_cli.write_tables(clv.tables(rep), fmt=args.format, out=args.out)
+        await report_cli.write_tables(
+            clv.tables(rep, fmt=args.format), fmt=args.format, out=args.out
+        )
         print(
             f"clv: {len(rep.fitted.customers)} customers ({rep.fitted.repeaters} bought again), "
             f"{rep.purchases} purchases (read {rep.load_s:.2f} s, fitted {rep.fit_s:.2f} s)",

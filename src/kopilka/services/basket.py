@@ -201,34 +201,35 @@ async def run_report(rt: Runtime, actor: Actor, program_id: int, q: BasketQuery)
 # --- tables: the CSV/XLSX files, the API and the console read these -----------------------
 
 
-def rule_row(r: b.Rule) -> tuple[str, str, str, str, str]:
+def _num(x: float, numeric: bool) -> float | str:
+    return x if numeric else b.number_text(x)
+
+
+def rule_row(r: b.Rule, numeric: bool = False) -> tuple[Any, ...]:
+    """A rule as the files write it: decimal text (CSV) or numbers (``numeric``, XLSX)."""
     return (
         b.items_text(r.antecedents),
         b.items_text(r.consequents),
-        b.number_text(r.support),
-        b.number_text(r.confidence),
-        b.number_text(r.lift),
+        _num(r.support, numeric),
+        _num(r.confidence, numeric),
+        _num(r.lift, numeric),
     )
 
 
-def itemset_row(i: b.Itemset) -> tuple[str, str, int]:
-    return (b.items_text(i.items), b.number_text(i.support), len(i.items))
+def itemset_row(i: b.Itemset, numeric: bool = False) -> tuple[Any, ...]:
+    return (b.items_text(i.items), _num(i.support, numeric), len(i.items))
 
 
-def rules_table(rep: BasketReport) -> exports.Table:
-    return exports.Table(
-        "Rules", RULES_HEADER, exports.rows_of([rule_row(r) for r in rep.mined.rules])
-    )
-
-
-def itemsets_table(rep: BasketReport) -> exports.Table:
-    rows = [itemset_row(i) for i in rep.mined.itemsets]
-    return exports.Table("Itemsets", ITEMSETS_HEADER, exports.rows_of(rows))
-
-
-def tables(rep: BasketReport, what: str = "rules") -> list[exports.Table]:
-    """The report's tables, the one asked first (CSV writes only the first)."""
-    pair = [rules_table(rep), itemsets_table(rep)]
+def tables(rep: BasketReport, what: str = "rules", *, fmt: str = "csv") -> list[exports.Table]:
+    """The report's tables, the one asked first (CSV writes only the first); numbers as
+    decimal text in CSV, as numbers in XLSX."""
+    numeric = fmt == "xlsx"
+    rules = [rule_row(r, numeric) for r in rep.mined.rules]
+    sets = [itemset_row(i, numeric) for i in rep.mined.itemsets]
+    pair = [
+        exports.Table("Rules", RULES_HEADER, exports.rows_of(rules)),
+        exports.Table("Itemsets", ITEMSETS_HEADER, exports.rows_of(sets)),
+    ]
     return pair[::-1] if what == "itemsets" else pair
 
 

@@ -177,15 +177,18 @@ def money(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(KOPECK, rounding=ROUND_HALF_UP)
 
 
-def row(c: d.CustomerValue) -> tuple[Any, ...]:
+def row(c: d.CustomerValue, numeric: bool = False) -> tuple[Any, ...]:
+    """A customer as the files write it: statistics as decimal text (CSV) or numbers
+    (``numeric``, XLSX); money to the kopeck."""
+    text = (lambda x: x) if numeric else b.number_text
     return (
         c.customer,
         c.frequency,
         c.recency,
         c.T,
         money(c.monetary_value),
-        b.number_text(c.p_alive),
-        b.number_text(c.expected_purchases),
+        text(c.p_alive),
+        text(c.expected_purchases),
         money(c.expected_value),
         money(c.clv),
     )
@@ -196,11 +199,10 @@ def param_lines(rep: ClvReport) -> list[str]:
     return [f"{k}={rep.fitted.params[k]!r}" for k in d.PARAM_NAMES]
 
 
-def tables(rep: ClvReport) -> list[exports.Table]:
+def tables(rep: ClvReport, *, fmt: str = "csv") -> list[exports.Table]:
     """The customers, then the parameters (a second XLSX sheet)."""
-    customers = exports.Table(
-        "Customers", HEADER, exports.rows_of([row(c) for c in rep.fitted.customers])
-    )
+    rows = [row(c, fmt == "xlsx") for c in rep.fitted.customers]
+    customers = exports.Table("Customers", HEADER, exports.rows_of(rows))
     s = rep.settings
     facts: list[tuple[str, Any]] = [(k, rep.fitted.params[k]) for k in d.PARAM_NAMES]
     facts += [

@@ -81,7 +81,7 @@ async def basket_report(
     )
     rep = await basket.run_report(rt, actor, pid, q)
     if format != "json":
-        return _file(basket.tables(rep, what), format, f"basket-{what}-{code}")
+        return _file(basket.tables(rep, what, fmt=format), format, f"basket-{what}-{code}")
     m = rep.mined
     return _ok(
         {
@@ -143,7 +143,7 @@ async def clv_report(
     )
     rep = await clv.run_report(rt, actor, pid, s)
     if format != "json":
-        return _file(clv.tables(rep), format, f"clv-{code}-{s.as_of.isoformat()}")
+        return _file(clv.tables(rep, fmt=format), format, f"clv-{code}-{s.as_of.isoformat()}")
     rows = rep.fitted.customers[offset : offset + limit]
     return _ok(
         {

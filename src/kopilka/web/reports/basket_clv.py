@@ -153,7 +153,7 @@ async def basket_export(request: Request, c: Annotated[Console, READ]) -> Respon
     fmt = "xlsx" if request.query_params.get("format") == "xlsx" else "csv"
     what = "itemsets" if request.query_params.get("what") == "itemsets" else "rules"
     rep = await _basket(c, _values(request, BASKET_FIELDS))
-    tables = basket.tables(rep, what)
+    tables = basket.tables(rep, what, fmt=fmt)
     chunks = exports.xlsx_book_chunks(tables) if fmt == "xlsx" else exports.csv_chunks(tables[0])
     return StreamingResponse(
         chunks,
@@ -253,7 +253,7 @@ async def clv_page(request: Request, c: Annotated[Console, READ]) -> Response:
 async def clv_export(request: Request, c: Annotated[Console, READ]) -> Response:
     fmt = "xlsx" if request.query_params.get("format") == "xlsx" else "csv"
     rep = await _clv(c, _values(request, CLV_FIELDS))
-    tables = clv.tables(rep)
+    tables = clv.tables(rep, fmt=fmt)
     chunks = exports.xlsx_book_chunks(tables) if fmt == "xlsx" else exports.csv_chunks(tables[0])
     return StreamingResponse(
         chunks, media_type=exports.media_type(fmt), headers=exports.attachment("clv", fmt)
