@@ -28,6 +28,7 @@ GOODS = {
     "4600000000097": "Сыр",
     "4600000000103": "Вода 0,5 л",
 }
+SLOW_MS = 120_000  # a report computed on a machine shared with other test runs
 COFFEE, MILK, SUGAR, CROISSANT, TEA, LEMON, BREAD, BUTTER, CHEESE, WATER = GOODS
 
 
@@ -82,7 +83,7 @@ async def test_analyst_finds_what_is_bought_together(
     await page.get_by_role("link", name="Baskets").click()
     await page.get_by_label("Minimum support").fill("0.03")
     await page.get_by_label("Minimum confidence").fill("0.3")
-    await page.get_by_role("button", name="Show").click()
+    await page.get_by_role("button", name="Show").click(timeout=SLOW_MS)
 
     await expect(page.get_by_test_id("receipts")).to_have_text("600")
     await expect(page.locator("#chart-basket-rules[data-drawn='1'] svg")).to_be_visible()
@@ -107,8 +108,13 @@ async def test_cashier_is_told_what_else_to_offer(
     who = await make_user("cashier", shop, store_id=await store_id(shop), locale="ru")
     await login(page, who, next_url="/cashier")
 
+    await page.wait_for_load_state("networkidle")  # htmx is up: the panel is swapped in
     await page.get_by_role("button", name="Что ещё предложить").click()
-    await page.get_by_label("Артикулы в корзине").fill(f"{COFFEE}\n{CROISSANT}")
+    field = page.get_by_label("Артикулы в корзине")
+    await expect(field).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+    await field.fill(f"{COFFEE}\n{CROISSANT}")
+    await expect(field).to_have_value(f"{COFFEE}\n{CROISSANT}")
     await page.get_by_role("button", name="Подсказать").click()
 
     tips = page.get_by_test_id("basket-tips")
@@ -128,7 +134,8 @@ async def test_analyst_fits_customer_lifetime_value(
 
     await page.get_by_label("As of").fill("2026-03-01")
     await page.get_by_label("Penalizer").fill("0.001")
-    await page.get_by_role("button", name="Fit").click()
+    # fitting takes seconds (the server's first fit imports pandas and lifetimes)
+    await page.get_by_role("button", name="Fit").click(timeout=SLOW_MS)
 
     await expect(page.get_by_test_id("params")).to_contain_text("alpha")
     await expect(page.locator("#chart-clv-alive[data-drawn='1'] svg")).to_be_visible()
