@@ -106,7 +106,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def load(rt: Runtime) -> int:
         nonlocal info
         info = await load_demo(rt, seed=args.seed)
-        await _refresh_summary(rt)  # the report pages have figures at once
+        # the report pages, campaign audiences and the cashier's suggestions have their
+        # figures at once, not after the worker's first round
+        from kopilka.jobs import worker
+
+        if not info.already_loaded:
+            for job in (worker.refresh_summary, worker.refresh_rfm, worker.refresh_basket_rules):
+                await job(rt)
         return 0
 
     _run(load, args.db)
@@ -547,128 +553,28 @@ async def _scalar(conn: Any, table: Any, pid: int, code: str, *, field: str) -> 
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Scheduled ledger work in one long-running process."""
+    """The scheduled work in one long-running process (``kopilka.jobs.worker``)."""
+    from kopilka.jobs import worker
     from kopilka.notify import config as notify_config
-    from kopilka.notify import outbox, reminders
-    from kopilka.services import (
-        activities,
-        campaigns,
-        coupons,
-        draws,
-        fraud,
-        giftcards,
-        ledger_jobs,
-        levels,
-        referrals,
-        rewards,
-        saved_reports,
-    )
+    from kopilka.notify import outbox
 
     try:
         notify = notify_config.load() if args.notify else None
     except notify_config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
+    jobs = worker.table(
+        args,
+        notifier=notifier,
+        expiring_days=None if notify is None else notify.expiring_days,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+    )
 
     async def go(rt: Runtime) -> int:
-        # -inf, not 0: loop.time() counts from boot, under an hour on a fresh machine, and
-        # the hourly jobs would skip their first run.
-        last_expiry = last_levels = last_pins = last_rfm = last_summary = float("-inf")
-        loop = asyncio.get_running_loop()
-        notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
-        while True:
-            queued = await campaigns.run_due(rt)  # due campaigns -> outbox events
-            if queued:
-                print(f"campaigns: {queued} messages queued", file=sys.stderr)
-            reports = await saved_reports.run_due(rt)  # due report schedules -> e-mails
-            if reports:
-                print(f"reports: {reports} scheduled e-mails queued", file=sys.stderr)
-            if notifier is not None:
-                sent = await outbox.run_once(
-                    rt, notifier, worker_id=worker_id, program_ids=args.notify_program
-                )
-                if sent.claimed or sent.dispatched:
-                    print(
-                        f"outbox: {sent.dispatched} events, {sent.delivered} delivered, "
-                        f"{sent.retried} to retry, {sent.failed} failed, {sent.dead} dead",
-                        file=sys.stderr,
-                    )
-            pins = loop.time() - last_pins >= args.fraud_pins_every_s
-            found = await fraud.scan(rt, pins=pins)  # fraud rules over what is new
-            last_pins = loop.time() if pins else last_pins
-            if found.created:
-                print(f"fraud: {found.created} new alerts", file=sys.stderr)
-            released = await ledger_jobs.expire_holds(rt)
-            released += await coupons.expire_coupon_holds(rt)
-            released += await giftcards.expire_tender_holds(rt)
-            if loop.time() - last_expiry >= args.expiry_every_s:
-                lots, pts = await ledger_jobs.expire_points(rt)
-                cards, breakage = await giftcards.expire_cards(rt)
-                last_expiry = loop.time()
-                if cards:
-                    print(f"expired {cards} gift cards, breakage {breakage}", file=sys.stderr)
-                if lots:
-                    print(f"expired {lots} lots, {pts} points", file=sys.stderr)
-            if released:
-                print(f"released {released} expired holds", file=sys.stderr)
-            if loop.time() - last_levels >= args.levels_every_s:
-                await referrals.reward_pending_referrals(rt)
-                await rewards.cancel_stale_orders(rt)
-                for program_id in await _programs_with_activity(rt, "birthday"):
-                    await activities.do_birthday_points(
-                        rt,
-                        program_id=program_id,
-                        rules=activities.rules_for(await rt.compiled(program_id)),
-                    )
-                if notify is not None:
-                    await reminders.announce_expiring_points(rt, days=notify.expiring_days)
-                changed = await levels.recompute_levels(rt)
-                seeded, drawn = await draws.run_due(rt)
-                if seeded or drawn:
-                    print(f"draws: {seeded} seeds committed, {drawn} drawn", file=sys.stderr)
-                last_levels = loop.time()
-                if changed:
-                    print(f"{changed} accounts changed tier or discount", file=sys.stderr)
-            if loop.time() - last_rfm >= args.rfm_every_s:
-                await _refresh_rfm(rt)
-                last_rfm = loop.time()
-            if loop.time() - last_summary >= args.summary_every_s:
-                await _refresh_summary(rt)
-                last_summary = loop.time()
-            if args.once:
-                return 0
-            await asyncio.sleep(args.every_s)
+        return await worker.run(rt, jobs, every_s=args.every_s, once=args.once)
 
     return _run(go, args.db)
-
-
-async def _refresh_rfm(rt: Runtime) -> None:
-    """Every program's RFM segments as of today (customers.rfm_segment), daily."""
-    from kopilka.domain.rfm import SegmentConfigError
-    from kopilka.services import rfm
-
-    try:
-        saved = await rfm.refresh_all(rt)
-    except SegmentConfigError as exc:
-        print(f"rfm: segments not refreshed: {exc}", file=sys.stderr)
-        return
-    for program_id, s in saved:
-        if s.changed:
-            print(
-                f"rfm: program {program_id}: {s.customers} customers in segments, "
-                f"{s.changed} changed",
-                file=sys.stderr,
-            )
-
-
-async def _refresh_summary(rt: Runtime) -> None:
-    """The analytics summary tables: the days touched since the watermark (issue 8)."""
-    from kopilka.analytics import facts
-
-    done = await facts.refresh(rt)
-    if done.days:
-        print(f"summary tables: {done.days} days re-aggregated", file=sys.stderr)
 
 
 def outbox_states() -> tuple[str, ...]:
@@ -738,16 +644,6 @@ def mask_recipient(value: str) -> str:
         user, _, domain = value.partition("@")
         return f"{user[:1]}***@{domain}"
     return mask_phone(value)
-
-
-async def _programs_with_activity(rt: Runtime, activity: str) -> list[int]:
-    from sqlalchemy import select
-
-    from kopilka.store import tables as t
-
-    async with rt.engine.connect() as conn:
-        ids = (await conn.execute(select(t.programs.c.id))).scalars().all()
-    return [pid for pid in ids if activity in (await rt.compiled(pid)).doc.activities]
 
 
 def cmd_levels(args: argparse.Namespace) -> int:
@@ -955,6 +851,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument(
         "--summary-every-s", type=float, default=60.0, help="analytics summary tables period"
+    )
+    w.add_argument(
+        "--basket-every-s",
+        type=float,
+        default=86400.0,
+        help="refresh the cashier's basket rules (docs/analytics/basket.md); 0: never",
     )
     w.add_argument(
         "--no-notify",

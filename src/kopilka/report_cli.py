@@ -113,7 +113,9 @@ def add_import_commands(sub: Any) -> None:
 
 
 # --- the reports (each module imports this one: registered once it is complete) ---------------
-from kopilka.analytics import builder_cli, map_cli  # noqa: E402
+from kopilka.analytics import basket_cli, builder_cli, clv_cli, map_cli  # noqa: E402
 
+REPORTS.append(basket_cli.register)
+REPORTS.append(clv_cli.register)
 REPORTS.append(map_cli.register)
 REPORTS.append(builder_cli.register)

@@ -23,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from kopilka import __version__, web
 from kopilka.api import observe, problems
+from kopilka.api.admin import basket_clv as admin_basket_clv
 from kopilka.api.admin import campaigns as admin_campaigns
 from kopilka.api.admin import customers as admin_customers
 from kopilka.api.admin import events as admin_events
@@ -173,6 +174,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_reports_rfm.router)
     app.include_router(admin_reports_map.router)
     app.include_router(admin_reports_summary.router)
+    app.include_router(admin_basket_clv.router)
 
     web.install(app)
 

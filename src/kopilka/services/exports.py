@@ -129,8 +129,8 @@ async def csv_bytes(table: Table) -> bytes:
 
 
 def _xlsx_cell(ws: Any, value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, int):
-        return value
+    if isinstance(value, bool | int | float) or value is None:
+        return value  # a float is a statistic (support, probability), never money
     if isinstance(value, Decimal):
         cell = WriteOnlyCell(ws, value=value)
         cell.number_format = MONEY_FORMAT

@@ -1036,3 +1036,24 @@ Index("ix_receipts_confirmed_at", receipts.c.confirmed_at)
 Index("ix_receipts_created_at", receipts.c.created_at)
 Index("ix_refunds_created_at", refunds.c.created_at)
 Index("ix_ledger_entries_created_at", ledger_entries.c.created_at)
+
+# --- analytics (issue 8) ---------------------------------------------------------------------
+
+# Association rules of a program's receipts (docs/analytics/basket.md), replaced whole by
+# ``kopilka report basket --save`` and the worker's daily refresh; the cashier screen
+# suggests the consequents of the rules whose antecedents are in the basket.
+basket_rules = Table(
+    "basket_rules",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("rank", Integer, primary_key=True),  # 1 = highest lift
+    Column("antecedents", String(1000), nullable=False),  # SKUs, ascending, space-separated
+    Column("consequents", String(1000), nullable=False),
+    Column("support", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("lift", Float, nullable=False),
+    Column("consequent_names", Text, nullable=False, server_default=""),  # JSON: sku -> name
+    Column("params", String(200), nullable=False),  # "min_support=0.01 min_confidence=..."
+    Column("receipts", Integer, nullable=False),  # how many receipts the rules came from
+    Column("computed_at", UTCDateTime, nullable=False),
+)

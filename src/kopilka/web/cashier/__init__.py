@@ -17,9 +17,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from kopilka.domain.roles import Perm
-from kopilka.services import cashier
+from kopilka.services import basket, cashier
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Terminal
+from kopilka.web import i18n
 from kopilka.web.auth import Console, console
 from kopilka.web.cashier import strings  # noqa: F401  (registers the Russian strings)
 from kopilka.web.templating import is_htmx, render
@@ -125,7 +126,30 @@ PANELS = {
     "register": "cashier/_register.html",
     "coupon": "cashier/_coupon.html",
     "gift-card": "cashier/_giftcard.html",
+    "basket": "cashier/_basket.html",
 }
+
+
+@router.post("/cashier/basket")
+async def basket_tips(request: Request, c: Viewer) -> Response:
+    """ "Customers who buy X also buy Y" for the SKUs typed or scanned: the program's
+    saved basket rules (docs/analytics/basket.md); nothing is written."""
+    form = await _form(request)
+    s = await _screen(c, form.get("store"))
+    values = {"skus": form.get("skus", "")}
+    ctx: dict[str, Any] = {"values": values, "errors": {}, "tips": None}
+    if s.term is None:
+        return _respond(request, s, "cashier/_basket.html", ctx)
+    skus = values["skus"].split()
+    if len(skus) > 200:
+        return _respond(
+            request,
+            s,
+            "cashier/_basket.html",
+            {**ctx, "errors": {"skus": i18n.gettext(c.lang, "at most 200 SKUs", "cashier")}},
+        )
+    tips = await basket.suggestions(c.rt, s.term.program_id, skus)
+    return _respond(request, s, "cashier/_basket.html", {**ctx, "tips": tips})
 
 
 @router.post("/cashier/register")

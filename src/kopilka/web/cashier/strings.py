@@ -142,6 +142,18 @@ i18n.add(
         "Nominal": "Номинал",
         "Expires": "Действует до",
         "no expiry": "бессрочно",
+        # what else to offer (basket rules, docs/analytics/basket.md)
+        "What else to offer": "Что ещё предложить",
+        "SKUs in the basket": "Артикулы в корзине",
+        "scan or type them, one per line or separated by spaces": (
+            "отсканируйте или введите, по одному в строке или через пробел"
+        ),
+        "Suggest": "Подсказать",
+        "Customers who buy": "Покупатели, которые берут",
+        "also buy it": "берут и это",
+        "lift": "лифт",
+        "Nothing to suggest for this basket.": "Для этой корзины подсказок нет.",
+        "at most 200 SKUs": "не больше 200 артикулов",
     },
     area="cashier",
 )

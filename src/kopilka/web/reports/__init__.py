@@ -124,3 +124,24 @@ def _register_summary() -> None:
 
 
 _register_summary()
+
+# The report pages' modules (each its router and a line in PAGES).
+from kopilka.web.reports import basket_clv  # noqa: E402
+from kopilka.web.reports.basket_clv_strings import RU as _RU_BASKET_CLV  # noqa: E402
+
+i18n.add(_RU_BASKET_CLV, area="reports")
+router.include_router(basket_clv.router)
+PAGES.append(
+    ReportPage(
+        "/admin/reports/basket",
+        "Baskets",
+        "Which goods are bought together: itemsets and association rules",
+    )
+)
+PAGES.append(
+    ReportPage(
+        "/admin/reports/clv",
+        "Customer lifetime value",
+        "Who is still buying, how much they will buy: BG/NBD and Gamma-Gamma",
+    )
+)

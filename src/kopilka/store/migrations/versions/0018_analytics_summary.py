@@ -6,7 +6,7 @@ The four indexes are on hot tables and are built in the migration's transaction 
 table lock for the build: seconds on a million receipts, measured in docs/scaling.md).
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
