@@ -12,15 +12,15 @@ import io
 import math
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from kopilka.analytics.map import MapReport, shapes
 from kopilka.analytics.map_out import MEASURE_LABELS, PLACES, legend_label, scales, tr
 from kopilka.domain import geo
+from kopilka.services.pdf import FONTS
 
-FONT_FILE = Path(__file__).resolve().parent.parent / "api/static/fonts/DejaVuSans.ttf"
+FONT_FILE = FONTS / "DejaVuSans.ttf"  # the reports' one font (services.pdf)
 WIDTH, HEIGHT = 1400, 860
 TOP, MARGIN, LEGEND_H = 56, 16, 40
 BORDER = (120, 120, 120)
