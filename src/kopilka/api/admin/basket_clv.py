@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from kopilka.api.admin.routes import ERRORS, SECURITY, _ok
+from kopilka.api.admin.common import ok as _ok
+from kopilka.api.admin.routes import ERRORS, SECURITY
 from kopilka.domain import basket as b
 from kopilka.domain.roles import Perm
 from kopilka.services import admin, basket, clv, exports

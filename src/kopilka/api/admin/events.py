@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from sqlalchemy import select
 from starlette.responses import Response
 
+from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.services import activities, admin, offers, views
 from kopilka.services.runtime import Runtime
@@ -64,11 +65,6 @@ class OfferIn(BaseModel):
 
 
 SCHEMAS: tuple[type[BaseModel], ...] = (EventIn, OfferIn)
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 async def _partner_id(rt: Runtime, program_id: int, code: str | None) -> int | None:

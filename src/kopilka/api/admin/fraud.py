@@ -8,19 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from starlette.responses import Response, StreamingResponse
 
+from kopilka.api.admin.common import ok as _ok
+from kopilka.api.admin.common import runtime as _rt
+from kopilka.api.admin.common import who as _who
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.api.pos.schemas import Strict
 from kopilka.domain import fraud as df
 from kopilka.domain.roles import Perm
-from kopilka.services import admin, audit, exports, fraud, programs
-from kopilka.services.runtime import Runtime
-from kopilka.store import tables as t
+from kopilka.services import audit, exports, fraud
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -62,30 +61,6 @@ class FraudSettingsIn(Strict):
 
 
 SCHEMAS: tuple[type[BaseModel], ...] = (NoteIn, BlockIn, FraudSettingsIn)
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-async def _who(request: Request, code: str, perm: Perm) -> tuple[audit.Actor, int]:
-    rt = _rt(request)
-    token = await admin.check_token(rt, request.headers.get("authorization", ""))
-    token.check_program(code)
-    actor = token.actor(request.client.host if request.client else None)
-    actor.require(perm)
-    async with rt.engine.connect() as conn:
-        pid = (
-            await conn.execute(select(t.programs.c.id).where(t.programs.c.code == code))
-        ).scalar_one_or_none()
-    if pid is None:
-        raise programs.not_found(code)
-    return actor, int(pid)
-
-
-def _ok(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type=JSON)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response, StreamingResponse
 
+from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.events import CustomerRef
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.api.pos.schemas import ID_PATTERN, NO_NUL, Strict
@@ -165,11 +166,6 @@ SCHEMAS: tuple[type[BaseModel], ...] = (
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 async def _program(request: Request, code: str) -> int:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.responses import Response
 
+from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.api.pos.schemas import NO_NUL, Strict
 from kopilka.domain.roles import Perm, Role
@@ -104,11 +105,6 @@ SCHEMAS: tuple[type[BaseModel], ...] = (StoreIn, StoreChangeIn, TerminalIn, User
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 async def _actor(request: Request) -> Actor:

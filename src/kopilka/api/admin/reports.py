@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from kopilka.analytics import promotions
-from kopilka.api.admin.routes import ERRORS, SECURITY, _auth, _ok, _rt
+from kopilka.api.admin.common import ok as _ok
+from kopilka.api.admin.common import runtime as _rt
+from kopilka.api.admin.routes import ERRORS, SECURITY, _auth
 from kopilka.domain.roles import Perm
 from kopilka.services import exports
 

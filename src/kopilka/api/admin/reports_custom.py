@@ -18,6 +18,8 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from kopilka.analytics import builder
+from kopilka.api.admin.common import ok as _ok
+from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.api.pos.schemas import Strict
 from kopilka.domain import report_builder as rb
@@ -25,7 +27,6 @@ from kopilka.domain.money import fmt2
 from kopilka.domain.roles import Perm
 from kopilka.services import admin, audit, programs, saved_reports
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
 router = APIRouter(prefix="/api/admin/v1/reports/custom", tags=["Admin: reports"])
@@ -54,11 +55,6 @@ class ScheduleIn(Strict):
 SCHEMAS: tuple[type[BaseModel], ...] = (rb.Definition, SavedReportIn, ScheduleIn)
 
 
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
 async def _actor(request: Request) -> audit.Actor:
     token = await admin.check_token(_rt(request), request.headers.get("authorization", ""))
     actor = token.actor(request.client.host if request.client else None)
@@ -85,10 +81,6 @@ async def _program(request: Request, actor: audit.Actor, code: str | None) -> in
     if actor.program_id is not None and actor.program_id != pid:
         raise ServiceError("forbidden", "this token is limited to another program")
     return int(pid)
-
-
-def _ok(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type=JSON)
 
 
 async def _body(request: Request) -> Any:

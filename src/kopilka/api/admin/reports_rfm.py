@@ -18,6 +18,7 @@ from sqlalchemy import select
 from starlette.responses import Response, StreamingResponse
 
 from kopilka.analytics import rfm as report
+from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.domain import rfm
 from kopilka.domain.money import fmt2
@@ -25,16 +26,10 @@ from kopilka.services import admin, exports
 from kopilka.services import rfm as service
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
 FORMATS = ("json", "csv", "xlsx")
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 async def _who(request: Request) -> tuple[Actor, int]:

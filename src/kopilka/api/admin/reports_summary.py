@@ -21,23 +21,18 @@ from sqlalchemy import select
 from starlette.responses import Response, StreamingResponse
 
 from kopilka.analytics import cohorts, facts, stores, summary
+from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.domain.roles import Perm
 from kopilka.domain.summary import GRANULARITIES, Period, PeriodError
 from kopilka.services import admin, exports
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
 router = APIRouter(prefix="/api/admin/v1/reports", tags=["Admin: reports"])
 FORMATS = ("json", "csv", "xlsx")
 Codes = Annotated[list[str] | None, Query(description="store codes (repeatable)")]
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 def bad(field: str, detail: str) -> ServiceError:

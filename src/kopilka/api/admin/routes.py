@@ -12,18 +12,18 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from kopilka.api.admin.common import ok as _ok
+from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.schemas import RollbackIn, SimulateIn, to_simulation
 from kopilka.domain.roles import Perm
 from kopilka.domain.rules.model import ProgramDoc, Promotion
 from kopilka.services import admin, programs
 from kopilka.services import program_editor as editor
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
 JSON = "application/json"
@@ -31,11 +31,6 @@ SCHEMAS: tuple[type[BaseModel], ...] = (ProgramDoc, Promotion, SimulateIn, Rollb
 PROBLEM = {"description": "problem details", "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {s: PROBLEM for s in (400, 401, 403, 404, 409, 422)}
 SECURITY: dict[str, Any] = {"security": [{"adminToken": []}]}
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 async def _auth(
@@ -52,10 +47,6 @@ async def _auth(
 
 def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
-
-
-def _ok(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type=JSON)
 
 
 async def _json(request: Request) -> Any:
