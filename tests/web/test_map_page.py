@@ -62,7 +62,8 @@ async def test_the_page_shows_regions_far_towns_and_downloads(
     lines = list(csv.reader(io.StringIO(got_csv.content.decode("utf-8-sig"))))
     assert lines[1] == ["Moscow", "RU-MOW", "2", "3", "100.10", "1", "1.5"]
     assert got_csv.headers["content-disposition"] == (
-        'attachment; filename="map-2026-03-01-2026-03-31.csv"'
+        'attachment; filename="map-2026-03-01-2026-03-31.csv"; '
+        "filename*=UTF-8''map-2026-03-01-2026-03-31.csv"
     )
     wb = openpyxl.load_workbook(io.BytesIO(xlsx.content))
     assert wb.sheetnames == ["Map", "Regions", "Stores", "Far members"]

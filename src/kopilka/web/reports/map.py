@@ -40,8 +40,8 @@ RU: dict[str, str] = {
     "Colour regions by": "Цвет регионов по",
     "Far from a store, km": "Далеко от магазина, км",
     "Show": "Показать",
-    "Export CSV": "Экспорт CSV",
-    "Export Excel": "Экспорт Excel",
+    "Export CSV": "Выгрузить CSV",
+    "Export Excel": "Выгрузить Excel",
     "Export PDF": "Экспорт PDF",
     "Members are placed at their home store, or else at the store of most of their purchases.": (
         "Участник относится к своему домашнему магазину, а без него — к магазину, "

@@ -29,7 +29,7 @@ RU: dict[str, str] = {
     "Migration between two dates": "Переходы между сегментами за две даты",
     "No purchases in the window.": "В окне нет покупок.",
     "Paid": "Оплачено",
-    "Receipts": "Чеков",
+    "Receipts": "Чеки",
     "Recency, days": "Давность, дней",
     "Revenue": "Выручка",
     "Rows: the segment on the first date; columns: on the second. The diagonal stayed put.": (
