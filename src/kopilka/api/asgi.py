@@ -10,11 +10,13 @@ from kopilka.services.runtime import Runtime
 from kopilka.store.db import create_engine, resolve_url
 
 
-def make_app() -> Observed:
+def make_app() -> Observed | HotFront:
     """One app per worker process.  ``KOPILKA_DB_POOL`` (default 10) connections serve the
     till's hot path on PostgreSQL; SQLAlchemy keeps 5 more for everything else."""
     url = resolve_url(None)
     pool = int(os.environ.get("KOPILKA_DB_POOL", "10"))
     app = create_app(Runtime(engine=create_engine(url, pool_size=5), url=url, pool_size=pool))
     configure_logging(os.environ.get("KOPILKA_LOG_LEVEL", "warning"))
+    if os.environ.get("KOPILKA_REQUEST_METRICS", "on") == "off":
+        return HotFront(app)  # no per-call counters or request ids (e.g. to measure them)
     return Observed(HotFront(app))
