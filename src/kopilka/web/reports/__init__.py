@@ -41,8 +41,17 @@ router = APIRouter(include_in_schema=False)
 async def reports_index(
     request: Request, c: Annotated[Console, Depends(console(Perm.REPORTS_READ))]
 ) -> Response:
-    pages = [p for p in PAGES if c.can(p.perm)]
+    pages = sorted((p for p in PAGES if c.can(p.perm)), key=_place)
     return render(request, "reports/index.html", {"pages": pages})
+
+
+# The index reads from the everyday reports to the analyst's tools.
+ORDER = ("summary", "stores", "cohorts", "rfm", "map", "promotions", "basket", "clv")
+
+
+def _place(page: ReportPage) -> tuple[int, str]:
+    name = page.href.rstrip("/").rsplit("/", 1)[-1]
+    return (ORDER.index(name) if name in ORDER else len(ORDER), page.href)
 
 
 # --- report pages (each module adds its router and its PAGES lines) ----------------------------
