@@ -1,5 +1,5 @@
-"""Separate processes released by a barrier against one database (issue 10): 8
-processes, each with its own app and connection pool, 8 calls in flight each.  Exactly
+"""Separate processes released by a barrier against one database (issue 10): 4
+processes, each with its own app and connection pool, 16 calls in flight each.  Exactly
 one effect where one is allowed, never an overdraft, the ledger whole afterwards.
 The figures (retry rate, p99) come from ``bench/races.py``; here only the invariants."""
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 async def run_race(rt: Runtime, calls: list[tuple[str, str, str, object]]) -> list[object]:
-    return await asyncio.to_thread(race, rt.url, calls, processes=8)
+    return await asyncio.to_thread(race, rt.url, calls, processes=4)
 
 
 async def test_64_confirms_of_one_receipt_apply_once_and_answer_alike(
