@@ -34,22 +34,19 @@ def lazy(module: str, name: str = "register") -> Register:
     return register
 
 
-# One line per report / importer; each module owns its parser and its command.
+# One line per report / importer, in the order `kopilka report --help` lists them; each
+# module owns its parser and its command.
 REPORTS: list[Register] = [
     lazy("kopilka.analytics.summary_cli", "register_summary"),
     lazy("kopilka.analytics.rfm_cli"),
+    lazy("kopilka.analytics.map_cli"),
     lazy("kopilka.analytics.promotions_cli"),
+    lazy("kopilka.analytics.basket_cli"),
+    lazy("kopilka.analytics.clv_cli"),
+    lazy("kopilka.analytics.builder_cli"),
+    lazy("kopilka.fraud_cli", "register_report"),
 ]
 IMPORTS: list[Register] = [import_cli.add_receipts_command]
-
-
-def _fraud_alerts(rs: Any) -> None:
-    from kopilka.fraud_cli import register_report
-
-    register_report(rs)
-
-
-REPORTS.append(_fraud_alerts)
 
 
 OUTPUT_FORMATS = (*exports.FORMATS, "pdf")
@@ -110,12 +107,3 @@ def add_import_commands(sub: Any) -> None:
     isub = ip.add_subparsers(dest="what", required=True)
     for register in IMPORTS:
         register(isub)
-
-
-# --- the reports (each module imports this one: registered once it is complete) ---------------
-from kopilka.analytics import basket_cli, builder_cli, clv_cli, map_cli  # noqa: E402
-
-REPORTS.append(basket_cli.register)
-REPORTS.append(clv_cli.register)
-REPORTS.append(map_cli.register)
-REPORTS.append(builder_cli.register)
