@@ -564,12 +564,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     notifier = None if notify is None else outbox.Notifier(notify.channels, notify.policy)
-    jobs = worker.table(
-        args,
-        notifier=notifier,
-        expiring_days=None if notify is None else notify.expiring_days,
-        worker_id=f"{socket.gethostname()}:{os.getpid()}",
-    )
+    try:
+        jobs = worker.table(
+            args,
+            notifier=notifier,
+            expiring_days=None if notify is None else notify.expiring_days,
+            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        )
+    except ValueError as exc:  # --only names a job that does not exist
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     async def go(rt: Runtime) -> int:
         return await worker.run(rt, jobs, every_s=args.every_s, once=args.once)
@@ -871,6 +875,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ID",
         help="deliver only these programs' outbox (repeatable; default: all)",
+    )
+    w.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="JOB[,JOB]",
+        help="run only these jobs (repeatable): campaigns, reports, outbox, fraud, holds, "
+        "expiry, hourly, rfm, summary-tables, basket-rules; e.g. analytics on one node only",
     )
     w.set_defaults(fn=cmd_worker)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kopilka import import_cli
-from kopilka.services import exports, pdf
+from kopilka.services import exports
 
 Register = Callable[[Any], None]
 
@@ -79,6 +79,8 @@ async def write_tables(
         if fmt == "xlsx":
             data = await exports.xlsx_book_bytes(tables, images=images)
         else:
+            from kopilka.services import pdf  # fpdf2 loads its fonts: only when asked
+
             data = await pdf.tables_pdf(
                 tables, subtitle=subtitle, images=[png for _, png in images]
             )

@@ -46,7 +46,7 @@ async def test_the_worker_sends_the_receipt_sms_and_the_cli_requeues_dead_letter
         "KOPILKA_SMS_URL": http_receiver.url,
         "KOPILKA_NOTIFY_MAX_ATTEMPTS": "1",
     }
-    worker = ["worker", "--once", "--notify-program", str(shop.program_id)]
+    worker = ["worker", "--once", "--only", "outbox", "--notify-program", str(shop.program_id)]
     http_receiver.status = 503
 
     failed = await asyncio.to_thread(kopilka, rt.url, *worker, **env)
@@ -83,3 +83,46 @@ async def test_the_worker_sends_the_receipt_sms_and_the_cli_requeues_dead_letter
             .all()
         )
     assert actions == ["outbox.retry"]
+
+
+def test_worker_only_runs_the_named_jobs_and_refuses_an_unknown_one(tmp_path: Any) -> None:
+    from argparse import Namespace
+
+    from kopilka.jobs import worker
+
+    args = Namespace(
+        fraud_pins_every_s=60.0,
+        expiry_every_s=3600.0,
+        levels_every_s=3600.0,
+        rfm_every_s=86400.0,
+        summary_every_s=60.0,
+        basket_every_s=86400.0,
+        notify_program=None,
+        only=["rfm", "summary-tables,holds"],
+    )
+    jobs = worker.table(args, notifier=None, expiring_days=None, worker_id="t")
+    assert [j.name for j in jobs] == ["holds", "rfm", "summary tables"]  # the table's order
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    bad = kopilka(url, "worker", "--once", "--no-notify", "--only", "rfm,delivery")
+    assert bad.returncode == 2
+    assert "unknown job(s) delivery" in bad.stderr and "outbox" in bad.stderr
+
+
+def test_worker_only_names_every_job_of_the_table() -> None:
+    from argparse import Namespace
+
+    from kopilka.jobs import worker
+
+    args = Namespace(
+        fraud_pins_every_s=60.0,
+        expiry_every_s=3600.0,
+        levels_every_s=3600.0,
+        rfm_every_s=86400.0,
+        summary_every_s=60.0,
+        basket_every_s=86400.0,
+        notify_program=None,
+        only=None,
+    )
+    jobs = worker.table(args, notifier=object(), expiring_days=None, worker_id="t")
+    assert [worker.job_key(j.name) for j in jobs] == list(worker.JOB_KEYS)

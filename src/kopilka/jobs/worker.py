@@ -213,4 +213,40 @@ def table(args: Any, *, notifier: Any, expiring_days: int | None, worker_id: str
         Periodic("summary tables", args.summary_every_s, refresh_summary),
         Periodic("basket rules", args.basket_every_s, refresh_basket_rules),
     ]
+    only = getattr(args, "only", None)
+    if only:
+        return select_jobs(jobs, only)
     return jobs
+
+
+def job_key(name: str) -> str:
+    """A job's name as ``--only`` takes it: ``summary tables`` -> ``summary-tables``."""
+    return name.replace(" ", "-")
+
+
+def select_jobs(jobs: Sequence[Periodic], only: Sequence[str]) -> list[Periodic]:
+    """The jobs named by ``--only`` (comma-separated or repeated), in the table's order.
+
+    Lets an operator split the work across nodes (delivery on two nodes, analytics on
+    one) and lets a test run one job without the others."""
+    wanted = {w.strip() for item in only for w in item.split(",") if w.strip()}
+    unknown = sorted(wanted - set(JOB_KEYS))
+    if unknown:
+        raise ValueError(f"unknown job(s) {', '.join(unknown)}; known: {', '.join(JOB_KEYS)}")
+    if "outbox" in wanted and not any(j.name == "outbox" for j in jobs):
+        raise ValueError("--only outbox with --no-notify: this process delivers nothing")
+    return [j for j in jobs if job_key(j.name) in wanted]
+
+
+JOB_KEYS = (
+    "campaigns",
+    "reports",
+    "outbox",
+    "fraud",
+    "holds",
+    "expiry",
+    "hourly",
+    "rfm",
+    "summary-tables",
+    "basket-rules",
+)

@@ -29,10 +29,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.drawing.image import Image as XLImage
-
 Row = Sequence[Any]
 CHUNK = 2000  # rows read from the database at a time
 MONEY_FORMAT = "#,##0.00"
@@ -129,6 +125,8 @@ async def csv_bytes(table: Table) -> bytes:
 
 
 def _xlsx_cell(ws: Any, value: Any) -> Any:
+    from openpyxl.cell import WriteOnlyCell  # imported when used: CLI start-up stays quick
+
     if isinstance(value, bool | int | float) or value is None:
         return value  # a float is a statistic (support, probability), never money
     if isinstance(value, Decimal):
@@ -168,6 +166,9 @@ async def xlsx_book_chunks(
     is written in a worker thread: the server keeps answering meanwhile.
     ``images``: (sheet title, PNG bytes) pairs, a sheet each before the tables, the
     picture at A1 (openpyxl reads it with Pillow)."""
+    from openpyxl import Workbook
+    from openpyxl.drawing.image import Image as XLImage
+
     wb = Workbook(write_only=True)
     for title, png in images:
         ws_img = wb.create_sheet(title=title[:31] or "Image")
