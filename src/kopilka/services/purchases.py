@@ -349,7 +349,14 @@ async def _calculate(
     )
     burn = None
     if token is not None and account is not None and balance is not None:
-        burn = await _offline_burn(tx, term, req, token, account)
+        try:
+            burn = await _offline_burn(tx, term, req, token, account)
+        except ServiceError as exc:  # beyond the cap: reported once the refusal stands
+            wanted = req.basket.redeem_points
+            if exc.code == "offline_cap_exceeded" and found is not None:
+                assert isinstance(wanted, Decimal)
+                found.append(offline.OfflineBurn(token, wanted, 0, ZERO))
+            raise
         if burn is not None and found is not None:
             found.append(burn)
     local = occurred_at.astimezone(compiled.zone(term.store.timezone))
