@@ -6,7 +6,8 @@ side of a burn a till made without it.
   has expired.  A program's first token makes its first key.
 - Tokens (``do_issue_token``): the cap is at most the program's ``offline_cap_max`` and at
   most what the account can spend now less the caps of its other live tokens.  Issuing
-  reserves nothing; a page shown again gets the same token while it has half its life.
+  reserves nothing; the card page or the app asking again gets the same token while it
+  has half its life left (``channel`` records who asked first).
 - Reconciliation (``check_burn`` / ``record_burn``, called by ``purchases`` inside the
   receipt's transaction, the account locked): the token is verified again, its burns are
   summed, and the receipt may burn at most what is left of the cap.  Points the lots do
@@ -153,8 +154,8 @@ async def do_issue_token(
                 .order_by(tok.c.id.desc())
             )
         ).all()
-        for row in live:  # the page shown again: the same token while it is fresh
-            if row.expires_at - now >= ttl / 2 and row.channel == channel:
+        for row in live:  # shown again (page or app): the same token while it is fresh
+            if row.expires_at - now >= ttl / 2:
                 return IssuedToken(
                     row.token, row.token_id, row.key_id, row.cap, row.issued_at, row.expires_at
                 )
