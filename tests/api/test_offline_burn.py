@@ -7,7 +7,10 @@ Expected balances are worked out by hand in each test from the program's setting
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import io
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from kopilka import cli
 from kopilka.services import offline
 from kopilka.services.ledger_jobs import verify_ledger
 from kopilka.services.runtime import hash_key
@@ -306,3 +310,27 @@ async def test_after_a_rotation_the_old_key_still_reconciles_its_tokens(
     assert r.status_code == 200, r.text
     assert later == [new_key.key_id]
     assert fresh.key_id == new_key.key_id
+
+
+async def test_kopilka_offline_keys_rotate_publishes_a_new_signing_key(make_shop: Any) -> None:
+    shop = await make_shop(**SETTINGS)
+    first = await offline.do_rotate_keys(shop.rt, program_id=shop.program_id)
+
+    def run() -> tuple[int, str]:  # the command in-process: no interpreter start-up
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(
+                ["--db", shop.rt.url, "offline", "keys", "rotate", "--program", shop.code]
+            )
+        return code, out.getvalue()
+
+    code, printed = await asyncio.to_thread(run)
+    keys = (await shop.get("/offline/keys")).json()["keys"]
+
+    assert code == 0
+    key_id, public = printed.strip().removeprefix("key ").split(": ")
+    assert [(k["key_id"], k["public_key"]) for k in keys] == [
+        (int(key_id), public),
+        (first.key_id, first.public_key),
+    ]
+    assert keys[0]["valid_until"] is None and keys[1]["valid_until"] is not None
