@@ -334,3 +334,22 @@ async def test_kopilka_offline_keys_rotate_publishes_a_new_signing_key(make_shop
         (first.key_id, first.public_key),
     ]
     assert keys[0]["valid_until"] is None and keys[1]["valid_until"] is not None
+
+
+async def test_two_tills_reconciling_one_token_at_once_never_exceed_its_cap(
+    make_shop: Any, clock: Clock
+) -> None:
+    clock.set(NOW)
+    shop = await make_shop(earn_percent="0", **SETTINGS)
+    member = await shop.customer(200)
+    tok = await _token(shop, member)
+    till2 = await _second_till(shop)
+
+    a, b = await asyncio.gather(
+        shop.post("/purchases", _offline("race-1", tok.token, "150")),
+        till2.post("/purchases", _offline("race-2", tok.token, "150")),
+    )
+
+    assert sorted([a.status_code, b.status_code]) == [200, 422]
+    assert (await shop.balance(member))["available"] == "50.00"
+    await _ledger_ok(shop, member)

@@ -10,7 +10,8 @@ state-machine test):
 3. ``account.balance == sum(entry.amount) == sum(lot.remaining) - account.debt``.
 4. ``account.held == sum(entry.held_delta) == sum(amount of active holds)``.
 5. ``lot.remaining >= 0``; ``account.debt >= 0`` and never above the program's
-   negative-balance limit.
+   negative-balance limit, plus what offline burns added: each at most its token's cap
+   (ADR 0030).
 6. ``available = sum(remaining of active lots) - held``; a hold never makes it negative.
 7. A hold resolves exactly once: confirmed (burned), cancelled, or expired (released).
 
