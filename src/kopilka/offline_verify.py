@@ -19,7 +19,7 @@ all integers big-endian::
     41     12   token_id     random; the center applies a token's burns once each
     53     64   signature    Ed25519 over bytes 0..52
 
-Base32 keeps the text in the QR code's alphanumeric mode (190 characters, a version 9
+Base32 keeps the text in the QR code's alphanumeric mode (190 characters, a version 8
 code at level M).  Verification order, the first failure wins (``TokenRefused.code``):
 ``malformed > unknown_key > bad_signature > wrong_program > not_yet_valid > expired >
 over_cap``.

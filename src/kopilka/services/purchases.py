@@ -11,6 +11,7 @@ request hash gets the stored answer byte for byte, another body gets 409.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -72,6 +73,8 @@ from kopilka.store.queries.accounts import (
     read_lots,
 )
 from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, insert_rows, parse_ts, ts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,18 @@ async def _priced_call(
 
 
 async def _report_offline(
+    rt: Runtime, term: Terminal, req: PurchaseRequest, burn: offline.OfflineBurn, outcome: str
+) -> None:
+    """The fraud alert of a token used again; a failure here never fails the receipt (its
+    burn is committed, or its refusal stands): it is logged, and ``offline_burns`` keeps
+    the record."""
+    try:
+        await _write_offline_alert(rt, term, req, burn, outcome)
+    except Exception:
+        log.exception("offline token alert not written (token %s)", burn.token.token_id)
+
+
+async def _write_offline_alert(
     rt: Runtime, term: Terminal, req: PurchaseRequest, burn: offline.OfflineBurn, outcome: str
 ) -> None:
     await offline.report(
