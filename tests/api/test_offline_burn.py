@@ -353,3 +353,31 @@ async def test_two_tills_reconciling_one_token_at_once_never_exceed_its_cap(
     assert sorted([a.status_code, b.status_code]) == [200, 422]
     assert (await shop.balance(member))["available"] == "50.00"
     await _ledger_ok(shop, member)
+
+
+async def test_a_refund_of_an_offline_receipt_gives_back_its_debt_part_first_to_the_debt(
+    make_shop: Any, clock: Clock
+) -> None:
+    clock.set(NOW)
+    shop = await make_shop(earn_percent="0", **SETTINGS)
+    member = await shop.customer(300)
+    tok = await _token(shop, member)
+    await shop.post(
+        "/purchases", receipt("online-1", member.card, ("b", 1, "280.00"), redeem_points="280")
+    )
+    off = await shop.post("/purchases", _offline("off-r", tok.token, "300", price="500.00"))
+    in_debt = await shop.balance(member)
+
+    half = await shop.post(
+        "/purchases/off-r/refunds", {"refund_id": "r1", "lines": [{"index": 0, "quantity": "0.5"}]}
+    )
+    rest = await shop.post("/purchases/off-r/refunds", {"refund_id": "r2"})
+    after = await shop.balance(member)
+
+    assert off.json()["offline"]["debt"] == "280.00"
+    assert (in_debt["available"], in_debt["debt"]) == ("0.00", "280.00")
+    # 150 back: 20 to the lot they came from, 130 off the debt; then the other 150
+    assert half.status_code == 200, half.text
+    assert rest.status_code == 200, rest.text
+    assert (after["available"], after["debt"]) == ("20.00", "0.00")
+    await _ledger_ok(shop, member)
