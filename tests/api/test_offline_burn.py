@@ -381,3 +381,32 @@ async def test_a_refund_of_an_offline_receipt_gives_back_its_debt_part_first_to_
     assert rest.status_code == 200, rest.text
     assert (after["available"], after["debt"]) == ("20.00", "0.00")
     await _ledger_ok(shop, member)
+
+
+async def test_every_flipped_byte_of_a_token_is_refused_by_the_center(
+    make_shop: Any, clock: Clock
+) -> None:
+    clock.set(NOW)
+    shop = await make_shop(**SETTINGS)
+    member = await shop.customer(1000)
+    tok = await _token(shop, member)
+    body = tok.token[2:]
+    raw = base64.b32decode(body + "=" * (-len(body) % 8))
+    tampered = []
+    for i in range(len(raw)):
+        bad = bytearray(raw)
+        bad[i] ^= 0x10
+        tampered.append("KO" + base64.b32encode(bytes(bad)).decode().rstrip("="))
+
+    r = await shop.post(
+        "/purchases/batch",
+        {"receipts": [_offline(f"flip-{i}", x, "10") for i, x in enumerate(tampered)]},
+    )
+
+    res = r.json()
+    assert (res["accepted"], res["rejected"]) == (0, 117)
+    assert {x["problem"]["code"] for x in res["results"]} == {"offline_token_invalid"}
+    assert {x["problem"]["field"] for x in res["results"]} == {
+        f"receipts[{i}].offline_token" for i in range(117)
+    }
+    assert (await shop.balance(member))["available"] == "1000.00"
