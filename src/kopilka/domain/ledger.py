@@ -148,6 +148,26 @@ class InsufficientPoints(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class OfflineBurnPlan:
+    """An offline burn split: what the lots give, and the rest, booked as debt."""
+
+    from_lots: Decimal
+    debt: Decimal
+
+
+def plan_offline_burn(points: Decimal, *, available: Decimal, cap_left: Decimal) -> OfflineBurnPlan:
+    """Split ``points`` a till burned offline under a token (ADR 0030).
+
+    The till was allowed ``cap_left`` (the token's cap less its earlier burns) whatever
+    the balance; the lots give what is ``available`` now, the rest becomes debt.  So the
+    debt added is at most ``cap_left``.  Precondition: ``0 <= points <= cap_left``.
+    """
+    assert ZERO <= points <= cap_left, (points, cap_left)
+    from_lots = min(points, max(available, ZERO))
+    return OfflineBurnPlan(from_lots=from_lots, debt=points - from_lots)
+
+
+@dataclass(frozen=True, slots=True)
 class EarnPlan:
     """Newly earned points first pay off a debt (negative balance), the rest makes a lot."""
 

@@ -32,6 +32,7 @@ from kopilka.domain.ledger import (
     balance_of,
     plan_burn,
     plan_earn,
+    plan_offline_burn,
 )
 from kopilka.domain.money import fmt2
 from kopilka.domain.program import ProgramSettings
@@ -442,7 +443,9 @@ async def _calculate(
     if burn is not None and balance is not None:
         # What the lots cannot give (another till spent it, or this token's earlier
         # receipt did) becomes the account's debt: at most the cap, by check_burn.
-        burn.debt = max(priced.points_redeemed - max(balance.available, ZERO), ZERO)
+        burn.debt = plan_offline_burn(
+            priced.points_redeemed, available=balance.available, cap_left=burn.left
+        ).debt
         calc_body["offline"] = {
             "token_id": burn.token.token_id,
             "cap": fmt2(burn.token.cap),
