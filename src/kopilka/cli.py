@@ -657,7 +657,7 @@ def cmd_levels(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kopilka import fraud_cli, giftcard_cli, report_cli
+    from kopilka import fraud_cli, giftcard_cli, offline_cli, report_cli
     from kopilka.coupon_cli import add_coupon_commands
     from kopilka.draw_cli import add_draw_commands
 
@@ -912,6 +912,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_coupon_commands(sub)
     giftcard_cli.add_parser(sub)
     fraud_cli.add_parser(sub)
+    offline_cli.add_parser(sub)
     report_cli.add_report_commands(sub)
     report_cli.add_import_commands(sub)
     return p

@@ -7,8 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kopilka.domain.ledger import (
+    ZERO,
     Balance,
     EarnPlan,
     InsufficientPoints,
@@ -19,6 +22,7 @@ from kopilka.domain.ledger import (
     plan_burn,
     plan_earn,
     plan_expire,
+    plan_offline_burn,
     plan_take_back,
 )
 
@@ -307,3 +311,42 @@ def test_expiry_is_exact_to_the_moment_the_day_starts() -> None:
 
     assert before == []
     assert at == takes((1, "10"))
+
+
+# --- offline burn (ADR 0030) ------------------------------------------------------------
+
+_points = st.decimals(min_value=0, max_value=100_000, places=2, allow_nan=False)
+
+
+@given(
+    points=_points,
+    available=st.decimals(min_value=-1000, max_value=100_000, places=2),
+    extra=_points,
+)
+def test_an_offline_burn_takes_what_the_lots_have_and_owes_the_rest_within_the_cap(
+    points: Decimal, available: Decimal, extra: Decimal
+) -> None:
+    cap_left = points + extra
+
+    plan = plan_offline_burn(points, available=available, cap_left=cap_left)
+
+    assert plan.from_lots + plan.debt == points
+    assert ZERO <= plan.from_lots <= max(available, ZERO)
+    assert ZERO <= plan.debt <= cap_left
+    assert (plan.debt == 0) == (points <= max(available, ZERO))
+
+
+@pytest.mark.parametrize(
+    ("points", "available", "from_lots", "debt"),
+    [
+        ("150", "200", "150", "0"),
+        ("150", "20", "20", "130"),
+        ("150", "0", "0", "150"),
+        ("150", "-5", "0", "150"),  # a negative available (held beyond the lots) gives nothing
+    ],
+    ids=["covered", "partly", "nothing-left", "negative"],
+)
+def test_offline_burn_scenarios(points: str, available: str, from_lots: str, debt: str) -> None:
+    plan = plan_offline_burn(Decimal(points), available=Decimal(available), cap_left=Decimal("300"))
+
+    assert (plan.from_lots, plan.debt) == (Decimal(from_lots), Decimal(debt))

@@ -374,3 +374,36 @@ async def test_the_till_accepts_the_cards_one_minute_code(
     await expect(phone.get_by_test_id("cards")).to_contain_text(plastic)
     r = await shop.get("/customers/lookup", params={"identifier": plastic})
     assert r.status_code == 200 and r.json()["customer"]["id"] == m.customer_id
+
+
+async def test_the_card_page_shows_the_offline_burn_code_and_the_app_gets_the_token(
+    phone: Page, rt: Runtime, make_shop: Any, sms_gateway: HttpReceiver
+) -> None:
+    shop = await make_shop(earn_percent="0", burn_max_percent="100", offline_cap_max="200")
+    m = await shop.customer(points=150)
+    await sign_in(phone, rt, sms_gateway, shop.code, shop.program_id, m)
+
+    await phone.get_by_role("link", name="Card", exact=True).click()
+    section = phone.get_by_test_id("offline")
+    await expect(section).to_contain_text("Pay with points when the till is offline")
+    await expect(phone.get_by_test_id("offline-cap")).to_have_text("Up to 150 points")
+    await expect(section.locator("svg")).to_be_visible()
+    await shot(phone, "cabinet-offline-code")
+    app = await phone.request.get(f"/my/{shop.code}/card/offline-token")
+    token = await app.json()
+
+    # the till, offline, burned 100 of the 150; the receipt arrives later
+    r = await shop.post(
+        "/purchases",
+        receipt(
+            "OFF-1",
+            None,
+            ("a", 1, "100.00"),
+            offline_token=token["token"],
+            redeem_points="100",
+        ),
+    )
+
+    assert (app.status, token["cap"]) == (200, "150.00")
+    assert r.status_code == 200, r.text
+    assert r.json()["balance"]["available"] == "50.00"

@@ -11,7 +11,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from kopilka.domain.rules.model import validate_document
-from kopilka.services import programs
+from kopilka.services import offline, programs
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 from tests.web.conftest import MakeUser, login, shot
@@ -167,9 +167,12 @@ async def test_a_support_user_cannot_change_a_program(
 ) -> None:
     shop = await make_shop()
     version = await setup_program(rt, shop, [TEA])
+    key = await offline.do_rotate_keys(rt, program_id=shop.program_id)
     who = await make_user("support", shop)
     await login(page, who, next_url=f"/admin/programs/{shop.code}")
     await expect(page.get_by_test_id("read-only")).to_be_visible()
+    # the offline burn public key, for whoever sets tills up by hand
+    await expect(page.get_by_test_id("offline-keys")).to_contain_text(key.public_key)
     await expect(page.get_by_role("button", name="New promotion")).to_have_count(0)
     await page.get_by_role("link", name="Tea Tuesday").click()
     await expect(page.get_by_test_id("preview-en")).to_contain_text("5% off Tea on Tue.")

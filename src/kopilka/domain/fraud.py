@@ -33,6 +33,8 @@ class Rule(StrEnum):
     TERMINAL_BURST = "terminal_burst"  # 5. a burst of card receipts at one terminal
     BIG_ADJUSTMENT = "big_adjustment"  # 6. a manual adjustment above the limit
     PIN_GUESSING = "pin_guessing"  # 7. wrong gift-card PINs
+    # 8. an offline burn token on a second receipt (raised at reconciliation, ADR 0030)
+    OFFLINE_TOKEN = "offline_token"
 
 
 RULES = tuple(Rule)

@@ -10,7 +10,8 @@ state-machine test):
 3. ``account.balance == sum(entry.amount) == sum(lot.remaining) - account.debt``.
 4. ``account.held == sum(entry.held_delta) == sum(amount of active holds)``.
 5. ``lot.remaining >= 0``; ``account.debt >= 0`` and never above the program's
-   negative-balance limit.
+   negative-balance limit, plus what offline burns added: each at most its token's cap
+   (ADR 0030).
 6. ``available = sum(remaining of active lots) - held``; a hold never makes it negative.
 7. A hold resolves exactly once: confirmed (burned), cancelled, or expired (released).
 
@@ -144,6 +145,26 @@ class InsufficientPoints(Exception):
         super().__init__(f"needed {needed}, available {available}")
         self.needed = needed
         self.available = available
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineBurnPlan:
+    """An offline burn split: what the lots give, and the rest, booked as debt."""
+
+    from_lots: Decimal
+    debt: Decimal
+
+
+def plan_offline_burn(points: Decimal, *, available: Decimal, cap_left: Decimal) -> OfflineBurnPlan:
+    """Split ``points`` a till burned offline under a token (ADR 0030).
+
+    The till was allowed ``cap_left`` (the token's cap less its earlier burns) whatever
+    the balance; the lots give what is ``available`` now, the rest becomes debt.  So the
+    debt added is at most ``cap_left``.  Precondition: ``0 <= points <= cap_left``.
+    """
+    assert ZERO <= points <= cap_left, (points, cap_left)
+    from_lots = min(points, max(available, ZERO))
+    return OfflineBurnPlan(from_lots=from_lots, debt=points - from_lots)
 
 
 @dataclass(frozen=True, slots=True)

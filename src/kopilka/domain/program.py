@@ -29,6 +29,9 @@ class ProgramSettings:
     - ``hold_ttl_s``: how long a calculated receipt keeps its redeemed points held.
     - ``negative_balance_limit``: how far a refund may take an account below zero.
     - ``timezone``: the program's day boundary for activation and expiry dates.
+    - ``offline_cap_max``: the most points an offline burn token may allow (0: the
+      program issues no offline tokens; ADR 0030).
+    - ``offline_token_ttl_s``: how long an offline burn token is valid.
     """
 
     earn_percent: Decimal = Decimal("5")
@@ -42,3 +45,5 @@ class ProgramSettings:
     hold_ttl_s: int = 900
     negative_balance_limit: Decimal = Decimal("0")
     timezone: str = "Europe/Moscow"
+    offline_cap_max: Decimal = Decimal("0")
+    offline_token_ttl_s: int = 900

@@ -57,6 +57,11 @@ STATUS: dict[str, int] = {
     "not_found": 404,
     "user_exists": 409,
     "conflict": 409,
+    "offline_token_invalid": 422,
+    "offline_token_expired": 422,
+    "offline_cap_exceeded": 422,
+    "offline_burn_disabled": 409,
+    "offline_nothing_to_burn": 409,
 }
 
 

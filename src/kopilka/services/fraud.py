@@ -515,6 +515,12 @@ def _evidence_json(items: Sequence[dict[str, Any]]) -> str:
     return orjson.dumps(list(items)).decode()
 
 
+async def save_finding(conn: AsyncConnection, pid: int, f: Finding, now: datetime) -> str:
+    """Write one finding (the scan's rules, and findings raised where they happen: an
+    offline burn token used again, services/offline.py)."""
+    return await _save_finding(conn, pid, f, now)
+
+
 async def _save_finding(conn: AsyncConnection, pid: int, f: Finding, now: datetime) -> str:
     """Write one finding: ``created``, ``updated`` (new evidence on the open alert) or
     ``same`` (nothing new)."""

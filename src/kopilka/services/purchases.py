@@ -11,6 +11,7 @@ request hash gets the stored answer byte for byte, another body gets 409.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +32,7 @@ from kopilka.domain.ledger import (
     balance_of,
     plan_burn,
     plan_earn,
+    plan_offline_burn,
 )
 from kopilka.domain.money import fmt2
 from kopilka.domain.program import ProgramSettings
@@ -41,7 +43,8 @@ from kopilka.domain.receipt import (
     price_receipt,
 )
 from kopilka.domain.rules.compiler import CompiledProgram
-from kopilka.services import giftcards, views
+from kopilka.offline_verify import OfflineToken
+from kopilka.services import giftcards, offline, views
 from kopilka.services.coupons import (
     Coupon,
     check_coupons,
@@ -72,6 +75,8 @@ from kopilka.store.queries.accounts import (
 )
 from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, insert_rows, parse_ts, ts
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class PurchaseRequest:
@@ -81,6 +86,7 @@ class PurchaseRequest:
     cashier_id: str | None
     basket: Basket
     gift_cards: tuple[giftcards.Tender, ...] = ()
+    offline_token: str | None = None  # a burn made offline under a signed token (ADR 0030)
 
     def request_hash(self) -> str:
         """Hash of the normalised request: 1500 and "1500.00" are the same price."""
@@ -99,6 +105,8 @@ class PurchaseRequest:
             )
         for g in self.gift_cards:
             parts.append(f"gift\x1f{g.number}\x1f{g.amount:.2f}")
+        if self.offline_token is not None:  # absent: the hash of every earlier receipt
+            parts.append(f"offline\x1f{self.offline_token}")
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
@@ -177,6 +185,7 @@ async def _priced_call(
     digest = req.request_hash()
     want = "purchase" if confirm else "calc"
     now = rt.now()
+    found: list[offline.OfflineBurn] = []  # an offline burn's token, to report a reuse
     try:
         verified = (
             await giftcards.check_tenders(rt, term, list(req.gift_cards), now=now)
@@ -194,19 +203,60 @@ async def _priced_call(
             or bool(verified)
         )
         async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
-            return await _calculate(
-                tx, rt, term, req, compiled, digest, now, confirm=confirm, verified=verified
+            answer = await _calculate(
+                tx,
+                rt,
+                term,
+                req,
+                compiled,
+                digest,
+                now,
+                confirm=confirm,
+                verified=verified,
+                found=found,
             )
     except UniqueViolation:
         replay = await _replay(rt, term, req.receipt_id, digest, want=want)
         if replay is None:
             raise
         return replay
-    except ServiceError:
+    except ServiceError as exc:
         replay = await _replay(rt, term, req.receipt_id, digest, want=want)
         if replay is None:
+            if exc.code == "offline_cap_exceeded" and found:
+                await _report_offline(rt, term, req, found[0], "refused")
             raise
         return replay
+    if found and found[0].reuse:  # after the commit: the burn stands, the alert follows
+        await _report_offline(rt, term, req, found[0], "applied")
+    return answer
+
+
+async def _report_offline(
+    rt: Runtime, term: Terminal, req: PurchaseRequest, burn: offline.OfflineBurn, outcome: str
+) -> None:
+    """The fraud alert of a token used again; a failure here never fails the receipt (its
+    burn is committed, or its refusal stands): it is logged, and ``offline_burns`` keeps
+    the record."""
+    try:
+        await _write_offline_alert(rt, term, req, burn, outcome)
+    except Exception:
+        log.exception("offline token alert not written (token %s)", burn.token.token_id)
+
+
+async def _write_offline_alert(
+    rt: Runtime, term: Terminal, req: PurchaseRequest, burn: offline.OfflineBurn, outcome: str
+) -> None:
+    await offline.report(
+        rt,
+        program_id=term.program_id,
+        token=burn.token,
+        terminal_id=term.id,
+        store_id=term.store_id,
+        receipt_id=req.receipt_id,
+        points=burn.points,
+        outcome=outcome,
+    )
 
 
 async def _replay(
@@ -284,10 +334,16 @@ async def _calculate(
     *,
     confirm: bool,
     verified: list[giftcards.VerifiedTender],
+    found: list[offline.OfflineBurn] | None = None,
 ) -> bytes:
     program = compiled.settings
     occurred_at = req.occurred_at or now
     account: AccountState | None = None
+    token = None
+    if req.offline_token is not None:
+        token = await _offline_token(tx, term, req, occurred_at, confirm=confirm)
+        if req.identifier is None:  # the token names the card
+            req = replace(req, identifier=token.card_number)
     if req.identifier is not None:
         redeeming = _redeems(req.basket.redeem_points)
         account = await load_by_identifier(
@@ -307,12 +363,24 @@ async def _calculate(
     balance = (
         balance_of(account.lots, held=account.held, debt=account.debt, now=now) if account else None
     )
+    burn = None
+    if token is not None and account is not None and balance is not None:
+        try:
+            burn = await _offline_burn(tx, term, req, token, account)
+        except ServiceError as exc:  # beyond the cap: reported once the refusal stands
+            wanted = req.basket.redeem_points
+            if exc.code == "offline_cap_exceeded" and found is not None:
+                assert isinstance(wanted, Decimal)
+                found.append(offline.OfflineBurn(token, wanted, 0, ZERO))
+            raise
+        if burn is not None and found is not None:
+            found.append(burn)
     local = occurred_at.astimezone(compiled.zone(term.store.timezone))
     ctx = None
     if account is not None and balance is not None:
-        ctx = await customer_context(
-            tx, compiled, account, available=balance.available, local=local
-        )
+        # An offline burn was allowed by the token's cap, not by the balance of now.
+        spendable = burn.left if burn is not None else balance.available
+        ctx = await customer_context(tx, compiled, account, available=spendable, local=local)
     budgets = await budgets_left(tx, compiled, term.program_id) if compiled.promotions else None
     presented: list[Coupon] = []
     basket = req.basket
@@ -372,6 +440,19 @@ async def _calculate(
     )
     if presented:
         calc_body["coupons"] = coupons_view(presented, used)
+    if burn is not None and balance is not None:
+        # What the lots cannot give (another till spent it, or this token's earlier
+        # receipt did) becomes the account's debt: at most the cap, by check_burn.
+        burn.debt = plan_offline_burn(
+            priced.points_redeemed, available=balance.available, cap_left=burn.left
+        ).debt
+        calc_body["offline"] = {
+            "token_id": burn.token.token_id,
+            "cap": fmt2(burn.token.cap),
+            "use": burn.use_no,
+            "burned_under_token": fmt2(burn.burned_before + priced.points_redeemed),
+            "debt": fmt2(burn.debt),
+        }
     c = cents
     receipt_args = (
         term.program_id,
@@ -425,6 +506,9 @@ async def _calculate(
         return views.dumps(calc_body)
     rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
     receipt_pk = int(rows[0][0])
+    if burn is not None:
+        burn.receipt_pk = receipt_pk
+        await offline.record_burn(tx, burn, terminal_id=term.id, occurred_at=occurred_at, now=now)
     if verified:
         calc_body["gift_cards"] = await giftcards.hold_tenders(
             tx,
@@ -468,6 +552,7 @@ async def _calculate(
             now,
             occurred_at,
             hold_id=None,
+            offline_debt=burn.debt if burn is not None else ZERO,
         )
         if account is not None:
             await refresh_after_purchase(
@@ -529,6 +614,49 @@ def _calc_answer(
         "receipt_text": views.receipt_text(priced, after, pending_earn),
         "hold_expires_at": views.iso(hold_expires_at),
     }
+
+
+async def _offline_token(
+    tx: Tx, term: Terminal, req: PurchaseRequest, occurred_at: datetime, *, confirm: bool
+) -> OfflineToken:
+    """The receipt's offline token, verified; only a completed receipt carries one."""
+    if not confirm:
+        raise ServiceError(
+            "not_supported",
+            "offline_token is for receipts made offline: POST /purchases or the batch",
+            field="offline_token",
+        )
+    assert req.offline_token is not None
+    return await offline.check_token(
+        tx, program_id=term.program_id, text=req.offline_token, occurred_at=occurred_at
+    )
+
+
+async def _offline_burn(
+    tx: Tx,
+    term: Terminal,
+    req: PurchaseRequest,
+    token: OfflineToken,
+    account: AccountState,
+) -> offline.OfflineBurn | None:
+    """The burn under the token (the account is locked); None if the receipt burns nothing."""
+    if account.id != token.account_id:
+        raise ServiceError(
+            "offline_token_invalid",
+            "the token belongs to another customer than the identifier",
+            field="offline_token",
+            reason="other_account",
+        )
+    wanted = req.basket.redeem_points
+    if isinstance(wanted, str):
+        raise ServiceError(
+            "validation_failed",
+            'an offline receipt states the points it burned: a number, not "max"',
+            field="redeem_points",
+        )
+    if not wanted:
+        return None
+    return await offline.check_burn(tx, token, program_id=term.program_id, points=wanted)
 
 
 # --- confirm -----------------------------------------------------------------------------
@@ -770,23 +898,25 @@ async def _settle(
     occurred_at: datetime,
     *,
     hold_id: int | None,
+    offline_debt: Decimal = ZERO,
 ) -> bytes:
     """Write the confirmed receipt: ledger postings, lines, outbox, the receipt's state and
     stored answer.  Returns the answer.  Fails only when a one-shot purchase burns more
-    points than the account has (nothing is written then)."""
+    points than the account has (nothing is written then).  ``offline_debt``: the part of
+    an offline burn no lot covers, booked as the account's debt (ADR 0030)."""
     activates, expires = lot_dates(occurred_at, program)
     posting = None
     balance = None
     if account is not None:
         posting = Posting(account, now, receipt_pk=receipt_pk, funding_partner_id=term.partner_id)
-        if priced.points_redeemed > 0:
+        from_lots = priced.points_redeemed - offline_debt
+        if from_lots > 0:
             try:
-                takes = plan_burn(
-                    account.lots, priced.points_redeemed, now=now, held_before=hold_id is not None
-                )
+                takes = plan_burn(account.lots, from_lots, now=now, held_before=hold_id is not None)
             except InsufficientPoints as exc:  # only reachable without a hold (one-shot)
                 raise ServiceError("insufficient_points", str(exc), field="redeem_points") from None
             posting.take(takes, EntryKind.BURN, from_hold=hold_id)
+        posting.add_debt(offline_debt, EntryKind.BURN)
         plan = plan_earn(priced.points_earned, debt=account.debt)
         posting.earn(
             priced.points_earned,
@@ -816,7 +946,7 @@ async def _settle(
         "balance": None if balance is None else views.balance_view(balance),
         "receipt_text": views.receipt_text(priced, balance, activates > now) if balance else [],
     }
-    for extra in ("coupons", "gift_cards"):
+    for extra in ("coupons", "gift_cards", "offline"):
         if extra in calc:
             body[extra] = calc[extra]
     answer = views.dumps(body)

@@ -29,6 +29,7 @@ from kopilka.domain.money import KOPECK, MILLI, allocate, fmt2, fmt3, from_minor
 from kopilka.services import giftcards, views
 from kopilka.services.coupons import return_coupons
 from kopilka.services.errors import ServiceError
+from kopilka.services.purchases import lot_dates
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.queries import insert_id
@@ -139,7 +140,11 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
                     funding_partner_id=rec.partner_id,
                 )
                 if returned_total:
-                    posting.give_back(await _return_plan(conn, rec.id, returned_total))
+                    takes, owed = await _return_plan(conn, rec.id, returned_total)
+                    posting.give_back(takes)
+                    if owed:  # an offline burn's part that was booked as debt (ADR 0030)
+                        _, expires = lot_dates(now, program)
+                        posting.credit(owed, expires_at=expires, kind=EntryKind.REFUND)
                 tb = plan_take_back(
                     account.lots,
                     taken_total,
@@ -365,9 +370,11 @@ def _plan_lines(lines: Sequence[Any], req: RefundRequest) -> list[dict[str, Any]
     return plan
 
 
-async def _return_plan(conn: Any, receipt_pk: int, amount: Decimal) -> list[Take]:
+async def _return_plan(conn: Any, receipt_pk: int, amount: Decimal) -> tuple[list[Take], Decimal]:
     """Which lots the redeemed points go back to: those they were burned from, net of
-    earlier returns, the lot that expires last first."""
+    earlier returns, the lot that expires last first; and what no lot gave, which was
+    the account's debt (an offline burn beyond the balance, ADR 0030): it is credited
+    back, paying the debt first."""
     rows = (
         await conn.execute(
             select(le.c.lot_id, le.c.kind, le.c.amount).where(
@@ -407,5 +414,11 @@ async def _return_plan(conn: Any, receipt_pk: int, amount: Decimal) -> list[Take
         part = min(burned[lot_id], left)
         takes.append(Take(lot_id, part))
         left -= part
-    assert left == 0, f"redeemed points to return exceed what was burned by {left}"
-    return takes
+    if left > 0:
+        owed = (
+            await conn.execute(
+                select(t.offline_burns.c.debt).where(t.offline_burns.c.receipt_pk == receipt_pk)
+            )
+        ).scalar_one_or_none() or ZERO
+        assert left <= owed, f"redeemed points to return exceed what was burned by {left}"
+    return takes, left

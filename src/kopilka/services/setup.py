@@ -65,6 +65,10 @@ def check_settings(s: ProgramSettings) -> None:
         raise bad("expiry_days", "must be positive (or none)")
     if s.hold_ttl_s < 10:
         raise bad("hold_ttl_s", "must be at least 10 seconds")
+    if s.offline_cap_max < 0:
+        raise bad("offline_cap_max", "must not be negative")
+    if not 60 <= s.offline_token_ttl_s <= 86400:
+        raise bad("offline_token_ttl_s", "must be between 60 and 86400 seconds")
     try:
         ZoneInfo(s.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -1057,3 +1057,61 @@ basket_rules = Table(
     Column("receipts", Integer, nullable=False),  # how many receipts the rules came from
     Column("computed_at", UTCDateTime, nullable=False),
 )
+
+# --- offline burn (issue 10, ADR 0030) -------------------------------------------------------
+
+# A program's Ed25519 signing keys; ``id`` is the key id written into every token.  The
+# newest key not retired signs; a retired key is still published to tills until the
+# last token it signed has expired (``retired_at`` + the token lifetime).
+offline_keys = Table(
+    "offline_keys",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("public_key", String(64), nullable=False),  # base64url of the 32 raw bytes
+    Column("private_key", String(64), nullable=False),  # base64url of the 32 raw bytes
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),
+    Column("valid_until", UTCDateTime),  # set at retirement: no token it signed lives longer
+    Index(None, "program_id", "id"),
+)
+
+# Tokens issued to members (cabinet, app): what a new token's cap must leave room for.
+offline_tokens = Table(
+    "offline_tokens",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("token_id", String(24), nullable=False),
+    Column("key_id", BigInteger, nullable=False),
+    Column("cap", Money, nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("channel", String(16), nullable=False),  # cabinet | app
+    UniqueConstraint("program_id", "token_id"),
+    Index(None, "program_id", "account_id", "expires_at"),
+)
+
+# Every burn a till made under a token, applied once: ``use_no`` 1 is the token's first
+# receipt (the unique key makes the token single-use as an authorisation); a later use is
+# a reuse, applied only within what is left of the cap, and reported.
+offline_burns = Table(
+    "offline_burns",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("token_id", String(24), nullable=False),
+    Column("use_no", Integer, nullable=False),
+    Column("receipt_pk", BigInteger, nullable=False, unique=True),
+    Column("terminal_id", BigInteger, nullable=False),
+    Column("points", Money, nullable=False),
+    Column("debt", Money, nullable=False),  # the part no lot covered: the account's debt
+    Column("cap", Money, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("program_id", "token_id", "use_no"),
+    Index(None, "program_id", "created_at"),
+)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kopilka import offline_verify
 from kopilka.api import problems
 from kopilka.api.pos.schemas import (
     ID_PATTERN,
@@ -35,7 +36,15 @@ from kopilka.api.pos.schemas import (
 from kopilka.domain.identifiers import is_valid_card_number
 from kopilka.domain.money import ZERO, fmt2, q2
 from kopilka.domain.receipt import Basket, BasketLine
-from kopilka.services import coupons, customers, giftcards, purchases, refunds, rewards
+from kopilka.services import (
+    coupons,
+    customers,
+    giftcards,
+    offline,
+    purchases,
+    refunds,
+    rewards,
+)
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
 from kopilka.services.runtime import Runtime, Terminal
@@ -136,6 +145,7 @@ def to_request(body: PurchaseIn, *, now: datetime) -> purchases.PurchaseRequest:
             coupons=tuple(body.coupons),
         ),
         gift_cards=tuple(giftcards.Tender(g.number, g.pin, g.amount) for g in body.gift_cards),
+        offline_token=body.offline_token,
     )
 
 
@@ -205,6 +215,46 @@ async def coupon_redeem(request: Request, code: str) -> Response:
         _rt(request), term, raw_code=code, identifier=body.identifier
     )
     return _ok(orjson.dumps(data))
+
+
+@router.get(
+    "/offline/keys",
+    responses=ERRORS,
+    summary="The program's public keys for offline burn tokens, and the burn rules a till "
+    "applies offline",
+)
+async def offline_keys(request: Request) -> Response:
+    term = await _auth(request)
+    rt = _rt(request)
+    keys = await offline.public_keys(rt, program_id=term.program_id)
+    s = await rt.program(term.program_id)
+    return _ok(
+        orjson.dumps(
+            {
+                "program_id": term.program_id,
+                "algorithm": "Ed25519",
+                "keys": [
+                    {
+                        "key_id": k.key_id,
+                        "public_key": k.public_key,
+                        "created_at": k.created_at.isoformat(),
+                        "valid_until": None if k.valid_until is None else k.valid_until.isoformat(),
+                    }
+                    for k in keys
+                ],
+                "rules": {
+                    "offline_cap_max": fmt2(s.offline_cap_max),
+                    "token_ttl_s": s.offline_token_ttl_s,
+                    "burn_max_percent": str(s.burn_max_percent),
+                    "point_value": str(s.point_value),
+                    "points_step": str(s.points_step),
+                    "min_payment": fmt2(s.min_payment),
+                },
+                "clock_skew_s": int(offline_verify.CLOCK_SKEW.total_seconds()),
+                "server_time": rt.now().isoformat(),
+            }
+        )
+    )
 
 
 @router.get(
@@ -504,6 +554,7 @@ def fast_routes() -> list[Route]:
     p = router.prefix
     return [
         Route(f"{p}/customers/lookup", _lookup_endpoint, methods=["GET"]),
+        Route(f"{p}/offline/keys", offline_keys, methods=["GET"]),
         Route(f"{p}/coupons/{{code}}", _with_path(coupon_lookup, "code"), methods=["GET"]),
         Route(f"{p}/coupons/{{code}}/redeem", _with_path(coupon_redeem, "code"), methods=["POST"]),
         Route(f"{p}/purchases/calculate", calculate, methods=["POST"]),

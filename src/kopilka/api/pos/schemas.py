@@ -83,6 +83,14 @@ class PurchaseIn(Strict):
         description="gift cards paying part of the receipt (number, PIN, amount): held at "
         "calculate, debited at confirm (docs/gift-cards.md)",
     )
+    offline_token: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Z2-7]+$")] | (
+        None
+    ) = Field(
+        default=None,
+        description="a receipt made offline that burned points under the customer's signed "
+        "offline token (the QR text, KO...): POST /purchases and the batch only; "
+        "redeem_points is the number of points burned (docs/pos-integration.md, Offline burn)",
+    )
 
 
 class RedeemCodeIn(Strict):

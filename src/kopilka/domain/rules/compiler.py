@@ -179,6 +179,8 @@ def settings_of(doc: m.ProgramDoc) -> ProgramSettings:
         hold_ttl_s=p.hold_ttl_s,
         negative_balance_limit=p.negative_balance_limit,
         timezone=doc.timezone,
+        offline_cap_max=p.offline_cap_max,
+        offline_token_ttl_s=p.offline_token_ttl_s,
     )
 
 
@@ -307,6 +309,8 @@ def program_from_settings(settings: ProgramSettings, *, code: str = "program") -
             expiry_days=settings.expiry_days,
             hold_ttl_s=settings.hold_ttl_s,
             negative_balance_limit=settings.negative_balance_limit,
+            offline_cap_max=settings.offline_cap_max,
+            offline_token_ttl_s=settings.offline_token_ttl_s,
         ),
     )
 

@@ -449,6 +449,10 @@ class PointsRules(Model):
     expiry_days: int | None = Field(365, ge=1, le=3650)
     hold_ttl_s: int = Field(900, ge=30, le=86400)
     negative_balance_limit: Points = Decimal("0")
+    # Offline burn (ADR 0030): the most points a signed token lets a till burn without
+    # the center (0: no tokens), and how long a token lives.
+    offline_cap_max: Points = Decimal("0")
+    offline_token_ttl_s: int = Field(900, ge=60, le=86400)
     # Points on the part of a receipt paid by gift card (false: only on what is paid in
     # money; the gift card was bought, and perhaps earned on, already).
     earn_on_gift_card: bool = True

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from markupsafe import Markup
 from starlette.responses import Response
 
-from kopilka.services import cabinet, member_auth, programs
+from kopilka.services import cabinet, member_auth, offline, programs
 from kopilka.services.errors import ServiceError
 from kopilka.services.member_auth import MemberSession
 from kopilka.services.runtime import Runtime
@@ -304,8 +304,31 @@ async def _card_ctx(me: Member, **extra: Any) -> dict[str, Any]:
         "tab": "card",
     }
     ctx["qr_svg"] = Markup(qr_svg(ctx["qr"])) if ctx["qr"] else None  # our own SVG
+    tok = await _offline_token(me, ov, channel="cabinet")
+    ctx["offline"] = tok
+    ctx["offline_svg"] = Markup(qr_svg(tok.token)) if tok else None  # our own SVG
     ctx.update(extra)
     return ctx
+
+
+async def _offline_token(
+    me: Member, ov: cabinet.Overview, *, channel: str
+) -> offline.IssuedToken | None:
+    """The member's offline burn token (the same one while it is fresh); None when the
+    program issues none or nothing can be promised."""
+    number = ov.card_number
+    if not (number.isdigit() and len(number) == 13):
+        return None
+    try:
+        return await offline.do_issue_token(
+            me.rt,
+            program_id=me.session.program_id,
+            account_id=ov.account_id,
+            card_number=number,
+            channel=channel,
+        )
+    except ServiceError:
+        return None
 
 
 @router.get("/my/{program}/card")
@@ -325,6 +348,37 @@ async def card_qr(request: Request, me: Me) -> Response:
                 "token": token,
                 "svg": qr_svg(token) if token else "",
                 "window_s": cabinet.QR_WINDOW_S,
+            }
+        ),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/my/{program}/card/offline-token")
+async def card_offline_token(request: Request, me: Me) -> Response:
+    """For the mobile app: the member's offline burn token (docs/cabinet.md), the same one
+    while it has half its life; 404 when the program issues none or nothing can be
+    promised now."""
+    ov = await cabinet.overview(me.rt, me.session)
+    tok = await _offline_token(me, ov, channel="app")
+    if tok is None:
+        return Response(
+            orjson.dumps({"code": "offline_token_unavailable"}),
+            status_code=404,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+    return Response(
+        orjson.dumps(
+            {
+                "token": tok.token,
+                "token_id": tok.token_id,
+                "key_id": tok.key_id,
+                "cap": f"{tok.cap:.2f}",
+                "issued_at": tok.issued_at.isoformat(),
+                "expires_at": tok.expires_at.isoformat(),
+                "svg": qr_svg(tok.token),
             }
         ),
         media_type="application/json",

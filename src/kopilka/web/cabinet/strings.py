@@ -70,6 +70,12 @@ i18n.add(
             "Покажите штрихкод на кассе или назовите кассиру номер телефона."
         ),
         "One-minute code for the till": "Код для кассы на одну минуту",
+        "Pay with points when the till is offline": "Оплата баллами, когда касса без связи",
+        "Up to": "До",
+        "valid until": "действует до",
+        "Points spent with this code are taken from your account when the till is back "
+        "online.": "Баллы, потраченные по этому коду, спишутся со счёта, когда касса снова "
+        "будет на связи.",
         "It changes every minute; a photo of it is useless later.": (
             "Он меняется каждую минуту: его фотография потом бесполезна."
         ),

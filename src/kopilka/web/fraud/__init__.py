@@ -49,6 +49,7 @@ RULE_TITLES = {
     df.Rule.TERMINAL_BURST: "Burst of receipts at one terminal",
     df.Rule.BIG_ADJUSTMENT: "Manual adjustment above the limit",
     df.Rule.PIN_GUESSING: "Gift card PIN guessing",
+    df.Rule.OFFLINE_TOKEN: "Offline burn token used on more than one receipt",
 }
 STATE_TITLES = {
     "open": "Open",

@@ -18,6 +18,14 @@ RU: dict[str, str] = {
     "Burst of receipts at one terminal": "Всплеск чеков на одной кассе",
     "Manual adjustment above the limit": "Ручная корректировка выше лимита",
     "Gift card PIN guessing": "Подбор PIN-кода подарочной карты",
+    "Offline burn token used on more than one receipt": (
+        "Офлайн-токен списания использован больше чем на одном чеке"
+    ),
+    "offline_burn": "офлайн-списание",
+    "Points": "Баллы",
+    "Cap": "Лимит",
+    "applied": "применено",
+    "refused": "отклонено",
     # states and severities
     "Open": "Новая",
     "Assigned": "В работе",

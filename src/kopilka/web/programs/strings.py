@@ -61,6 +61,23 @@ PARAM_LABELS = {
 
 i18n.add(
     {
+        # offline burn (ADR 0030)
+        "Offline burn": "Офлайн-списание",
+        "A till without a connection may burn up to": "Касса без связи может списать до",
+        "under a customer's signed code, valid": "по подписанному коду покупателя, код действует",
+        "min": "мин",
+        "Off: set offline_cap_max to let tills burn points without a connection.": (
+            "Выключено: задайте offline_cap_max, чтобы кассы могли списывать баллы без связи."
+        ),
+        "Codes used on more than one receipt": "Коды, использованные больше чем на одном чеке",
+        "Key": "Ключ",
+        "Public key (Ed25519)": "Открытый ключ (Ed25519)",
+        "State": "Состояние",
+        "retired, published until": "выведен, публикуется до",
+        "signing": "подписывает",
+        "No key yet: the first code makes one (or kopilka offline keys rotate).": (
+            "Ключа ещё нет: его создаст первый код (или kopilka offline keys rotate)."
+        ),
         # kinds and parameters
         "SKU": "Артикул",
         "SKU list": "Список артикулов",

@@ -26,8 +26,8 @@ from kopilka.domain.rules.model import (
     Promotion,
     error_path,
 )
+from kopilka.services import offline, programs
 from kopilka.services import program_editor as editor
-from kopilka.services import programs
 from kopilka.services.errors import ServiceError
 from kopilka.store import tables as t
 from kopilka.web import i18n
@@ -80,7 +80,7 @@ PROMO_SORTS = ("name", "priority", "starts_at", "ends_at", "status")
 
 @router.get("/admin/programs/{code}")
 async def program_page(request: Request, code: str, c: Reader) -> Response:
-    _ref(c, code)
+    ref = _ref(c, code)
     pr = PageRequest.of(
         request, sorts=PROMO_SORTS, default="priority", default_dir="desc", per_page=25
     )
@@ -105,6 +105,9 @@ async def program_page(request: Request, code: str, c: Reader) -> Response:
         "versions": versions,
         "can_write": c.can(Perm.PROGRAMS_WRITE),
         "kind_labels": KIND_LABELS,
+        # offline burn (ADR 0030): the public keys tills need, what reached the center
+        "offline_keys": await offline.public_keys(c.rt, program_id=ref.id),
+        "offline_reused": await offline.count_reused(c.rt, program_id=ref.id),
     }
     return render(request, "programs/program.html", ctx)
 
