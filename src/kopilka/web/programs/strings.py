@@ -326,3 +326,58 @@ i18n.add(
     },
     area="programs",
 )
+
+# The program settings page (issue 9).
+i18n.add(
+    {
+        "Program settings": "Настройки программы",
+        "Settings saved.": "Настройки сохранены.",
+        "A change of these makes a new version of the program document.": (
+            "Изменение этих настроек создаёт новую версию документа программы."
+        ),
+        "Point value, roubles": "Стоимость балла, руб.",
+        "What one point pays when burned, e.g. 1 or 0.5": (
+            "Сколько оплачивает один балл при списании, например 1 или 0,5"
+        ),
+        "Points step": "Шаг баллов",
+        "whole points": "целые баллы",
+        "hundredths": "сотые",
+        "Rounding of earned points": "Округление начисленных баллов",
+        "down": "вниз",
+        "half up": "до ближайшего",
+        "Name of the points": "Название баллов",
+        "Used in messages, the cabinet and the printed receipt.": (
+            "В сообщениях, личном кабинете и на печатном чеке."
+        ),
+        "Russian, 1 (балл, миля)": "По-русски, 1 (балл, миля)",
+        "Russian, 3 (балла, мили)": "По-русски, 3 (балла, мили)",
+        "Russian, 11 (баллов, миль)": "По-русски, 11 (баллов, миль)",
+        "English, 1 (point)": "По-английски, 1 (point)",
+        "English, 3 (points)": "По-английски, 3 (points)",
+        "Language and messages": "Язык и сообщения",
+        "Language of the cabinet and messages": "Язык кабинета и сообщений",
+        "the installation's default": "по умолчанию установки",
+        "SMS sender name": "Имя отправителя SMS",
+        "Up to 11 Latin letters and digits, as registered with the SMS provider; "
+        "empty: the provider account's": (
+            "До 11 латинских букв и цифр, как зарегистрировано у SMS-провайдера; "
+            "пусто: по умолчанию аккаунта"
+        ),
+        "the program's own wording; the shipped texts apply where none is set.": (
+            "свои тексты программы; где их нет, действуют стандартные."
+        ),
+        "Customer cabinet": "Личный кабинет",
+        "Name in the cabinet": "Название в кабинете",
+        "Empty: the program's name": "Пусто: название программы",
+        "Primary colour": "Основной цвет",
+        "#RRGGBB, e.g. #1E6FD9": "#RRGGBB, например #1E6FD9",
+        "Support phone": "Телефон поддержки",
+        "Support e-mail": "E-mail поддержки",
+        "Support page": "Страница поддержки",
+        "https://…": "https://…",
+        "Logo": "Логотип",
+        "PNG, JPEG or WebP, at most 256 KB": "PNG, JPEG или WebP, не больше 256 КБ",
+        "Remove the logo": "Удалить логотип",
+        "Open the cabinet": "Открыть личный кабинет",
+    }
+)
