@@ -107,6 +107,9 @@ async def test_two_programs_cabinets_carry_their_own_brand_and_unit(
     )
     await expect(page.get_by_test_id("logo-preview")).to_be_visible()
     await shot(page, "program-settings")
+    # the marketer of one program does not reach another's settings
+    other = await page.goto(f"/admin/programs/{market.code}/settings")
+    assert other is not None and other.status == 404
 
     await program_profile.do_update_settings(
         rt,

@@ -151,9 +151,8 @@ async def my_root(request: Request) -> Response:
 
 @router.get("/my/{program}/brand.css")
 async def brand_css(request: Request, program: str) -> Response:
-    prog = await _program(request, program)
+    await _program(request, program)
     colour = request.state.brand.profile.primary_colour
-    del prog
     return Response(
         program_profile.brand_css(colour) if colour else "",
         media_type="text/css",

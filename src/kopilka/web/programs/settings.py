@@ -63,7 +63,7 @@ def _changes(values: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _errors(exc: ServiceError) -> dict[str, str]:
+def _errors(exc: ServiceError, lang: str) -> dict[str, str]:
     """Field -> message, the forms' own names (``points_ru[1]`` -> ``points_ru_few``)."""
     names = {
         "points_ru[0]": "points_ru_one",
@@ -74,7 +74,7 @@ def _errors(exc: ServiceError) -> dict[str, str]:
     }
     out: dict[str, str] = {}
     for e in exc.extra.get("errors", []) or [{"field": exc.field or "", "detail": exc.detail}]:
-        out.setdefault(names.get(e["field"], e["field"]), e["detail"])
+        out.setdefault(names.get(e["field"], e["field"]), i18n.gettext(lang, e["detail"]))
     return out
 
 
@@ -127,7 +127,7 @@ async def settings_save(request: Request, code: str, c: Writer) -> Response:
     except ServiceError as exc:
         if exc.code != "validation_failed":
             raise
-        return await _page(request, c, code, values=values, errors=_errors(exc), status=422)
+        return await _page(request, c, code, values=values, errors=_errors(exc, c.lang), status=422)
     return redirect(
         f"/admin/programs/{code}/settings", flash=i18n.gettext(c.lang, "Settings saved.")
     )

@@ -381,3 +381,31 @@ i18n.add(
         "Open the cabinet": "Открыть личный кабинет",
     }
 )
+
+# The settings' refusals (domain.program.check_profile, services.program_profile).
+i18n.add(
+    {
+        "must be #RRGGBB, e.g. #1E6FD9": "формат #RRGGBB, например #1E6FD9",
+        "must be ru or en (or empty: the installation's)": "ru или en (или пусто: как в установке)",
+        "1 to 11 Latin letters, digits, space or . _ & -, starting with a letter or digit": (
+            "от 1 до 11 латинских букв, цифр, пробелов или . _ & -, первой — буква или цифра"
+        ),
+        "must contain a letter (operators refuse digits only)": (
+            "нужна хотя бы одна буква (только цифры операторы не принимают)"
+        ),
+        "must not be empty": "не может быть пустым",
+        "digits, spaces, ( ) - and a leading +": "цифры, пробелы, ( ) - и + в начале",
+        "must be an e-mail address": "нужен адрес e-mail",
+        "must start with https://": "должен начинаться с https://",
+        "a number above 0, at most 1000, 4 decimals": (
+            "число больше 0, не больше 1000, до 4 знаков после запятой"
+        ),
+        "must be a number": "нужно число",
+        "must be 1 or 0.01": "1 или 0,01",
+        "must be floor or half_up": "floor или half_up",
+        "logo: not a PNG, JPEG or WebP image": "логотип: это не изображение PNG, JPEG или WebP",
+        "not a PNG, JPEG or WebP image": "это не изображение PNG, JPEG или WebP",
+        "at most 256 KB": "не больше 256 КБ",
+        "at most 2048 pixels a side": "не больше 2048 пикселей по стороне",
+    }
+)
