@@ -7,6 +7,7 @@ that an SMS says ``1 234,50 ₽`` and ``3 балла`` exactly as the console do
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from babel import Locale
@@ -17,7 +18,7 @@ DEFAULT = "ru"
 _LOCALES = {lang: Locale.parse(lang) for lang in LANGS}
 
 
-def plural(lang: str, n: int | Decimal, forms: dict[str, str]) -> str:
+def plural(lang: str, n: int | Decimal, forms: Mapping[str, str]) -> str:
     """``forms`` by CLDR category: ru ``one``/``few``/``many``, en ``one``/``other``."""
     category = _LOCALES.get(lang, _LOCALES[DEFAULT]).plural_form(abs(Decimal(n)))
     return forms.get(category) or forms.get("other") or forms.get("many") or ""
@@ -34,17 +35,18 @@ def money(lang: str, value: Decimal | None) -> str:
     return "" if value is None else number(lang, value) + " ₽"
 
 
-def points(lang: str, value: Decimal | None) -> str:
-    """Points with their unit in the right plural: ``1 234,5 балла``."""
+def points(lang: str, value: Decimal | None, forms: Mapping[str, str] | None = None) -> str:
+    """Points with their unit in the right plural: ``1 234,5 балла``; ``forms`` is a
+    program's own unit by CLDR category (``ProgramProfile.points_forms``: ``миля``,
+    ``мили``, ``миль``), the default ``балл``/``point`` without it.  A fraction takes the
+    Russian genitive singular (``few``): ``1,5 мили``."""
     if value is None:
         return ""
     whole = value == value.to_integral_value()
     text = number(lang, value, 0 if whole else 2)
     if lang == "ru":
-        unit = plural(
-            "ru", value if whole else 2, {"one": "балл", "few": "балла", "many": "баллов"}
-        )
-        if not whole:
-            unit = "балла"
+        f = forms or {"one": "балл", "few": "балла", "many": "баллов"}
+        unit = plural("ru", int(value), f) if whole else (f.get("few") or f.get("other") or "")
         return f"{text} {unit}"
-    return f"{text} " + ("point" if value == 1 else "points")
+    f = forms or {"one": "point", "other": "points"}
+    return f"{text} " + (f["one"] if value == 1 else f["other"])

@@ -42,6 +42,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.domain.program import DEFAULT_PROFILE, ProgramProfile, profile_from_json
 from kopilka.notify import consent, messages, templates
 from kopilka.notify.backoff import retry_delay
 from kopilka.notify.channels import Attachment, Channel, Outgoing, Reject, Retry
@@ -180,8 +181,12 @@ def _rows_for(
     endpoints: list[Any],
     locale: str,
     now: datetime,
+    profile: ProgramProfile = DEFAULT_PROFILE,
 ) -> list[dict[str, Any]]:
-    """The delivery rows of one event (raises ``TemplateFailed`` on a broken template)."""
+    """The delivery rows of one event (raises ``TemplateFailed`` on a broken template).
+    The program's profile gives the language (else ``locale``), the points' name and
+    the SMS sender name."""
+    locale = profile.language or locale
     base = {
         "program_id": ev.program_id,
         "outbox_id": ev.id,
@@ -191,7 +196,7 @@ def _rows_for(
         "next_attempt_at": now,
         "created_at": now,
     }
-    rows = _customer_rows(ev, base, program_name, contacts, overrides, locale)
+    rows = _customer_rows(ev, base, program_name, contacts, overrides, locale, profile)
     if ev.topic not in messages.NO_WEBHOOK_TOPICS:
         rows += _webhook_rows(ev, base, endpoints)
     return rows
@@ -204,6 +209,7 @@ def _customer_rows(
     contacts: dict[int, consent.Contact],
     overrides: dict[tuple[int, str, str, str], templates.Template],
     locale: str,
+    profile: ProgramProfile = DEFAULT_PROFILE,
 ) -> list[dict[str, Any]]:
     """The customer's message on each channel consent allows (none: nothing to say)."""
     rows: list[dict[str, Any]] = []
@@ -233,6 +239,7 @@ def _customer_rows(
                 **msg.context,
                 "program": program_name,
                 "name": contact.first_name if contact else "",
+                templates.POINTS_FORMS: profile.points_forms(locale),
             }
             out = templates.render(tpl, context, locale=locale, name=msg.name)
             rows.append(
@@ -245,6 +252,7 @@ def _customer_rows(
                     "subject": out.subject,
                     "body": out.body,
                     "delivery_key": delivery_key(ev.id, channel),
+                    "sender": profile.sms_sender if channel == "sms" else None,
                 }
             )
     return rows
@@ -276,6 +284,7 @@ def _webhook_rows(ev: _Event, base: dict[str, Any], endpoints: list[Any]) -> lis
                 "subject": None,
                 "body": body,
                 "delivery_key": key,
+                "sender": None,
             }
         )
     return rows
@@ -314,13 +323,15 @@ async def dispatch(
         if not events:
             return 0
         pids = {ev.program_id for ev in events}
-        names = dict(
-            (
-                await conn.execute(
-                    select(t.programs.c.id, t.programs.c.name).where(t.programs.c.id.in_(pids))
-                )
-            ).all()
-        )
+        names: dict[int, str] = {}
+        profiles: dict[int, ProgramProfile] = {}
+        for pid, pname, raw in await conn.execute(
+            select(t.programs.c.id, t.programs.c.name, t.programs.c.profile).where(
+                t.programs.c.id.in_(pids)
+            )
+        ):
+            names[pid] = pname
+            profiles[pid] = profile_from_json(orjson.loads(raw) if raw else None)
         contacts = await _contacts(conn, events)
         overrides = await _overrides(conn, pids)
         endpoints = await _endpoints(conn, pids)
@@ -336,6 +347,7 @@ async def dispatch(
                     endpoints=endpoints.get(ev.program_id, []),
                     locale=policy.locale,
                     now=now,
+                    profile=profiles.get(ev.program_id, DEFAULT_PROFILE),
                 )
             except (templates.TemplateFailed, KeyError, TypeError, ValueError) as exc:
                 dead[ev.id] = f"{type(exc).__name__}: {exc}"[:2000]
@@ -374,6 +386,7 @@ class Claimed:
     attempts: int
     secret: str | None
     attachment: Attachment | None = None
+    sender: str | None = None  # SMS: the program's sender name
 
 
 def _due(now: datetime) -> Any:
@@ -426,6 +439,7 @@ async def claim(
             d.c.attempts,
             d.c.endpoint_id,
             d.c.outbox_id,
+            d.c.sender,
         )
     )
     async with rt.engine.begin() as conn:
@@ -450,6 +464,7 @@ async def claim(
             r.attempts,
             secrets.get(r.endpoint_id) if r.endpoint_id is not None else None,
             files.get(r.outbox_id) if r.channel == "email" else None,
+            r.sender,
         )
         for r in sorted(rows, key=lambda r: r.id)
     ]
@@ -491,6 +506,7 @@ async def send(notifier: Notifier, batch: Sequence[Claimed]) -> list[Outcome]:
             c.subject,
             c.topic,
             c.secret,
+            extra={"sender": c.sender} if c.sender else {},
             attachment=c.attachment,
         )
         async with gate:

@@ -18,13 +18,16 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, pass_context
 from jinja2.sandbox import SandboxedEnvironment
 
 from kopilka.formatting import DEFAULT, LANGS, money, number, points
 from kopilka.notify.sms import SmsLength, sms_length
 
 CHANNELS = ("sms", "email")
+# The context key of the program's name of its points (``ProgramProfile.points_forms``),
+# which the ``points`` filter uses: ``3 мили``.  Absent: ``балл``/``point``.
+POINTS_FORMS = "points_forms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +232,9 @@ def environment(locale: str) -> SandboxedEnvironment:
         autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False
     )
     env.filters["money"] = lambda v: money(locale, _dec(v))
-    env.filters["points"] = lambda v: points(locale, _dec(v) or Decimal(0))
+    env.filters["points"] = pass_context(
+        lambda ctx, v: points(locale, _dec(v) or Decimal(0), ctx.get(POINTS_FORMS))
+    )
     env.filters["number"] = lambda v, places=2: number(locale, _dec(v), places)
     return env
 
@@ -261,10 +266,18 @@ class Preview:
 
 
 def preview(
-    name: str, channel: str, locale: str, template: Template, *, program: str = "Kopilka"
+    name: str,
+    channel: str,
+    locale: str,
+    template: Template,
+    *,
+    program: str = "Kopilka",
+    points_forms: Mapping[str, str] | None = None,
 ) -> Preview:
     """``template`` rendered with the message's sample values, with its SMS cost; raises
     ``TemplateFailed`` (the editor shows the message next to the field)."""
     context = {**SAMPLES.get(name, {}), "program": program, "name": "Анна"}
+    if points_forms:
+        context[POINTS_FORMS] = dict(points_forms)
     out = render(template, context, locale=locale, name=name)
     return Preview(out, sms_length(out.body) if channel == "sms" else None)

@@ -437,6 +437,7 @@ async def _calculate(
         program,
         pending_earn,
         hold_expires if (priced.points_redeemed or used) and not confirm else None,
+        unit=rt.profile_cached(term.program_id).points_ru[2],
     )
     if presented:
         calc_body["coupons"] = coupons_view(presented, used)
@@ -553,6 +554,7 @@ async def _calculate(
             occurred_at,
             hold_id=None,
             offline_debt=burn.debt if burn is not None else ZERO,
+            unit=rt.profile_cached(term.program_id).points_ru[2],
         )
         if account is not None:
             await refresh_after_purchase(
@@ -583,6 +585,7 @@ def _calc_answer(
     program: ProgramSettings,
     pending_earn: bool,
     hold_expires_at: datetime | None,
+    unit: str = "баллов",
 ) -> dict[str, Any]:
     after: Balance | None = None
     if balance is not None:
@@ -611,7 +614,7 @@ def _calc_answer(
         "gifts": [{"sku": g[0], "name": g[1], "quantity": g[2]} for g in priced.gifts],
         "program_version": priced.program_version,
         "balance_after": None if after is None else views.balance_view(after),
-        "receipt_text": views.receipt_text(priced, after, pending_earn),
+        "receipt_text": views.receipt_text(priced, after, pending_earn, unit=unit),
         "hold_expires_at": views.iso(hold_expires_at),
     }
 
@@ -706,6 +709,7 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
             now,
             rec.occurred_at,
             hold_id=hold_id,
+            unit=rt.profile_cached(term.program_id).points_ru[2],
         )
         if account is not None:  # tier or discount up at once (the job lowers them)
             await refresh_after_purchase(
@@ -899,6 +903,7 @@ async def _settle(
     *,
     hold_id: int | None,
     offline_debt: Decimal = ZERO,
+    unit: str = "баллов",
 ) -> bytes:
     """Write the confirmed receipt: ledger postings, lines, outbox, the receipt's state and
     stored answer.  Returns the answer.  Fails only when a one-shot purchase burns more
@@ -944,7 +949,9 @@ async def _settle(
         "points_activate_at": views.iso(activates) if account and activates > now else None,
         "points_expire_at": views.iso(expires) if account and priced.points_earned else None,
         "balance": None if balance is None else views.balance_view(balance),
-        "receipt_text": views.receipt_text(priced, balance, activates > now) if balance else [],
+        "receipt_text": views.receipt_text(priced, balance, activates > now, unit=unit)
+        if balance
+        else [],
     }
     for extra in ("coupons", "gift_cards", "offline"):
         if extra in calc:

@@ -24,7 +24,12 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kopilka.domain.program import ProgramSettings
+from kopilka.domain.program import (
+    DEFAULT_PROFILE,
+    ProgramProfile,
+    ProgramSettings,
+    profile_from_json,
+)
 from kopilka.domain.rules.compiler import CompiledProgram, compile_program, program_from_settings
 from kopilka.domain.rules.facts import StoreContext
 from kopilka.domain.rules.model import ProgramDoc
@@ -86,6 +91,8 @@ class Runtime:
     cache_ttl_s: float = 5.0
     _terminals: dict[str, tuple[float, Terminal | None]] = field(default_factory=dict)
     _programs: dict[int, tuple[float, CompiledProgram]] = field(default_factory=dict)
+    # program id -> (its profile's JSON as stored, parsed); refreshed with the version check
+    _profiles: dict[int, tuple[str | None, ProgramProfile]] = field(default_factory=dict)
     pool_size: int = 10
     _hot: HotPath | None = None
     # Terminal id -> when its key was last used; written to terminals.last_seen_at by
@@ -228,7 +235,7 @@ class Runtime:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(t.programs.c.version, t.programs.c.code).where(
+                    select(t.programs.c.version, t.programs.c.code, t.programs.c.profile).where(
                         t.programs.c.id == program_id
                     )
                 )
@@ -237,8 +244,28 @@ class Runtime:
                 compiled = hit[1]
             else:
                 compiled = await load_compiled(conn, program_id, row.version)
+        known = self._profiles.get(program_id)
+        if known is None or known[0] != row.profile:
+            raw = orjson.loads(row.profile) if row.profile else None
+            self._profiles[program_id] = (row.profile, profile_from_json(raw))
         self._programs[program_id] = (mono, compiled)
         return compiled
+
+    async def profile(self, program_id: int) -> ProgramProfile:
+        """The program's presentation settings (points' name, language, SMS sender,
+        branding), cached with the compiled program: no statement of its own."""
+        await self.compiled(program_id)
+        return self._profiles[program_id][1]
+
+    def profile_cached(self, program_id: int) -> ProgramProfile:
+        """The profile read by the last ``compiled(program_id)``, with no I/O: for the
+        till, which has just called ``compiled``."""
+        known = self._profiles.get(program_id)
+        return DEFAULT_PROFILE if known is None else known[1]
+
+    def forget_program(self, program_id: int) -> None:
+        """Read the program again on its next use in this process (after a change)."""
+        self._programs.pop(program_id, None)
 
 
 async def load_compiled(conn: Any, program_id: int, version: int) -> CompiledProgram:

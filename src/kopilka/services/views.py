@@ -66,23 +66,31 @@ def totals_view(priced: PricedReceipt) -> dict[str, str]:
     }
 
 
-def receipt_text(priced: PricedReceipt, balance: Balance | None, pending_earn: bool) -> list[str]:
+def receipt_text(
+    priced: PricedReceipt,
+    balance: Balance | None,
+    pending_earn: bool,
+    *,
+    unit: str = "баллов",
+) -> list[str]:
     """Lines for the printed receipt, Russian first (the fiscal receipt's language):
-    the promotions' messages, then the points."""
+    the promotions' messages, then the points.  ``unit`` is the program's name of its
+    points in the genitive plural (``ProgramProfile.points_ru[2]``: ``баллов``, ``миль``),
+    the form these lines need whatever the figure."""
     text = list(priced.messages)
     if balance is None:
         return text
     if priced.points_redeemed:
         text.append(
-            f"Списано баллов: {fmt2(priced.points_redeemed)} "
+            f"Списано {unit}: {fmt2(priced.points_redeemed)} "
             f"(оплачено {fmt2(priced.redeemed_value)} руб.)"
         )
     if priced.points_earned:
         suffix = " (станут доступны позже)" if pending_earn else ""
-        text.append(f"Начислено баллов: {fmt2(priced.points_earned)}{suffix}")
-    text.append(f"Баланс: {fmt2(balance.available)} баллов")
+        text.append(f"Начислено {unit}: {fmt2(priced.points_earned)}{suffix}")
+    text.append(f"Баланс: {fmt2(balance.available)} {unit}")
     if balance.pending:
-        text.append(f"Ожидают начисления: {fmt2(balance.pending)} баллов")
+        text.append(f"Ожидают начисления: {fmt2(balance.pending)} {unit}")
     return text
 
 

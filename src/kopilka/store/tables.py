@@ -54,6 +54,20 @@ programs = Table(
     Column("settings", Text, nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
+    # JSON of domain.program.ProgramProfile (points' name, language, SMS sender, branding);
+    # NULL: the defaults.  Read with the version check, so the till pays nothing for it.
+    Column("profile", Text),
+)
+
+# The customer cabinet's logo of a program (PNG, JPEG or WebP, checked on upload).
+program_logos = Table(
+    "program_logos",
+    metadata,
+    Column("program_id", ForeignKey("programs.id"), primary_key=True),
+    Column("content_type", String(32), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 partners = Table(
@@ -376,6 +390,7 @@ deliveries = Table(
     Column("locked_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    Column("sender", String(11)),  # the program's SMS sender name when the row was made
     Column("provider_ref", String(128)),
     Column("last_error", Text),
     Index(None, "state", "next_attempt_at"),

@@ -21,7 +21,7 @@ from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.schemas import RollbackIn, SimulateIn, to_simulation
 from kopilka.domain.roles import Perm
 from kopilka.domain.rules.model import ProgramDoc, Promotion
-from kopilka.services import admin, programs
+from kopilka.services import admin, program_profile, programs
 from kopilka.services import program_editor as editor
 from kopilka.services.errors import ServiceError
 
@@ -120,6 +120,74 @@ async def put_program(
         rt, doc, author=token.name, note=note, actor=token.actor(_ip(request))
     )
     return _ok({"code": code, "version": version}, 200 if known else 201)
+
+
+@router.get(
+    "/programs/{code}/settings",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="The program's settings: point value, rounding, time zone, points' name, "
+    "language, SMS sender, cabinet branding (docs/admin-api.md)",
+)
+async def get_settings(request: Request, code: str) -> Response:
+    await _auth(request, code)
+    return _ok((await program_profile.settings(_rt(request), code)).to_json())
+
+
+@router.patch(
+    "/programs/{code}/settings",
+    responses=ERRORS,
+    openapi_extra={
+        **SECURITY,
+        "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}},
+    },
+    summary="Change some settings; every bad field is named, nothing is written then",
+)
+async def patch_settings(request: Request, code: str) -> Response:
+    token = await _auth(request, code, Perm.PROGRAMS_WRITE)
+    data = await _json(request)
+    if not isinstance(data, dict):
+        raise ServiceError("validation_failed", "the body must be a JSON object", field="body")
+    out = await program_profile.do_update_settings(
+        _rt(request), code, data, actor=token.actor(_ip(request))
+    )
+    return _ok(out.to_json())
+
+
+@router.put(
+    "/programs/{code}/logo",
+    responses=ERRORS,
+    openapi_extra={
+        **SECURITY,
+        "requestBody": {
+            "required": True,
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in program_profile.LOGO_TYPES.values()
+            },
+        },
+    },
+    summary="The cabinet's logo: the body is a PNG, JPEG or WebP image (at most 256 KB)",
+)
+async def put_logo(request: Request, code: str) -> Response:
+    token = await _auth(request, code, Perm.PROGRAMS_WRITE)
+    logo = await program_profile.do_set_logo(
+        _rt(request), code, await request.body(), actor=token.actor(_ip(request))
+    )
+    assert logo is not None
+    return _ok({"content_type": logo.content_type, "sha256": logo.sha256, "bytes": len(logo.data)})
+
+
+@router.delete(
+    "/programs/{code}/logo",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="Remove the cabinet's logo",
+)
+async def delete_logo(request: Request, code: str) -> Response:
+    token = await _auth(request, code, Perm.PROGRAMS_WRITE)
+    await program_profile.do_set_logo(_rt(request), code, None, actor=token.actor(_ip(request)))
+    return Response(status_code=204)
 
 
 @router.get(

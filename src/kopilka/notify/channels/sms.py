@@ -45,8 +45,9 @@ class SmsRu:
     async def send(self, msg: Outgoing) -> str | None:
         to = _digits(msg.recipient)
         form = {"api_id": self.api_id, "to": to, "msg": msg.body, "json": "1"}
-        if self.sender:
-            form["from"] = self.sender
+        sender = msg.extra.get("sender") or self.sender  # the program's, else the account's
+        if sender:
+            form["from"] = sender
         if self.test:
             form["test"] = "1"
         answer = await post(
@@ -80,7 +81,10 @@ class JsonSms:
     timeout_s: float = 10.0
 
     async def send(self, msg: Outgoing) -> str | None:
-        body = json.dumps({"to": msg.recipient, "text": msg.body, "key": msg.key}).encode()
+        doc = {"to": msg.recipient, "text": msg.body, "key": msg.key}
+        if msg.extra.get("sender"):
+            doc["from"] = msg.extra["sender"]  # the program's sender name
+        body = json.dumps(doc).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": msg.key}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

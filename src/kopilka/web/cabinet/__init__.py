@@ -21,14 +21,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from markupsafe import Markup
 from starlette.responses import Response
 
-from kopilka.services import cabinet, member_auth, offline, programs
+from kopilka import formatting
+from kopilka.services import cabinet, member_auth, offline, program_profile, programs
 from kopilka.services.errors import ServiceError
 from kopilka.services.member_auth import MemberSession
 from kopilka.services.runtime import Runtime
 from kopilka.web.auth import client_ip, runtime
 from kopilka.web.cabinet import strings  # noqa: F401  (registers the Russian strings)
 from kopilka.web.cabinet.barcode import ean13_svg
-from kopilka.web.templating import redirect, render
+from kopilka.web.templating import lang_of, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -87,9 +88,21 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+async def _program(request: Request, code: str) -> programs.ProgramSummary:
+    """The program of the path, its branding and language for the page (the program's
+    language unless the visitor chose one)."""
+    rt = runtime(request)
+    prog = await cabinet.program_by_code(rt, code)
+    b = await program_profile.brand(rt, prog.id)
+    request.state.brand = b
+    if b.profile.language and "kopilka_lang" not in request.cookies:
+        request.state.lang = b.profile.language
+    return prog
+
+
 async def _member(request: Request, program: str) -> Member:
     rt = runtime(request)
-    prog = await cabinet.program_by_code(rt, program)
+    prog = await _program(request, program)
     session = await member_auth.session_by_token(rt, request.cookies.get(MEMBER_COOKIE, ""))
     if session is None or session.program_id != prog.id:
         raise MemberLoginRequired(prog.code)
@@ -106,7 +119,13 @@ Me = Annotated[Member, Depends(_member)]
 
 
 def _page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
-    return render(request, f"cabinet/{name}", ctx, status=status)
+    b: program_profile.Brand | None = getattr(request.state, "brand", None)
+    extra: dict[str, Any] = {"brand": b}
+    if b is not None:  # the program's own name of its points: "3 мили"
+        lang = lang_of(request)
+        forms = b.profile.points_forms(lang)
+        extra["points"] = lambda v: formatting.points(lang, v, forms)
+    return render(request, f"cabinet/{name}", {**extra, **ctx}, status=status)
 
 
 def _message(exc: ServiceError) -> str:
@@ -128,6 +147,35 @@ async def my_root(request: Request) -> Response:
     if len(rows) == 1:
         return redirect(f"/my/{rows[0].code}/")
     return _page(request, "choose.html", {"programs": rows})
+
+
+@router.get("/my/{program}/brand.css")
+async def brand_css(request: Request, program: str) -> Response:
+    await _program(request, program)
+    colour = request.state.brand.profile.primary_colour
+    return Response(
+        program_profile.brand_css(colour) if colour else "",
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/my/{program}/logo")
+async def logo(request: Request, program: str) -> Response:
+    prog = await cabinet.program_by_code(runtime(request), program)
+    found = await program_profile.logo_of(runtime(request), prog.id)
+    if found is None:
+        return Response(status_code=404)
+    return Response(
+        found.data,
+        media_type=found.content_type,
+        headers={
+            "Cache-Control": "public, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+            "ETag": f'"{found.sha256}"',
+        },
+    )
 
 
 @router.get("/my/{program}/lang/{lang}")
@@ -161,7 +209,7 @@ async def _login_form_ok(request: Request) -> dict[str, str]:
 
 @router.get("/my/{program}/login")
 async def login_page(request: Request, program: str) -> Response:
-    prog = await cabinet.program_by_code(runtime(request), program)
+    prog = await _program(request, program)
     token = _login_csrf(request)
     resp = _page(
         request, "login.html", {"program": prog, "csrf": token, "values": {}, "errors": {}}
@@ -172,7 +220,7 @@ async def login_page(request: Request, program: str) -> Response:
 @router.post("/my/{program}/login")
 async def login_send(request: Request, program: str) -> Response:
     rt = runtime(request)
-    prog = await cabinet.program_by_code(rt, program)
+    prog = await _program(request, program)
     form = await _login_form_ok(request)
     token = form["csrf"]
     try:
@@ -194,7 +242,7 @@ async def login_send(request: Request, program: str) -> Response:
 @router.post("/my/{program}/login/code")
 async def login_code(request: Request, program: str) -> Response:
     rt = runtime(request)
-    prog = await cabinet.program_by_code(rt, program)
+    prog = await _program(request, program)
     form = await _login_form_ok(request)
     phone = form.get("phone", "")
     try:

@@ -7,6 +7,7 @@ from kopilka.web import i18n
 i18n.add(
     {
         "My points": "Мои баллы",
+        "Support": "Поддержка",
         "Log out": "Выйти",
         "Sections": "Разделы",
         "Points": "Баллы",

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from kopilka.web.programs import strings as strings
+from kopilka.web.programs.settings import router as settings_router
 from kopilka.web.programs.views import router
+
+router.include_router(settings_router)
 
 __all__ = ["router", "strings"]

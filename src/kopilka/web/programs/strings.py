@@ -343,3 +343,86 @@ i18n.add(
     },
     area="programs",
 )
+
+# The program settings page (issue 9).
+i18n.add(
+    {
+        "Program settings": "Настройки программы",
+        "Settings saved.": "Настройки сохранены.",
+        "A change of these makes a new version of the program document.": (
+            "Изменение этих настроек создаёт новую версию документа программы."
+        ),
+        "Point value, roubles": "Стоимость балла, руб.",
+        "What one point pays when burned, e.g. 1 or 0.5": (
+            "Сколько оплачивает один балл при списании, например 1 или 0,5"
+        ),
+        "Points step": "Шаг баллов",
+        "whole points": "целые баллы",
+        "hundredths": "сотые",
+        "Rounding of earned points": "Округление начисленных баллов",
+        "down": "вниз",
+        "half up": "до ближайшего",
+        "Name of the points": "Название баллов",
+        "Used in messages, the cabinet and the printed receipt.": (
+            "В сообщениях, личном кабинете и на печатном чеке."
+        ),
+        "Russian, 1 (балл, миля)": "По-русски, 1 (балл, миля)",
+        "Russian, 3 (балла, мили)": "По-русски, 3 (балла, мили)",
+        "Russian, 11 (баллов, миль)": "По-русски, 11 (баллов, миль)",
+        "English, 1 (point)": "По-английски, 1 (point)",
+        "English, 3 (points)": "По-английски, 3 (points)",
+        "Language and messages": "Язык и сообщения",
+        "Language of the cabinet and messages": "Язык кабинета и сообщений",
+        "the installation's default": "по умолчанию установки",
+        "SMS sender name": "Имя отправителя SMS",
+        "Up to 11 Latin letters and digits, as registered with the SMS provider; "
+        "empty: the provider account's": (
+            "До 11 латинских букв и цифр, как зарегистрировано у SMS-провайдера; "
+            "пусто: по умолчанию аккаунта"
+        ),
+        "the program's own wording; the shipped texts apply where none is set.": (
+            "свои тексты программы; где их нет, действуют стандартные."
+        ),
+        "Customer cabinet": "Личный кабинет",
+        "Name in the cabinet": "Название в кабинете",
+        "Empty: the program's name": "Пусто: название программы",
+        "Primary colour": "Основной цвет",
+        "#RRGGBB, e.g. #1E6FD9": "#RRGGBB, например #1E6FD9",
+        "Support phone": "Телефон поддержки",
+        "Support e-mail": "E-mail поддержки",
+        "Support page": "Страница поддержки",
+        "https://…": "https://…",
+        "Logo": "Логотип",
+        "PNG, JPEG or WebP, at most 256 KB": "PNG, JPEG или WebP, не больше 256 КБ",
+        "Remove the logo": "Удалить логотип",
+        "Open the cabinet": "Открыть личный кабинет",
+    }
+)
+
+# The settings' refusals (domain.program.check_profile, services.program_profile).
+i18n.add(
+    {
+        "must be #RRGGBB, e.g. #1E6FD9": "формат #RRGGBB, например #1E6FD9",
+        "must be ru or en (or empty: the installation's)": "ru или en (или пусто: как в установке)",
+        "1 to 11 Latin letters, digits, space or . _ & -, starting with a letter or digit": (
+            "от 1 до 11 латинских букв, цифр, пробелов или . _ & -, первой — буква или цифра"
+        ),
+        "must contain a letter (operators refuse digits only)": (
+            "нужна хотя бы одна буква (только цифры операторы не принимают)"
+        ),
+        "must not be empty": "не может быть пустым",
+        "digits, spaces, ( ) - and a leading +": "цифры, пробелы, ( ) - и + в начале",
+        "must be an e-mail address": "нужен адрес e-mail",
+        "must start with https://": "должен начинаться с https://",
+        "a number above 0, at most 1000, 4 decimals": (
+            "число больше 0, не больше 1000, до 4 знаков после запятой"
+        ),
+        "must be a number": "нужно число",
+        "must be 1 or 0.01": "1 или 0,01",
+        "must be floor or half_up": "floor или half_up",
+        "logo: not a PNG, JPEG or WebP image": "логотип: это не изображение PNG, JPEG или WebP",
+        "not a PNG, JPEG or WebP image": "это не изображение PNG, JPEG или WebP",
+        "at most 256 KB": "не больше 256 КБ",
+        "at most 2048 pixels a side": "не больше 2048 пикселей по стороне",
+    }
+)
