@@ -808,6 +808,7 @@ async def merge(
                 activates_at=lot.activates_at,
                 expires_at=lot.expires_at,
                 kind=EntryKind.ADJUST,
+                burn_at=lot.burn_partner_id,
             )
             await p_in.flush(tx, note=note)
             moved += lot.remaining
