@@ -239,6 +239,15 @@ ledger_entries = Table(
     Index(None, "receipt_pk"),
 )
 
+# Named positions in the ledger (ADR 0024).  ``coalition_funders``: the last entry written
+# before migration 0024; entries above it carry the funder of the lot they touch.
+ledger_marks = Table(
+    "ledger_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("entry_id", BigInteger, nullable=False),
+)
+
 receipts = Table(
     "receipts",
     metadata,

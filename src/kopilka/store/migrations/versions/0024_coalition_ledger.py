@@ -7,6 +7,11 @@ points may be burned.
 - ``lots.burn_partner_id``: NULL: the lot burns anywhere in the program; else only at
   that partner (partner promo points restricted to the partner that issued them).
 
+- ``ledger_marks``: named positions in the ledger; ``coalition_funders`` is the last
+  entry id written before this migration: entries above it carry their lot's funder
+  (``kopilka ledger verify`` checks that), entries at or below it may not (old burns
+  carried the till's partner; settlement joins burns to ``lots`` by ``lot_id``).
+
 ``ledger_entries`` is append-only (0023): the backfill of the new column runs with the
 triggers set aside for this one statement, inside the migration's transaction; the old
 columns (``funding_partner_id`` of old burn entries in particular) are left as they
@@ -42,6 +47,16 @@ SQLITE_TRIGGER = (
 def upgrade() -> None:
     op.add_column("ledger_entries", sa.Column("partner_id", sa.BigInteger(), nullable=True))
     op.add_column("lots", sa.Column("burn_partner_id", sa.BigInteger(), nullable=True))
+    op.create_table(
+        "ledger_marks",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("entry_id", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_ledger_marks"),
+    )
+    op.execute(
+        "INSERT INTO ledger_marks (name, entry_id) "
+        "SELECT 'coalition_funders', COALESCE(MAX(id), 0) FROM ledger_entries"
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only")
         op.execute(BACKFILL)
@@ -53,6 +68,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("ledger_marks")
     with op.batch_alter_table("lots") as batch_op:
         batch_op.drop_column("burn_partner_id")
     if op.get_bind().dialect.name == "postgresql":
