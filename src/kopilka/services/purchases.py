@@ -874,7 +874,10 @@ async def _settle(
             funding_partner_id=parts[0].funder if parts else None,
             partner_id=term.partner_id,
         )
-        holds = await held_at(tx, account)
+        # Other holds than this receipt's matter only with restricted lots (ADR 0024); when
+        # this receipt's hold is all that is held there are none, and no read is needed.
+        only_ours = hold_id is not None and account.held == priced.points_redeemed
+        holds = {} if only_ours else await held_at(tx, account)
         if priced.points_redeemed > 0:
             cap = None
             if has_restricted(account.lots):
