@@ -467,3 +467,36 @@ async def test_a_receipt_making_two_lots_costs_no_more_round_trips(
     else:
         assert seen["at-a"][1] == seen["at-c"][1]
         assert seen["at-a"][1] == ["WITH", "SELECT", "UPDATE", "WITH"]
+
+
+async def test_ledger_verify_names_an_entry_whose_funder_is_not_its_lots(
+    make_shop: MakeShop,
+) -> None:
+    a, b, _ = await coalition(make_shop, [])
+    anna = await a.customer()
+    await a.post("/purchases", receipt("r1", anna.card, ("x", 1, "1000.00")))
+    lt, le = t.lots, t.ledger_entries
+    async with a.rt.engine.begin() as conn:
+        lot_id = (
+            await conn.execute(select(lt.c.id).where(lt.c.account_id == anna.account_id))
+        ).scalar_one()
+        bad = await insert_id(  # zero points: only the funder is wrong
+            conn,
+            le,
+            {
+                "program_id": a.program_id,
+                "account_id": anna.account_id,
+                "kind": "adjust",
+                "amount": D(0),
+                "held_delta": D(0),
+                "lot_id": lot_id,
+                "funding_partner_id": b.partner_id,
+                "created_at": a.rt.now(),
+            },
+        )
+
+    found = await discrepancies(a)
+
+    assert [(d.what, d.cached, d.recomputed) for d in found] == [
+        (f"entry {bad} funder is not its lot {lot_id}'s", D(b.partner_id), D(a.partner_id))
+    ]

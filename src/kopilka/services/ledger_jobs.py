@@ -173,7 +173,11 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
         wrong_funder = (
             await conn.execute(
                 select(
-                    le.c.id, le.c.account_id, le.c.funding_partner_id, funder_lt.c.id.label("lot")
+                    le.c.id,
+                    le.c.account_id,
+                    le.c.funding_partner_id,
+                    funder_lt.c.id.label("lot"),
+                    funder_lt.c.funding_partner_id.label("lot_funder"),
                 )
                 .join(funder_lt, funder_lt.c.id == le.c.lot_id)
                 .where(
@@ -202,12 +206,14 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
         Discrepancy(x.account_id, f"lot {x.id} remaining out of range", x.remaining, x.amount)
         for x in bad_lots
     ]
+    # The partner ids as the figures (0: the program): "cached" the entry's funder,
+    # "recomputed" its lot's.
     out += [
         Discrepancy(
             x.account_id,
-            f"entry {x.id} funder {x.funding_partner_id} is not its lot {x.lot}'s",
-            ZERO,
-            ZERO,
+            f"entry {x.id} funder is not its lot {x.lot}'s",
+            Decimal(x.funding_partner_id or 0),
+            Decimal(x.lot_funder or 0),
         )
         for x in wrong_funder
     ]
