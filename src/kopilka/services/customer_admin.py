@@ -286,6 +286,8 @@ class CustomerView:
     coupons: list[CouponView] = field(default_factory=list)
     external_id: str | None = None  # the id in the chain's own systems (imports)
     city: str | None = None  # where the member lives, as typed (the territorial map)
+    # Partner id -> name, for the lots' funder and restriction (coalitions, ADR 0024).
+    partners: dict[int, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -323,6 +325,14 @@ async def get_customer(rt: Runtime, program_id: int, customer_id: int) -> Custom
                 select(cd).where(cd.c.customer_id == customer_id).order_by(cd.c.id.desc())
             )
         ).all()
+        partner_names = {
+            int(r.id): str(r.name)
+            for r in await conn.execute(
+                select(t.partners.c.id, t.partners.c.name).where(
+                    t.partners.c.program_id == program_id
+                )
+            )
+        }
         s, cp = t.coupon_series, t.coupons
         coupon_rows = (
             await conn.execute(
@@ -366,6 +376,7 @@ async def get_customer(rt: Runtime, program_id: int, customer_id: int) -> Custom
         tier_name=tier_name,
         discount_percent=None if row.discount_percent is None else Decimal(row.discount_percent),
         external_id=row.external_id,
+        partners=partner_names,
         cards=[
             CardView(
                 r.id,
