@@ -500,3 +500,18 @@ async def test_ledger_verify_names_an_entry_whose_funder_is_not_its_lots(
     assert [(d.what, d.cached, d.recomputed) for d in found] == [
         (f"entry {bad} funder is not its lot {lot_id}'s", D(b.partner_id), D(a.partner_id))
     ]
+
+
+async def test_the_admin_api_shows_each_lots_funder_and_restriction(make_shop: MakeShop) -> None:
+    from tests.api.test_admin_customers import API, token
+
+    a, _, _ = await coalition(make_shop, [A_BONUS])
+    anna = await a.customer(points=5)  # the program's
+    await a.post("/purchases", receipt("r1", anna.card, ("x", 1, "1000.00")))  # 50 + 10 (A)
+    h = await token(a.rt, a)
+
+    got = await a.client.get(f"{API}/programs/{a.code}/customers/{anna.customer_id}", headers=h)
+
+    assert got.status_code == 200, got.text
+    lots = sorted((x["remaining"], x["funded_by"], x["burn_at"]) for x in got.json()["lots"])
+    assert lots == [("10.00", "main", "main"), ("5.00", None, None), ("50.00", "main", None)]
