@@ -86,3 +86,22 @@ async def test_actions_need_the_csrf_token_and_the_program(
     assert elsewhere.status_code == 404
     assert bad_card.status_code == 404
     assert (await ca.get_customer(shop.rt, shop.program_id, m.customer_id)).total == 15
+
+
+async def test_the_lots_tab_says_who_funds_each_lot_and_where_it_can_be_spent(
+    client: httpx.AsyncClient, make_user: MakeUser, make_shop: Any
+) -> None:
+    shop = await make_shop(earn_percent="5")
+    m = await shop.customer(10)  # the operator's points: the program's, anywhere
+    await shop.post("/purchases", receipt("r1", m.card, ("a", 1, "100")))  # the shop's
+    h, _ = await session(shop.rt, make_user, shop, "ru")
+
+    page = (await client.get(f"/admin/customers/{m.customer_id}?tab=lots", headers=h)).text
+
+    table = page.split('<section id="rows">', 1)[1].split("</table>", 1)[0]
+    rows = [r for r in table.split("<tr>") if "<td>" in r]
+    assert len(rows) == 2
+    assert sorted(("программа" in r, "Shop" in r, "везде" in r) for r in rows) == [
+        (False, True, True),
+        (True, False, True),
+    ]

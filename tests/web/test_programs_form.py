@@ -162,3 +162,19 @@ def test_the_holdout_survives_the_form_and_its_error_lands_on_its_input() -> Non
     assert same(p, back), back
     assert "holdout_percent" not in none
     assert pf.field_of("holdout_percent", {}) == "holdout_percent"
+
+
+def test_the_console_form_keeps_who_funds_a_promotion() -> None:
+    p = {
+        "id": "a-bonus",
+        "name": "A: +10",
+        "when": {"partner": ["a"]},
+        "effects": [{"kind": "fixed_points", "points": "10"}],
+        "funded_by": "partner",
+        "burn_at": "partner",
+    }
+
+    state = pf.from_promotion(p, "Europe/Moscow")
+    built = pf.to_promotion(state.values, state.weekdays, "Europe/Moscow").promotion
+
+    assert (built.get("funded_by"), built.get("burn_at")) == ("partner", "partner")

@@ -674,6 +674,7 @@ class DemoBuilder:
                 "receipt_pk": rid,
                 "refund_pk": None,
                 "funding_partner_id": self.partner_id,
+                "partner_id": self.partner_id if rid is not None else None,
                 "created_at": at,
                 "note": None,
             }

@@ -14,6 +14,11 @@ state-machine test):
    (ADR 0030).
 6. ``available = sum(remaining of active lots) - held``; a hold never makes it negative.
 7. A hold resolves exactly once: confirmed (burned), cancelled, or expired (released).
+8. Coalition (ADR 0024): a lot is burnable anywhere in the program (``burn_partner_id``
+   None) or only at one partner.  At partner P the spendable points are the active lots
+   burnable at P less what the active holds need of them; every active hold stays
+   payable from the lots burnable where it was made (``unrestricted_need`` <=
+   unrestricted lots, checked by ``holds_payable``).
 
 The functions here are pure: they take a snapshot of an account (lots, held, debt) and
 return a plan (which lot gives how much) for the service to write.  They never read the
@@ -22,11 +27,12 @@ clock; ``now`` is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 ZERO = Decimal("0")
 
@@ -59,6 +65,13 @@ class Lot:
     remaining: Decimal
     activates_at: datetime
     expires_at: datetime | None
+    # Where the points may be burned: None anywhere in the program, else only at that
+    # partner.  Who issued (funds) them: None the program, else that partner.
+    burn_partner_id: int | None = None
+    funding_partner_id: int | None = None
+
+    def burns_at(self, partner_id: int | None) -> bool:
+        return self.burn_partner_id is None or self.burn_partner_id == partner_id
 
     def is_active(self, now: datetime) -> bool:
         return self.activates_at <= now and (self.expires_at is None or now < self.expires_at)
@@ -112,20 +125,33 @@ class Take:
 
 
 def plan_burn(
-    lots: Sequence[Lot], amount: Decimal, *, now: datetime, held_before: bool = False
+    lots: Sequence[Lot],
+    amount: Decimal,
+    *,
+    now: datetime,
+    held_before: bool = False,
+    at: int | Literal["any"] | None = "any",
+    unrestricted_cap: Decimal | None = None,
 ) -> list[Take]:
     """Take ``amount`` from active lots, soonest expiry first.
 
     With ``held_before`` the points were reserved by a hold earlier: lots whose expiry
     passed since then but which the expiry job has not emptied yet (it leaves accounts
     with active holds alone) still give, so a hold is honoured across midnight.
+    ``at``: the partner where the points are burned (None: the program itself, e.g. a
+    reward order); only lots burnable there give.  "any" ignores restrictions (an
+    operator's correction).  ``unrestricted_cap``: at most this much comes out of lots
+    burnable anywhere, so that active holds made elsewhere stay payable (``burn_cap``).
     Raises ``InsufficientPoints`` when the lots do not hold ``amount``.
     """
     takes: list[Take] = []
     left = amount
+    cap = unrestricted_cap
 
     def usable(x: Lot) -> bool:
         if x.remaining <= 0 or x.is_pending(now):
+            return False
+        if at != "any" and not x.burns_at(at):
             return False
         return held_before or x.is_active(now)
 
@@ -133,11 +159,146 @@ def plan_burn(
         if left <= 0:
             break
         part = min(lot.remaining, left)
+        if cap is not None and lot.burn_partner_id is None:
+            part = min(part, max(cap, ZERO))
+            cap -= part
+        if part <= 0:
+            continue
         takes.append(Take(lot.id, part))
         left -= part
     if left > 0:
         raise InsufficientPoints(needed=amount, available=amount - left)
     return takes
+
+
+# --- coalition: restricted lots and holds (ADR 0024) -------------------------------------
+#
+# Lots burnable anywhere (U) and lots burnable only at partner X (R_X); active holds by
+# the partner where they were made (H_X; None: the program, e.g. a reward order, which
+# only unrestricted lots can pay).  A hold at X is paid from R_X first, then from U, so
+# all holds are payable iff  U >= H_None + sum_X max(H_X - R_X, 0)  (Hall's condition for
+# this star: each X has its own R_X and all share U).  Lots that expired after a hold was
+# made still pay holds (see ``plan_burn``), so U and R_X here count active and overdue
+# lots; new burns and holds take active lots only.
+
+
+def _holding_lots(lots: Iterable[Lot], now: datetime) -> tuple[Decimal, dict[int, Decimal]]:
+    """(U, R by partner) over the lots that can pay a hold: active or overdue."""
+    u = ZERO
+    r: dict[int, Decimal] = {}
+    for x in lots:
+        if x.remaining <= 0 or x.is_pending(now):
+            continue
+        if x.burn_partner_id is None:
+            u += x.remaining
+        else:
+            r[x.burn_partner_id] = r.get(x.burn_partner_id, ZERO) + x.remaining
+    return u, r
+
+
+def unrestricted_need(
+    lots: Iterable[Lot],
+    held_at: Mapping[int | None, Decimal],
+    *,
+    besides: int | None,
+    now: datetime,
+) -> Decimal:
+    """What the active holds made anywhere but at ``besides`` must take from lots burnable
+    anywhere: the program's holds whole, a partner's beyond its own restricted lots."""
+    _, r = _holding_lots(lots, now)
+    need = ZERO
+    for where, h in held_at.items():
+        if where == besides or h <= 0:
+            continue
+        need += h if where is None else max(h - r.get(where, ZERO), ZERO)
+    return need
+
+
+def holds_payable(
+    lots: Iterable[Lot], held_at: Mapping[int | None, Decimal], *, now: datetime
+) -> bool:
+    """Every active hold can still be paid from lots burnable where it was made."""
+    lots = list(lots)
+    u, r = _holding_lots(lots, now)
+    need = held_at.get(None, ZERO) + sum(
+        (max(h - r.get(w, ZERO), ZERO) for w, h in held_at.items() if w is not None), ZERO
+    )
+    return u >= need
+
+
+def has_restricted(lots: Iterable[Lot]) -> bool:
+    return any(x.burn_partner_id is not None for x in lots)
+
+
+def spendable_at(
+    lots: Sequence[Lot],
+    *,
+    at: int | None,
+    held_at: Mapping[int | None, Decimal],
+    now: datetime,
+) -> Decimal:
+    """Points a new hold or burn at partner ``at`` may take, all active holds kept payable.
+
+    ``min(active lots burnable here, R_at' + U - H_at - N_at)`` where ``N_at`` is what the
+    holds made elsewhere need of U (``unrestricted_need``) and ``R_at'`` counts overdue
+    restricted lots only as far as they pay this partner's own holds.  Never negative.
+    Without restricted lots and with every hold counted at the program this is the
+    classic ``active - max(held - overdue, 0)`` of ``balance_of``.
+    """
+    active_here = ZERO
+    active_r = ZERO
+    overdue_r = ZERO
+    all_u = ZERO
+    for x in lots:
+        if x.remaining <= 0 or x.is_pending(now) or not x.burns_at(at):
+            continue
+        active = x.is_active(now)
+        if active:
+            active_here += x.remaining
+        if x.burn_partner_id is None:
+            all_u += x.remaining
+        elif active:
+            active_r += x.remaining
+        else:
+            overdue_r += x.remaining
+    own = held_at.get(at, ZERO)
+    need = unrestricted_need(lots, held_at, besides=at, now=now)
+    return max(min(active_here, active_r + min(overdue_r, own) + all_u - own - need), ZERO)
+
+
+def burn_cap(
+    lots: Sequence[Lot],
+    *,
+    at: int | None,
+    held_at: Mapping[int | None, Decimal],
+    now: datetime,
+) -> Decimal:
+    """Most a burn at ``at`` may take from unrestricted lots: U less what holds made
+    elsewhere need of them.  (With it the holds stay payable whichever lots expire first;
+    proof in ADR 0024.)"""
+    u, _ = _holding_lots(lots, now)
+    return u - unrestricted_need(lots, held_at, besides=at, now=now)
+
+
+def balance_at(
+    lots: Sequence[Lot],
+    *,
+    at: int | None,
+    held: Decimal,
+    held_at: Mapping[int | None, Decimal] | None,
+    debt: Decimal,
+    now: datetime,
+) -> Balance:
+    """The balance as a till of partner ``at`` sees it: ``available`` is what can be
+    burned here.  Without restricted lots it is ``balance_of``.  ``held_at`` (active holds
+    by partner) is needed only when there are restricted lots; None counts every hold as
+    the program's, which never overstates what is spendable."""
+    if not has_restricted(lots):
+        return balance_of(lots, held=held, debt=debt, now=now)
+    where: Mapping[int | None, Decimal] = held_at if held_at is not None else {None: held}
+    pending = sum((x.remaining for x in lots if x.is_pending(now) and x.burns_at(at)), ZERO)
+    available = spendable_at(lots, at=at, held_at=where, now=now)
+    return Balance(available=available, pending=pending, held=held, debt=debt)
 
 
 class InsufficientPoints(Exception):
@@ -200,38 +361,63 @@ def plan_take_back(
     lots: Sequence[Lot],
     amount: Decimal,
     *,
-    own_lot_id: int | None,
+    own_lot_id: int | None = None,
+    own_lot_ids: Collection[int] = (),
     held: Decimal,
     debt: Decimal,
     debt_limit: Decimal,
     now: datetime,
+    held_at: Mapping[int | None, Decimal] | None = None,
 ) -> TakeBackPlan:
     """Take back ``amount`` earned points.
 
-    Pending and active lots can give; expired ones cannot.  Points covering active holds
-    stay where they are (guarantee 6), so active lots give at most their sum minus
-    ``held``.
+    The receipt's own lots give first (their funder funded what is taken back), then
+    the lots that expire first.  Pending and active lots can give; expired ones cannot.
+    Points covering active holds stay where they are (guarantee 6): active lots give at
+    most what the holds do not need of them.  ``held_at`` (holds by partner, needed when
+    there are restricted lots; None: every hold counted at the program) tells which
+    lots the holds need (guarantee 8): a partner's restricted lots first, then
+    unrestricted ones.
     """
     if amount <= 0:
         return TakeBackPlan()
+    where: Mapping[int | None, Decimal] = held_at if held_at is not None else {None: held}
     usable = [x for x in lots if not x.is_expired(now) and x.remaining > 0]
-    active_spare = sum((x.remaining for x in usable if x.is_active(now)), ZERO) - held
-    ordered = sorted(usable, key=lambda x: (x.id != own_lot_id, *burn_order_key(x)))
+    active_r: dict[int, Decimal] = {}
+    active_u = ZERO
+    for x in usable:
+        if x.is_active(now):
+            if x.burn_partner_id is None:
+                active_u += x.remaining
+            else:
+                active_r[x.burn_partner_id] = active_r.get(x.burn_partner_id, ZERO) + x.remaining
+    # What unrestricted active lots can give without leaving a hold unpaid.
+    slack = active_u - where.get(None, ZERO)
+    for w, h in where.items():
+        if w is not None:
+            slack -= max(h - active_r.get(w, ZERO), ZERO)
+    own = {*own_lot_ids, *(() if own_lot_id is None else (own_lot_id,))}
+    ordered = sorted(usable, key=lambda x: (x.id not in own, *burn_order_key(x)))
     takes: list[Take] = []
     left = amount
     for lot in ordered:
         if left <= 0:
             break
-        can = lot.remaining
+        can = min(lot.remaining, left)
         if lot.is_active(now):
-            can = min(can, max(active_spare, ZERO))
-        part = min(can, left)
-        if part <= 0:
+            p = lot.burn_partner_id
+            if p is None:
+                can = min(can, max(slack, ZERO))
+                slack -= can
+            else:
+                free = max(active_r[p] - where.get(p, ZERO), ZERO)
+                can = min(can, free + max(slack, ZERO))
+                slack -= max(can - free, ZERO)
+                active_r[p] -= can
+        if can <= 0:
             continue
-        if lot.is_active(now):
-            active_spare -= part
-        takes.append(Take(lot.id, part))
-        left -= part
+        takes.append(Take(lot.id, can))
+        left -= can
     debt_added = min(left, max(debt_limit - debt, ZERO))
     return TakeBackPlan(takes=takes, debt_added=debt_added, uncollected=left - debt_added)
 

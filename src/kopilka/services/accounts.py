@@ -10,7 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kopilka.domain.ledger import EntryKind, InsufficientPoints, balance_of, plan_burn
+from kopilka.domain.ledger import (
+    EntryKind,
+    InsufficientPoints,
+    balance_at,
+    burn_cap,
+    has_restricted,
+    plan_burn,
+)
 from kopilka.domain.money import fmt2
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.roles import Perm
@@ -18,7 +25,7 @@ from kopilka.services import audit
 from kopilka.services.errors import ServiceError
 from kopilka.services.purchases import lot_dates
 from kopilka.services.runtime import Runtime
-from kopilka.store.queries.accounts import Posting, load_account
+from kopilka.store.queries.accounts import Posting, held_at, load_account
 from kopilka.store.raw import SATx, Tx
 
 MAX_ADJUST = Decimal("10000000")
@@ -91,7 +98,10 @@ async def _adjust(
     acc = await load_account(tx, account_id, lock=True)
     if checked and acc.program_id != program_id:
         raise ServiceError("not_found", f"no account {account_id}", field="account_id")
-    before = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now)
+    # The operator's own movements: credits are the program's points, debits take only
+    # points burnable anywhere, never what holds need (ADR 0024).
+    holds = await held_at(tx, acc)
+    before = balance_at(acc.lots, at=None, held=acc.held, held_at=holds, debt=acc.debt, now=now)
     posting = Posting(acc, now)
     if amount > 0:
         posting.credit(amount, expires_at=lot_dates(now, program)[1])
@@ -105,12 +115,15 @@ async def _adjust(
                 available=fmt2(available),
             )
         try:
-            takes = plan_burn(acc.lots, -amount, now=now)
+            cap = None
+            if has_restricted(acc.lots):
+                cap = burn_cap(acc.lots, at=None, held_at=holds or {}, now=now)
+            takes = plan_burn(acc.lots, -amount, now=now, at=None, unrestricted_cap=cap)
         except InsufficientPoints as exc:
             raise ServiceError("insufficient_points", str(exc), field="amount") from None
         posting.take(takes, EntryKind.ADJUST)
     await posting.flush(tx, note=note[:200] or None)
-    after = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now)
+    after = balance_at(acc.lots, at=None, held=acc.held, held_at=holds, debt=acc.debt, now=now)
     return {
         "before": {"available": fmt2(before.available), "balance": fmt2(acc.balance - amount)},
         "after": {"available": fmt2(after.available), "balance": fmt2(acc.balance)},

@@ -283,7 +283,7 @@ async def award_in(
         partner_id,
         ts(tx, now),
     )
-    posting = Posting(acc, now, funding_partner_id=partner_id)
+    posting = Posting(acc, now, funding_partner_id=partner_id, partner_id=partner_id)
     posting.credit(points, expires_at=expires_at, kind=EntryKind.EARN)
     await posting.flush(tx, note=f"activity {activity}"[:200])
     return Award(

@@ -492,7 +492,9 @@ async def do_redeem_points_code(
             ts(tx, now),
             ts(tx, now),
         )
-        posting = Posting(account, now, funding_partner_id=term.partner_id)
+        posting = Posting(
+            account, now, funding_partner_id=term.partner_id, partner_id=term.partner_id
+        )
         posting.credit(points, expires_at=lot_dates(now, program)[1])
         await posting.flush(tx, note=f"points code {found.series}")
     return {"code": display(code) if is_well_formed(code) else code, "points": str(points)}

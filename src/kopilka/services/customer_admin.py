@@ -286,6 +286,9 @@ class CustomerView:
     coupons: list[CouponView] = field(default_factory=list)
     external_id: str | None = None  # the id in the chain's own systems (imports)
     city: str | None = None  # where the member lives, as typed (the territorial map)
+    # Partner id -> name, for the lots' funder and restriction (coalitions, ADR 0024).
+    partners: dict[int, str] = field(default_factory=dict)
+    partner_codes: dict[int, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -321,6 +324,13 @@ async def get_customer(rt: Runtime, program_id: int, customer_id: int) -> Custom
         card_rows = (
             await conn.execute(
                 select(cd).where(cd.c.customer_id == customer_id).order_by(cd.c.id.desc())
+            )
+        ).all()
+        partner_rows = (
+            await conn.execute(
+                select(t.partners.c.id, t.partners.c.code, t.partners.c.name).where(
+                    t.partners.c.program_id == program_id
+                )
             )
         ).all()
         s, cp = t.coupon_series, t.coupons
@@ -366,6 +376,8 @@ async def get_customer(rt: Runtime, program_id: int, customer_id: int) -> Custom
         tier_name=tier_name,
         discount_percent=None if row.discount_percent is None else Decimal(row.discount_percent),
         external_id=row.external_id,
+        partners={int(r.id): str(r.name) for r in partner_rows},
+        partner_codes={int(r.id): str(r.code) for r in partner_rows},
         cards=[
             CardView(
                 r.id,
@@ -808,6 +820,7 @@ async def merge(
                 activates_at=lot.activates_at,
                 expires_at=lot.expires_at,
                 kind=EntryKind.ADJUST,
+                burn_at=lot.burn_partner_id,
             )
             await p_in.flush(tx, note=note)
             moved += lot.remaining

@@ -19,7 +19,7 @@ from kopilka.domain.identifiers import (
     mask_card,
     mask_name,
 )
-from kopilka.domain.ledger import balance_of
+from kopilka.domain.ledger import balance_at
 from kopilka.domain.money import ZERO, fmt2
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.domain.rules.engine import card_discount_percent
@@ -33,7 +33,7 @@ from kopilka.services.purchases import identifier_values
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.queries import insert_id
-from kopilka.store.queries.accounts import AccountState, load_by_identifier
+from kopilka.store.queries.accounts import AccountState, held_at, load_by_identifier
 from kopilka.store.raw import dec2, parse_ts
 
 VIRTUAL_CARD_PREFIX = "29"
@@ -65,6 +65,9 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
             acc.id,
             acc.customer_id,
         )
+        # What can be burned at this till (ADR 0024); the holds-by-partner read only
+        # for an account with lots restricted to one partner.
+        holds = await held_at(tx, acc)
         offers: list[dict[str, Any]] = []
         if compiled.reads[2]:  # only programs with personal promotions pay for the read
             offers = await offers_view(
@@ -78,7 +81,9 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
         else (date.fromisoformat(str(cust[0])))
     )
     phone_confirmed = cust[1] is not None
-    bal = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now)
+    bal = balance_at(
+        acc.lots, at=term.partner_id, held=acc.held, held_at=holds, debt=acc.debt, now=now
+    )
     soon = now + timedelta(days=EXPIRING_SOON_DAYS)
     expiring = sum(
         (

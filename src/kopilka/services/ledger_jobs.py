@@ -117,7 +117,8 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
 
     Checks: balance == sum(entries.amount) == sum(lots.remaining) - debt;
     held == sum(entries.held_delta) == sum(active holds); no lot remaining < 0 or above
-    its amount; debt >= 0.
+    its amount; debt >= 0; every entry written since migration 0024 that touches a lot
+    carries that lot's funder (ADR 0024).
     """
     le, lt, h, a = t.ledger_entries, t.lots, t.holds, t.accounts
     async with rt.engine.connect() as conn:
@@ -161,6 +162,30 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
             ).all()
         }
         accounts = (await conn.execute(select(a.c.id, a.c.balance, a.c.held, a.c.debt))).all()
+        mark = (
+            await conn.execute(
+                select(t.ledger_marks.c.entry_id).where(
+                    t.ledger_marks.c.name == "coalition_funders"
+                )
+            )
+        ).scalar()
+        funder_lt = lt.alias("fl")
+        wrong_funder = (
+            await conn.execute(
+                select(
+                    le.c.id,
+                    le.c.account_id,
+                    le.c.funding_partner_id,
+                    funder_lt.c.id.label("lot"),
+                    funder_lt.c.funding_partner_id.label("lot_funder"),
+                )
+                .join(funder_lt, funder_lt.c.id == le.c.lot_id)
+                .where(
+                    le.c.id > (mark or 0),
+                    le.c.funding_partner_id.is_distinct_from(funder_lt.c.funding_partner_id),
+                )
+            )
+        ).all()
 
     def minor(x: Decimal | None) -> Decimal:  # sums keep the Money type: Decimal or None
         return ZERO if x is None else Decimal(x)
@@ -180,5 +205,16 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
     out += [
         Discrepancy(x.account_id, f"lot {x.id} remaining out of range", x.remaining, x.amount)
         for x in bad_lots
+    ]
+    # The partner ids as the figures (0: the program): "cached" the entry's funder,
+    # "recomputed" its lot's.
+    out += [
+        Discrepancy(
+            x.account_id,
+            f"entry {x.id} funder is not its lot {x.lot}'s",
+            Decimal(x.funding_partner_id or 0),
+            Decimal(x.lot_funder or 0),
+        )
+        for x in wrong_funder
     ]
     return out

@@ -29,7 +29,9 @@ from kopilka.domain.ledger import (
     EntryKind,
     HoldState,
     InsufficientPoints,
-    balance_of,
+    balance_at,
+    burn_cap,
+    has_restricted,
     plan_burn,
     plan_earn,
     plan_offline_burn,
@@ -43,6 +45,7 @@ from kopilka.domain.receipt import (
     price_receipt,
 )
 from kopilka.domain.rules.compiler import CompiledProgram
+from kopilka.domain.rules.engine import BASE_EARN
 from kopilka.offline_verify import OfflineToken
 from kopilka.services import giftcards, offline, views
 from kopilka.services.coupons import (
@@ -69,6 +72,7 @@ from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store.queries.accounts import (
     AccountState,
     Posting,
+    held_at,
     load_account,
     load_by_identifier,
     read_lots,
@@ -313,8 +317,8 @@ HOLD_PG = (
     "h AS (INSERT INTO holds (program_id, account_id, receipt_pk, amount, state, created_at, "
     "expires_at) SELECT ?, ?, rc.id, ?, 'active', ?, ? FROM rc RETURNING id, receipt_pk), "
     "e AS (INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, "
-    "hold_id, receipt_pk, funding_partner_id, created_at) "
-    "SELECT ?, ?, 'hold', 0, ?, h.id, h.receipt_pk, ?, ? FROM h RETURNING 1) "
+    "hold_id, receipt_pk, funding_partner_id, partner_id, created_at) "
+    "SELECT ?, ?, 'hold', 0, ?, h.id, h.receipt_pk, NULL, ?, ? FROM h RETURNING 1) "
     "UPDATE accounts SET held = ?, updated_at = ? WHERE id = ?"
 )
 LOCK_RECEIPT = (
@@ -360,8 +364,19 @@ async def _calculate(
             raise ServiceError(
                 "card_blocked", f"the card is {account.card_status}", field="identifier"
             )
+    # What can be burned at this till (ADR 0024): lots restricted to another partner are
+    # not; the holds-by-partner read happens only for an account with restricted lots.
     balance = (
-        balance_of(account.lots, held=account.held, debt=account.debt, now=now) if account else None
+        balance_at(
+            account.lots,
+            at=term.partner_id,
+            held=account.held,
+            held_at=await held_at(tx, account),
+            debt=account.debt,
+            now=now,
+        )
+        if account
+        else None
     )
     burn = None
     if token is not None and account is not None and balance is not None:
@@ -555,6 +570,7 @@ async def _calculate(
             hold_id=None,
             offline_debt=burn.debt if burn is not None else ZERO,
             unit=rt.profile_cached(term.program_id).points_ru[2],
+            compiled=compiled,
         )
         if account is not None:
             await refresh_after_purchase(
@@ -571,7 +587,7 @@ async def _calculate(
             ts(tx, now),
             ts(tx, hold_expires),
         )
-        posting = Posting(account, now, receipt_pk=receipt_pk, funding_partner_id=term.partner_id)
+        posting = Posting(account, now, receipt_pk=receipt_pk, partner_id=term.partner_id)
         posting.hold(priced.points_redeemed, int(rows[0][0]))
         await posting.flush(tx)
     return views.dumps(calc_body)
@@ -682,7 +698,14 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         if account is not None and redeemed > 0:
             hold_id = await _resolve_hold(tx, rec.id, now, HoldState.CONFIRMED)
             if hold_id is None:  # the hold expired and was released: try again from scratch
-                bal = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
+                bal = balance_at(
+                    account.lots,
+                    at=term.partner_id,
+                    held=account.held,
+                    held_at=await held_at(tx, account),
+                    debt=account.debt,
+                    now=now,
+                )
                 if bal.available < redeemed:
                     raise ServiceError(
                         "hold_expired",
@@ -710,6 +733,7 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
             rec.occurred_at,
             hold_id=hold_id,
             unit=rt.profile_cached(term.program_id).points_ru[2],
+            compiled=compiled,
         )
         if account is not None:  # tier or discount up at once (the job lowers them)
             await refresh_after_purchase(
@@ -849,21 +873,27 @@ def _line_rows(
 SETTLE_PG = """
 WITH new_lot AS (
   INSERT INTO lots (program_id, account_id, amount, remaining, activates_at, expires_at,
-                    receipt_pk, funding_partner_id, created_at)
-  SELECT $1, $2, $3, $3, $4, $5, $6, $7, $8 WHERE $3::bigint > 0
-  RETURNING id
+                    receipt_pk, funding_partner_id, burn_partner_id, created_at)
+  SELECT $1, $2, n.amount, n.amount, $4, $5, $6, n.funder, n.burn_at, $8
+  FROM unnest($3::bigint[], $35::bigint[], $36::bigint[]) AS n(amount, funder, burn_at)
+  RETURNING id, funding_partner_id, burn_partner_id
 ), lot_upd AS (
   UPDATE lots l SET remaining = l.remaining + u.delta
   FROM unnest($9::bigint[], $10::bigint[]) AS u(id, delta) WHERE l.id = u.id
   RETURNING l.id
 ), ent AS (
   INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, lot_id,
-                              hold_id, receipt_pk, funding_partner_id, created_at)
+                              hold_id, receipt_pk, funding_partner_id, partner_id, created_at)
   SELECT $1, $2, e.kind, e.amount, e.held_delta,
-         CASE WHEN e.new_lot THEN (SELECT id FROM new_lot) ELSE e.lot_id END,
-         e.hold_id, $6, $7, $8
+         CASE WHEN e.new_lot IS NULL THEN e.lot_id ELSE
+           (SELECT nl.id FROM new_lot nl
+            WHERE nl.funding_partner_id IS NOT DISTINCT FROM e.funder
+              AND nl.burn_partner_id IS NOT DISTINCT FROM ($36::bigint[])[e.new_lot + 1])
+         END,
+         e.hold_id, $6, e.funder, $7, $8
   FROM unnest($11::text[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
-              $16::bool[]) AS e(kind, amount, held_delta, lot_id, hold_id, new_lot)
+              $16::int[], $34::bigint[])
+       AS e(kind, amount, held_delta, lot_id, hold_id, new_lot, funder)
   RETURNING id
 ), acc AS (
   UPDATE accounts SET balance = $17, held = $18, debt = $19, updated_at = $8 WHERE id = $2
@@ -884,9 +914,61 @@ WITH new_lot AS (
   VALUES ($1, 'purchase.confirmed', $32, $8, 0) RETURNING id
 )
 UPDATE receipts SET state = 'confirmed', confirmed_at = $8, confirm_response = $33,
-       earned_lot_id = (SELECT id FROM new_lot)
+       earned_lot_id = (SELECT min(id) FROM new_lot)
 WHERE id = $6
 """
+
+
+@dataclass(frozen=True, slots=True)
+class EarnPart:
+    """Points of a receipt that make one lot: who funds them and where they burn."""
+
+    amount: Decimal
+    funder: int | None
+    burn_at: int | None
+
+
+def earn_parts(
+    promotions: list[dict[str, Any]],
+    points_earned: Decimal,
+    compiled: CompiledProgram,
+    partner_id: int,
+) -> list[EarnPart]:
+    """Split a receipt's earned points by funder and burn restriction (ADR 0024).
+
+    ``promotions`` is the answer's per-contributor list (``views.applied_view``): each
+    promotion's points are funded as it says (``funded_by``; a partner's promotion by
+    the receipt's partner, burnable anywhere or only there), and the rest (the base
+    rate, and the receipt's rounding) by ``points.base_funded_by``.  Non-zero parts
+    only; the first is the base one.  A promotion no longer in the program counts as
+    the program's.
+    """
+    base_funder = partner_id if compiled.doc.points.base_funded_by == "partner" else None
+    if points_earned <= 0:
+        return []
+    by_key: dict[tuple[int | None, int | None], Decimal] = {}
+    for x in promotions:
+        if x["id"] in ("redeem", BASE_EARN):
+            continue
+        pts = views.dec(x["points"])
+        if pts <= 0:
+            continue
+        p = compiled.by_id.get(x["id"])
+        src = p.source if p is not None else None
+        key: tuple[int | None, int | None]
+        if src is not None and src.funded_by == "partner":
+            key = (partner_id, partner_id if src.burn_at == "partner" else None)
+        else:
+            key = (None, None)
+        by_key[key] = by_key.get(key, ZERO) + pts
+    promo_total = sum(by_key.values(), ZERO)
+    if promo_total > points_earned:  # never expected; fund everything as base points
+        by_key = {}
+        promo_total = ZERO
+    base = points_earned - promo_total
+    parts = [EarnPart(base, base_funder, None)] if base > 0 else []
+    parts += [EarnPart(v, k[0], k[1]) for k, v in by_key.items()]
+    return parts
 
 
 async def _settle(
@@ -902,34 +984,77 @@ async def _settle(
     occurred_at: datetime,
     *,
     hold_id: int | None,
+    compiled: CompiledProgram,
     offline_debt: Decimal = ZERO,
     unit: str = "баллов",
 ) -> bytes:
     """Write the confirmed receipt: ledger postings, lines, outbox, the receipt's state and
     stored answer.  Returns the answer.  Fails only when a one-shot purchase burns more
-    points than the account has (nothing is written then).  ``offline_debt``: the part of
-    an offline burn no lot covers, booked as the account's debt (ADR 0030)."""
+    points than the account has (nothing is written then).
+
+    Burned points come out of the lots burnable at this partner, soonest expiry first,
+    taking from unrestricted lots no more than the other partners' holds leave
+    (``burn_cap``).  Earned points make one lot per funder and restriction
+    (``earn_parts``): usually one.  Entries carry their lot's funder and this partner.
+    ``offline_debt``: the part of an offline burn no lot covers, booked as the account's
+    debt (ADR 0030); a debt is the program's."""
     activates, expires = lot_dates(occurred_at, program)
     posting = None
     balance = None
     if account is not None:
-        posting = Posting(account, now, receipt_pk=receipt_pk, funding_partner_id=term.partner_id)
+        parts = earn_parts(calc["promotions"], priced.points_earned, compiled, term.partner_id)
+        posting = Posting(
+            account,
+            now,
+            receipt_pk=receipt_pk,
+            funding_partner_id=parts[0].funder if parts else None,
+            partner_id=term.partner_id,
+        )
+        # Other holds than this receipt's matter only with restricted lots (ADR 0024); when
+        # this receipt's hold is all that is held there are none, and no read is needed.
+        only_ours = hold_id is not None and account.held == priced.points_redeemed
+        holds = {} if only_ours else await held_at(tx, account)
         from_lots = priced.points_redeemed - offline_debt
         if from_lots > 0:
+            cap = None
+            if has_restricted(account.lots):
+                cap = burn_cap(
+                    account.lots,
+                    at=term.partner_id,
+                    held_at=holds if holds is not None else {},
+                    now=now,
+                )
             try:
-                takes = plan_burn(account.lots, from_lots, now=now, held_before=hold_id is not None)
+                takes = plan_burn(
+                    account.lots,
+                    from_lots,
+                    now=now,
+                    held_before=hold_id is not None,
+                    at=term.partner_id,
+                    unrestricted_cap=cap,
+                )
             except InsufficientPoints as exc:  # only reachable without a hold (one-shot)
                 raise ServiceError("insufficient_points", str(exc), field="redeem_points") from None
             posting.take(takes, EntryKind.BURN, from_hold=hold_id)
         posting.add_debt(offline_debt, EntryKind.BURN)
-        plan = plan_earn(priced.points_earned, debt=account.debt)
-        posting.earn(
-            priced.points_earned,
-            debt_paid=plan.debt_paid,
-            activates_at=activates,
-            expires_at=expires,
+        for part in parts:  # the debt, if any, is paid from the base part first
+            plan = plan_earn(part.amount, debt=account.debt)
+            posting.earn(
+                part.amount,
+                debt_paid=plan.debt_paid,
+                activates_at=activates,
+                expires_at=expires,
+                funder=part.funder,
+                burn_at=part.burn_at,
+            )
+        balance = balance_at(
+            posting.lots_after(),
+            at=term.partner_id,
+            held=account.held,
+            held_at=holds,
+            debt=account.debt,
+            now=now,
         )
-        balance = balance_of(posting.lots_after(), held=account.held, debt=account.debt, now=now)
     body: dict[str, Any] = {
         "receipt_id": receipt_id,
         "state": "confirmed",
@@ -995,22 +1120,26 @@ async def _settle_pg(
     """``Posting.flush`` and the rest of ``_settle`` as one statement; same guarantees."""
     assert all(x.remaining >= 0 for x in posting.lots_after()), "a lot would go negative"
     assert account.held >= 0 and account.debt >= 0, (account.held, account.debt)
-    lot = posting.new_lot
+    lots = posting.new_lots
+    # One receipt's new lots share their dates (only funder and restriction differ).
+    assert len({(x.activates_at, x.expires_at) for x in lots}) <= 1
+    lot_amounts, lot_funders, lot_burn_at = posting.new_lot_arrays()
+    entry_cols = posting.entry_arrays()
     # Lines as column arrays (a receipt has at least one line: the edge requires it).
     cols: list[list[Any]] = [list(c) for c in zip(*lines, strict=True)]
     await tx.execute(
         SETTLE_PG,
         account.program_id,
         account.id,
-        cents(lot[0]) if lot else 0,
-        lot[1] if lot else now,
-        lot[2] if lot else None,
+        lot_amounts,
+        lots[0].activates_at if lots else now,
+        lots[0].expires_at if lots else None,
         posting.receipt_pk,
-        posting.funding_partner_id,
+        posting.partner_id,
         now,
         list(posting.lot_changes),
         [cents(d) for d in posting.lot_changes.values()],
-        *posting.entry_arrays(),
+        *entry_cols[:6],
         cents(account.balance),
         cents(account.held),
         cents(account.debt),
@@ -1018,6 +1147,9 @@ async def _settle_pg(
         *[list(c) for c in cols[3:]],
         payload,
         answer,
+        *entry_cols[6:],
+        lot_funders,
+        lot_burn_at,
     )
 
 
@@ -1085,7 +1217,7 @@ async def release_hold(
     if not rows:
         return ZERO
     amount = dec2(rows[0][1])
-    posting = Posting(account, now, receipt_pk=receipt_pk, funding_partner_id=partner_id)
+    posting = Posting(account, now, receipt_pk=receipt_pk, partner_id=partner_id)
     posting.release(amount, int(rows[0][0]))
     await posting.flush(tx)
     return amount

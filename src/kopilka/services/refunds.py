@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kopilka.domain.ledger import ZERO, EntryKind, Take, balance_of, plan_take_back
+from kopilka.domain.ledger import ZERO, EntryKind, Take, balance_at, plan_take_back
 from kopilka.domain.money import KOPECK, MILLI, allocate, fmt2, fmt3, from_minor, prorate, to_minor
 from kopilka.services import giftcards, views
 from kopilka.services.coupons import return_coupons
@@ -33,7 +33,7 @@ from kopilka.services.purchases import lot_dates
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.queries import insert_id
-from kopilka.store.queries.accounts import Posting, load_account
+from kopilka.store.queries.accounts import Posting, held_at, load_account
 from kopilka.store.raw import SATx
 
 r = t.receipts
@@ -132,37 +132,52 @@ async def do_refund(rt: Runtime, term: Terminal, receipt_id: str, req: RefundReq
             balance = None
             if rec.account_id is not None and (taken_total or returned_total):
                 account = await load_account(SATx(conn), rec.account_id, lock=True)
-                posting = Posting(
-                    account,
-                    now,
-                    receipt_pk=rec.id,
-                    refund_pk=refund_pk,
-                    funding_partner_id=rec.partner_id,
-                )
+                # Entries carry the funder of the lot they touch and the refund's partner
+                # (ADR 0024); a debt is the program's.
+                posting = Posting(account, now, receipt_pk=rec.id, refund_pk=refund_pk)
+                posting.partner_id = term.partner_id
+                own_lots = await _own_lots(conn, rec.id)
                 if returned_total:
-                    takes, owed = await _return_plan(conn, rec.id, returned_total)
+                    takes, funders, owed = await _return_plan(conn, rec.id, returned_total)
+                    posting.lot_funders.update(funders)
                     posting.give_back(takes)
                     if owed:  # an offline burn's part that was booked as debt (ADR 0030)
                         _, expires = lot_dates(now, program)
                         posting.credit(owed, expires_at=expires, kind=EntryKind.REFUND)
+                holds = await held_at(SATx(conn), account)
                 tb = plan_take_back(
                     account.lots,
                     taken_total,
-                    own_lot_id=rec.earned_lot_id,
+                    own_lot_ids=own_lots,
                     held=account.held,
                     debt=account.debt,
                     debt_limit=program.negative_balance_limit,
                     now=now,
+                    held_at=holds,
                 )
                 posting.take(tb.takes, EntryKind.REFUND)
                 posting.add_debt(tb.debt_added, EntryKind.REFUND)
                 uncollected = tb.uncollected
                 taken = taken_total - uncollected
                 await posting.flush(SATx(conn))
-                balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
+                balance = balance_at(
+                    account.lots,
+                    at=term.partner_id,
+                    held=account.held,
+                    held_at=holds,
+                    debt=account.debt,
+                    now=now,
+                )
             elif rec.account_id is not None:
                 account = await load_account(SATx(conn), rec.account_id, lock=False)
-                balance = balance_of(account.lots, held=account.held, debt=account.debt, now=now)
+                balance = balance_at(
+                    account.lots,
+                    at=term.partner_id,
+                    held=account.held,
+                    held_at=await held_at(SATx(conn), account),
+                    debt=account.debt,
+                    now=now,
+                )
             # What could not be taken back is spread over the lines by what each owed
             # (largest remainder), so the lines add up to the totals.
             short = _spread_short(uncollected, [p["points_taken_back"] for p in plan])
@@ -370,11 +385,25 @@ def _plan_lines(lines: Sequence[Any], req: RefundRequest) -> list[dict[str, Any]
     return plan
 
 
-async def _return_plan(conn: Any, receipt_pk: int, amount: Decimal) -> tuple[list[Take], Decimal]:
+async def _own_lots(conn: Any, receipt_pk: int) -> list[int]:
+    """The lots the receipt's earned points made (one per funder and restriction)."""
+    rows = await conn.execute(
+        select(le.c.lot_id).where(
+            le.c.receipt_pk == receipt_pk,
+            le.c.kind == EntryKind.EARN.value,
+            le.c.lot_id.is_not(None),
+        )
+    )
+    return sorted({int(x) for x in rows.scalars()})
+
+
+async def _return_plan(
+    conn: Any, receipt_pk: int, amount: Decimal
+) -> tuple[list[Take], dict[int, int | None], Decimal]:
     """Which lots the redeemed points go back to: those they were burned from, net of
-    earlier returns, the lot that expires last first; and what no lot gave, which was
-    the account's debt (an offline burn beyond the balance, ADR 0030): it is credited
-    back, paying the debt first."""
+    earlier returns, the lot that expires last first; those lots' funders; and what no lot
+    gave, which was the account's debt (an offline burn beyond the balance, ADR 0030): it
+    is credited back, paying the debt first."""
     rows = (
         await conn.execute(
             select(le.c.lot_id, le.c.kind, le.c.amount).where(
@@ -396,7 +425,9 @@ async def _return_plan(conn: Any, receipt_pk: int, amount: Decimal) -> tuple[lis
             x.id: x
             for x in (
                 await conn.execute(
-                    select(t.lots.c.id, t.lots.c.expires_at).where(t.lots.c.id.in_(list(burned)))
+                    select(t.lots.c.id, t.lots.c.expires_at, t.lots.c.funding_partner_id).where(
+                        t.lots.c.id.in_(list(burned))
+                    )
                 )
             ).all()
         }
@@ -421,4 +452,4 @@ async def _return_plan(conn: Any, receipt_pk: int, amount: Decimal) -> tuple[lis
             )
         ).scalar_one_or_none() or ZERO
         assert left <= owed, f"redeemed points to return exceed what was burned by {left}"
-    return takes, left
+    return takes, {k: x.funding_partner_id for k, x in lot_rows.items()}, left

@@ -31,14 +31,22 @@ from decimal import Decimal
 
 from sqlalchemy import insert, select, update
 
-from kopilka.domain.ledger import EntryKind, HoldState, InsufficientPoints, balance_of, plan_burn
+from kopilka.domain.ledger import (
+    EntryKind,
+    HoldState,
+    InsufficientPoints,
+    balance_at,
+    burn_cap,
+    has_restricted,
+    plan_burn,
+)
 from kopilka.domain.roles import Perm
 from kopilka.services import audit
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
-from kopilka.store.queries.accounts import AccountState, Posting, load_account
+from kopilka.store.queries.accounts import AccountState, Posting, held_at, load_account
 from kopilka.store.raw import Row, Tx, UniqueViolation, cents, dec2, parse_ts, ts
 
 ORDER_HOLD_TTL = timedelta(days=30)
@@ -355,7 +363,10 @@ async def _order_in(
     if reward.stock is not None and not await tx.fetch(_TAKE_STOCK, reward.id):
         raise RewardError("out_of_stock", f"{reward.name!r} is out of stock", field="reward_code")
     price = reward.price_points
-    available = balance_of(acc.lots, held=acc.held, debt=acc.debt, now=now).available
+    # A reward is the program's: only points burnable anywhere pay for it (ADR 0024).
+    available = balance_at(
+        acc.lots, at=None, held=acc.held, held_at=await held_at(tx, acc), debt=acc.debt, now=now
+    ).available
     if available < price:
         # Raising rolls the stock back with the transaction.
         raise RewardError(
@@ -426,8 +437,13 @@ async def do_issue(rt: Runtime, order_id: int, *, actor: Actor | None = None) ->
         held = await tx.fetch(_RESOLVE_HOLD, HoldState.CONFIRMED.value, ts(tx, now), order.hold_id)
         assert held, f"order {order_id} is ordered but its hold is not active"
         amount = dec2(held[0][0])
+        cap = None
+        if has_restricted(acc.lots):  # keep the partners' holds payable (ADR 0024)
+            cap = burn_cap(acc.lots, at=None, held_at=await held_at(tx, acc) or {}, now=now)
         try:
-            takes = plan_burn(acc.lots, amount, now=now, held_before=True)
+            takes = plan_burn(
+                acc.lots, amount, now=now, held_before=True, at=None, unrestricted_cap=cap
+            )
         except InsufficientPoints as exc:  # held points are always there (guarantee 6)
             raise AssertionError(f"order {order_id}: {exc}") from None
         posting = Posting(acc, now)

@@ -204,8 +204,10 @@ lots = Table(
     Column("activates_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime),
     Column("receipt_pk", BigInteger),
-    Column("funding_partner_id", ForeignKey("partners.id")),
+    Column("funding_partner_id", ForeignKey("partners.id")),  # who issued the points
     Column("created_at", UTCDateTime, nullable=False),
+    # NULL: burnable anywhere in the program; else only at this partner (ADR 0024)
+    Column("burn_partner_id", BigInteger),
     Index(None, "program_id", "account_id", "id"),
     Index("ix_lots_expiring", "expires_at"),
 )
@@ -241,11 +243,23 @@ ledger_entries = Table(
     Column("hold_id", BigInteger),
     Column("receipt_pk", BigInteger),
     Column("refund_pk", BigInteger),
+    # who funds the movement: the funder of the lot it touches (ADR 0024); NULL: the program
     Column("funding_partner_id", ForeignKey("partners.id")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("note", String(200)),
+    # where it happened: the receipt's (or event's) partner; NULL: the program (ADR 0024)
+    Column("partner_id", BigInteger),
     Index(None, "program_id", "account_id", "id"),
     Index(None, "receipt_pk"),
+)
+
+# Named positions in the ledger (ADR 0024).  ``coalition_funders``: the last entry written
+# before migration 0024; entries above it carry the funder of the lot they touch.
+ledger_marks = Table(
+    "ledger_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("entry_id", BigInteger, nullable=False),
 )
 
 receipts = Table(

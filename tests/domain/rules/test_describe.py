@@ -171,3 +171,17 @@ def test_numbers_and_russian_plurals() -> None:
     assert [ru_plural(n, "балл", "балла", "баллов") for n in (1, 2, 5, 11, 21, 22, 112)] == [
         "балл", "балла", "баллов", "баллов", "балл", "балла", "баллов",
     ]  # fmt: skip
+
+
+def test_a_partners_own_promotion_says_who_pays_and_where_the_points_go() -> None:
+    p = promotion(
+        when={"partner": ["pharmacy"]},
+        effects=[{"kind": "fixed_points", "points": "100"}],
+        funded_by="partner",
+        burn_at="partner",
+    )
+
+    en, ru = both(p)
+
+    assert en.endswith(" Points at the partner's cost, to be spent only at that partner.")
+    assert ru.endswith(" Баллы за счёт партнёра, списываются только у него.")

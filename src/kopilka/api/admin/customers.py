@@ -113,6 +113,10 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def _partner_code(v: customer_admin.CustomerView, partner_id: int | None) -> str | None:
+    return None if partner_id is None else v.partner_codes.get(partner_id, str(partner_id))
+
+
 @router.get(
     "/programs/{code}/customers",
     responses=ERRORS,
@@ -185,6 +189,10 @@ def _customer_view(v: customer_admin.CustomerView) -> dict[str, Any]:
                 "remaining": fmt2(x.remaining),
                 "activates_at": _iso(x.activates_at),
                 "expires_at": _iso(x.expires_at),
+                # coalitions (ADR 0024): the issuing partner's code (null: the program),
+                # and where the points can be burned (null: anywhere)
+                "funded_by": _partner_code(v, x.funding_partner_id),
+                "burn_at": _partner_code(v, x.burn_partner_id),
             }
             for x in v.lots
         ],

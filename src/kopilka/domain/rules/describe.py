@@ -417,6 +417,15 @@ class _Words:
                 if ru
                 else f"{pct} of members are held out as a control group."
             )
+        if p.funded_by == "partner":  # coalitions (ADR 0024)
+            if p.burn_at == "partner":
+                out.append(
+                    "Баллы за счёт партнёра, списываются только у него."
+                    if ru
+                    else "Points at the partner's cost, to be spent only at that partner."
+                )
+            else:
+                out.append("Баллы за счёт партнёра." if ru else "Points at the partner's cost.")
         if p.exclusive:
             out.append(
                 "Не суммируется с другими акциями." if ru else "Does not combine with others."

@@ -206,6 +206,14 @@ class Condition(Model):
         return True
 
 
+def _names_partner(c: Condition | None) -> bool:
+    """The condition holds only at named partners: a ``partner`` key in it or in one of
+    its ``all`` parts (an ``any`` or ``not`` does not restrict)."""
+    if c is None:
+        return False
+    return c.partner is not None or any(_names_partner(x) for x in c.all or ())
+
+
 def walk(c: Condition | None) -> Iterator[Condition]:
     """Every condition of a tree: itself, its all/any/not parts, its basket's lines."""
     stack = [c] if c is not None else []
@@ -407,6 +415,29 @@ class Promotion(Model):
     # The share of members held out as a control group for the promotion-effect report:
     # they never get it (``domain.holdout``); None or 0 holds out nobody.
     holdout_percent: Decimal | None = Field(None, ge=0, le=50, decimal_places=2)
+    # Coalition (ADR 0024): who pays for the points this promotion gives.  ``partner``:
+    # the partner of the store where it applies (its own promotion, at its own cost);
+    # then ``when`` must name the partner(s) with a ``partner`` condition.  ``burn_at``:
+    # where such points may be burned: anywhere in the program or only at that partner.
+    funded_by: Literal["program", "partner"] = "program"
+    burn_at: Literal["anywhere", "partner"] = "anywhere"
+
+    @field_validator("funded_by")
+    @classmethod
+    def _funder_restricted(cls, v: str, info: ValidationInfo) -> str:
+        if v == "partner" and not _names_partner(info.data.get("when")):
+            raise ValueError(
+                "a promotion funded by a partner applies only at that partner's stores: "
+                "give when.partner (or a partner condition in when.all)"
+            )
+        return v
+
+    @field_validator("burn_at")
+    @classmethod
+    def _burn_at_partner(cls, v: str, info: ValidationInfo) -> str:
+        if v == "partner" and info.data.get("funded_by") != "partner":
+            raise ValueError("only points funded by a partner (funded_by: partner) burn there")
+        return v
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -456,6 +487,9 @@ class PointsRules(Model):
     # Points on the part of a receipt paid by gift card (false: only on what is paid in
     # money; the gift card was bought, and perhaps earned on, already).
     earn_on_gift_card: bool = True
+    # Coalition (ADR 0024): who funds the base points earned at a partner's store: the
+    # partner (the coalition default) or the program (the operator).
+    base_funded_by: Literal["partner", "program"] = "partner"
 
 
 class DiscountRules(Model):

@@ -7,12 +7,12 @@ transaction, with the same statements.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
-from kopilka.domain.ledger import ZERO, EntryKind, Lot, Take
+from kopilka.domain.ledger import ZERO, EntryKind, Lot, Take, has_restricted
 from kopilka.store.raw import Tx, cents, dec2, insert_rows, parse_ts, ts
 
 
@@ -47,7 +47,7 @@ class AccountState:
 
 
 _ACCOUNT = "a.id, a.program_id, a.balance, a.held, a.debt"
-_LOTS = "l.id, l.remaining, l.activates_at, l.expires_at"
+_LOTS = "l.id, l.remaining, l.activates_at, l.expires_at, l.burn_partner_id, l.funding_partner_id"
 _LOTS_JOIN = (
     "LEFT JOIN lots l ON l.program_id = a.program_id AND l.account_id = a.id AND l.remaining > 0"
 )
@@ -70,12 +70,12 @@ BY_ID = f"SELECT {_ACCOUNT}, {_LOTS} FROM accounts a {_LOTS_JOIN} WHERE a.id = ?
 # newest version but the *joined* rows of its old snapshot, i.e. lots another till has
 # just burned.  (Found by tests/services/test_concurrency.py.)
 LOCK_BY_IDENTIFIER = (
-    f"SELECT {_ACCOUNT}, NULL, NULL, NULL, NULL, {_CARD} {_BY_IDENTIFIER_FROM}"
+    f"SELECT {_ACCOUNT}, NULL, NULL, NULL, NULL, NULL, NULL, {_CARD} {_BY_IDENTIFIER_FROM}"
     "WHERE i.program_id = ? AND i.value IN (?, ?) ORDER BY i.kind"
 )
 LOCK_BY_ID = f"SELECT {_ACCOUNT} FROM accounts a WHERE a.id = ?"
 LOTS_OF = (
-    "SELECT l.id, l.remaining, l.activates_at, l.expires_at FROM lots l "
+    f"SELECT {_LOTS} FROM lots l "
     "WHERE l.program_id = ? AND l.account_id = ? AND l.remaining > 0 ORDER BY l.id"
 )
 FOR_UPDATE = " FOR UPDATE OF a"
@@ -87,15 +87,15 @@ def _fold(rows: Sequence[Any], *, with_card: bool) -> AccountState | None:
     r0 = rows[0]
     state = AccountState(r0[0], r0[1], dec2(r0[2]), dec2(r0[3]), dec2(r0[4]))
     if with_card:
-        state.card_id, state.card_number, state.card_status = r0[9], r0[10], r0[11]
-        state.customer_id, state.first_name, state.last_name = r0[12], r0[13], r0[14]
-        state.tier, state.tags, state.rfm_segment = r0[15], r0[17], r0[18]
-        state.discount_percent = None if r0[16] is None else dec2(r0[16])
-        state.birthday, state.phone = r0[19], r0[20]
-        rows = [r for r in rows if r[9] == state.card_id]
+        state.card_id, state.card_number, state.card_status = r0[11], r0[12], r0[13]
+        state.customer_id, state.first_name, state.last_name = r0[14], r0[15], r0[16]
+        state.tier, state.tags, state.rfm_segment = r0[17], r0[19], r0[20]
+        state.discount_percent = None if r0[18] is None else dec2(r0[18])
+        state.birthday, state.phone = r0[21], r0[22]
+        rows = [r for r in rows if r[11] == state.card_id]
     for r in rows:
         if r[5] is not None:
-            state.lots.append(Lot(r[5], dec2(r[6]), parse_ts(r[7]), parse_ts(r[8])))  # type: ignore[arg-type]
+            state.lots.append(_lot(r[5:11]))
     return state
 
 
@@ -117,7 +117,7 @@ async def load_account(tx: Tx, account_id: int, *, lock: bool) -> AccountState:
     """The account with its lots; with ``lock`` the row stays locked until commit."""
     if lock:
         rows = await tx.fetch(LOCK_BY_ID + (" FOR UPDATE" if tx.pg else ""), account_id)
-        rows = [(*r, None, None, None, None) for r in rows]
+        rows = [(*r, None, None, None, None, None, None) for r in rows]
     else:
         rows = await tx.fetch(BY_ID, account_id)
     state = _fold(rows, with_card=False)
@@ -130,17 +130,42 @@ async def load_account(tx: Tx, account_id: int, *, lock: bool) -> AccountState:
 async def read_lots(tx: Tx, state: AccountState) -> None:
     """Lots read after the account lock: a fresh snapshot on PostgreSQL."""
     rows = await tx.fetch(LOTS_OF, state.program_id, state.id)
-    state.lots = [Lot(r[0], dec2(r[1]), parse_ts(r[2]), parse_ts(r[3])) for r in rows]  # type: ignore[arg-type]
+    state.lots = [_lot(r) for r in rows]
+
+
+def _lot(r: Sequence[Any]) -> Lot:
+    """A lot from ``_LOTS`` columns."""
+    return Lot(r[0], dec2(r[1]), parse_ts(r[2]), parse_ts(r[3]), r[4], r[5])  # type: ignore[arg-type]
+
+
+ACTIVE_HOLDS_AT = (
+    "SELECT r.partner_id, h.amount FROM holds h LEFT JOIN receipts r ON r.id = h.receipt_pk "
+    "WHERE h.program_id = ? AND h.account_id = ? AND h.state = 'active'"
+)
+
+
+async def held_at(tx: Tx, state: AccountState) -> dict[int | None, Decimal] | None:
+    """The account's active holds by the partner where they were made (None: the program,
+    e.g. a reward order), when it matters: only an account with lots restricted to one
+    partner needs it (ADR 0024).  None otherwise, without a statement, so the common
+    account costs nothing more.  Call with the account locked."""
+    if state.held <= 0 or not has_restricted(state.lots):
+        return None
+    out: dict[int | None, Decimal] = {}
+    for partner_id, amount in await tx.fetch(ACTIVE_HOLDS_AT, state.program_id, state.id):
+        out[partner_id] = out.get(partner_id, ZERO) + dec2(amount)
+    return out
 
 
 INSERT_LOT = (
     "INSERT INTO lots (program_id, account_id, amount, remaining, activates_at, expires_at, "
-    "receipt_pk, funding_partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    "receipt_pk, funding_partner_id, burn_partner_id, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 UPDATE_LOT = "UPDATE lots SET remaining = remaining + ? WHERE id = ?"
 INSERT_ENTRIES = (
     "INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, lot_id, "
-    "hold_id, receipt_pk, refund_pk, funding_partner_id, created_at, note)"
+    "hold_id, receipt_pk, refund_pk, funding_partner_id, partner_id, created_at, note)"
 )
 UPDATE_ACCOUNT = "UPDATE accounts SET balance = ?, held = ?, debt = ?, updated_at = ? WHERE id = ?"
 
@@ -152,16 +177,33 @@ class Entry:
     held_delta: Decimal = ZERO
     lot_id: int | None = None
     hold_id: int | None = None
-    new_lot: bool = False
+    new_lot: int | None = None  # index into Posting.new_lots
     note: str | None = None
+    funder: int | None = None  # funding_partner_id (ADR 0024)
+
+
+@dataclass(frozen=True, slots=True)
+class NewLot:
+    amount: Decimal
+    activates_at: datetime
+    expires_at: datetime | None
+    funder: int | None  # lots.funding_partner_id: who issued the points; None the program
+    burn_at: int | None  # lots.burn_partner_id: None anywhere, else only at this partner
 
 
 @dataclass
 class Posting:
     """Ledger changes for one account in one transaction, written by ``flush``.
 
-    The caller adds movements; ``flush`` writes the lot updates, the new lot, the entries
+    The caller adds movements; ``flush`` writes the lot updates, the new lots, the entries
     and the account's cached totals, and checks the ledger guarantees on the way.
+
+    ``partner_id`` is where the movements happen (``ledger_entries.partner_id``: the
+    receipt's partner, the partner that sent an event; None the program).
+    ``funding_partner_id`` funds the points that ``earn``/``credit`` create unless they
+    name their own funder.  Every entry that touches a lot carries that lot's funder
+    (ADR 0024); hold and release entries (no lot, no amount) and debt entries carry
+    None: the program carries a member's negative balance.
     """
 
     account: AccountState
@@ -169,9 +211,20 @@ class Posting:
     receipt_pk: int | None = None
     refund_pk: int | None = None
     funding_partner_id: int | None = None
+    partner_id: int | None = None
     entries: list[Entry] = field(default_factory=list)
     lot_changes: dict[int, Decimal] = field(default_factory=dict)
-    new_lot: tuple[Decimal, datetime, datetime | None] | None = None
+    new_lots: list[NewLot] = field(default_factory=list)
+    # Funders of lots not in the account's snapshot (emptied lots a refund gives back to).
+    lot_funders: dict[int, int | None] = field(default_factory=dict)
+
+    def _funder_of(self, lot_id: int) -> int | None:
+        if lot_id in self.lot_funders:
+            return self.lot_funders[lot_id]
+        for x in self.account.lots:
+            if x.id == lot_id:
+                return x.funding_partner_id
+        raise AssertionError(f"the funder of lot {lot_id} is unknown")
 
     def hold(self, amount: Decimal, hold_id: int) -> None:
         self.entries.append(Entry(EntryKind.HOLD, ZERO, amount, hold_id=hold_id))
@@ -185,7 +238,16 @@ class Posting:
         """Points leave lots (burn, take-back on refund, expiry, debit adjustment)."""
         for tk in takes:
             held_delta = -tk.amount if from_hold is not None else ZERO
-            self.entries.append(Entry(kind, -tk.amount, held_delta, tk.lot_id, from_hold))
+            self.entries.append(
+                Entry(
+                    kind,
+                    -tk.amount,
+                    held_delta,
+                    tk.lot_id,
+                    from_hold,
+                    funder=self._funder_of(tk.lot_id),
+                )
+            )
             self.lot_changes[tk.lot_id] = self.lot_changes.get(tk.lot_id, ZERO) - tk.amount
             self.account.balance -= tk.amount
             if from_hold is not None:
@@ -194,7 +256,11 @@ class Posting:
     def give_back(self, takes: Sequence[Take]) -> None:
         """Points return to the lots they came from (refund of redeemed points)."""
         for tk in takes:
-            self.entries.append(Entry(EntryKind.REFUND, tk.amount, lot_id=tk.lot_id))
+            self.entries.append(
+                Entry(
+                    EntryKind.REFUND, tk.amount, lot_id=tk.lot_id, funder=self._funder_of(tk.lot_id)
+                )
+            )
             self.lot_changes[tk.lot_id] = self.lot_changes.get(tk.lot_id, ZERO) + tk.amount
             self.account.balance += tk.amount
 
@@ -212,19 +278,48 @@ class Posting:
         activates_at: datetime,
         expires_at: datetime | None,
         kind: EntryKind = EntryKind.EARN,
+        funder: int | Literal["posting"] | None = "posting",
+        burn_at: int | None = None,
     ) -> None:
-        """Credit earned points: first to the debt, the rest as a new lot."""
+        """Credit earned points: first to the debt, the rest as a new lot.
+
+        ``funder`` (default: the posting's ``funding_partner_id``) issues the new lot;
+        ``burn_at`` restricts where it burns.  The part paying a debt is an entry of its
+        own without a lot, carried by the program like the debt.  Several earns with
+        the same funder, restriction and dates share one new lot.
+        """
         if amount <= 0:
             return
+        who = self.funding_partner_id if funder == "posting" else funder
         self.account.debt -= debt_paid
         self.account.balance += amount
         lot_amount = amount - debt_paid
+        if debt_paid > 0:
+            self.entries.append(Entry(kind, debt_paid))
         if lot_amount > 0:
-            self.new_lot = (lot_amount, activates_at, expires_at)
-        self.entries.append(Entry(kind, amount, new_lot=lot_amount > 0))
+            idx = None
+            for i, x in enumerate(self.new_lots):
+                if (x.funder, x.burn_at, x.activates_at, x.expires_at) == (
+                    who,
+                    burn_at,
+                    activates_at,
+                    expires_at,
+                ):
+                    idx = i
+                    self.new_lots[i] = replace(x, amount=x.amount + lot_amount)
+            if idx is None:
+                idx = len(self.new_lots)
+                self.new_lots.append(NewLot(lot_amount, activates_at, expires_at, who, burn_at))
+            self.entries.append(Entry(kind, lot_amount, new_lot=idx, funder=who))
 
     def credit(
-        self, amount: Decimal, *, expires_at: datetime | None, kind: EntryKind = EntryKind.ADJUST
+        self,
+        amount: Decimal,
+        *,
+        expires_at: datetime | None,
+        kind: EntryKind = EntryKind.ADJUST,
+        funder: int | Literal["posting"] | None = "posting",
+        burn_at: int | None = None,
     ) -> None:
         """Points given outside a purchase (an adjustment, an activity, a prize, a points
         code): usable at once, paying the debt first."""
@@ -234,19 +329,20 @@ class Posting:
             activates_at=self.now,
             expires_at=expires_at,
             kind=kind,
+            funder=funder,
+            burn_at=burn_at,
         )
 
     def lots_after(self) -> list[Lot]:
-        """The account's lots as they will be once written (a new lot has id 0)."""
+        """The account's lots as they will be once written (new lots have id 0, -1, ...)."""
         out = [
-            Lot(x.id, x.remaining + self.lot_changes[x.id], x.activates_at, x.expires_at)
+            replace(x, remaining=x.remaining + self.lot_changes[x.id])
             if x.id in self.lot_changes
             else x
             for x in self.account.lots
         ]
-        if self.new_lot is not None:
-            amount, act, exp = self.new_lot
-            out.append(Lot(0, amount, act, exp))
+        for i, n in enumerate(self.new_lots):
+            out.append(Lot(-i, n.amount, n.activates_at, n.expires_at, n.burn_at, n.funder))
         return out
 
     def entry_arrays(self) -> tuple[list[Any], ...]:
@@ -259,10 +355,20 @@ class Posting:
             [e.lot_id for e in es],
             [e.hold_id for e in es],
             [e.new_lot for e in es],
+            [e.funder for e in es],
+        )
+
+    def new_lot_arrays(self) -> tuple[list[Any], ...]:
+        """The new lots as column arrays (PostgreSQL); ``ord`` is the index entries name."""
+        ns = self.new_lots
+        return (
+            [cents(n.amount) for n in ns],
+            [n.funder for n in ns],
+            [n.burn_at for n in ns],
         )
 
     async def flush(self, tx: Tx, *, note: str | None = None) -> int | None:
-        """Write everything; returns the new lot's id, if one was made."""
+        """Write everything; returns the first new lot's id, if one was made."""
         acc = self.account
         remaining = {lot.id: lot.remaining for lot in acc.lots}
         for lot_id, delta in self.lot_changes.items():
@@ -272,29 +378,29 @@ class Posting:
                 assert remaining[lot_id] >= 0, f"lot {lot_id} would go negative"
         assert acc.held >= 0 and acc.debt >= 0, (acc.held, acc.debt)
         now = ts(tx, self.now)
-        new_lot_id: int | None = None
-        if self.new_lot is not None:
-            amount, act, exp = self.new_lot
+        new_ids: list[int] = []
+        for n in self.new_lots:
             rows = await tx.fetch(
                 INSERT_LOT,
                 acc.program_id,
                 acc.id,
-                cents(amount),
-                cents(amount),
-                ts(tx, act),
-                ts(tx, exp),
+                cents(n.amount),
+                cents(n.amount),
+                ts(tx, n.activates_at),
+                ts(tx, n.expires_at),
                 self.receipt_pk,
-                self.funding_partner_id,
+                n.funder,
+                n.burn_at,
                 now,
             )
-            new_lot_id = int(rows[0][0])
-            acc.lots.append(Lot(new_lot_id, amount, act, exp))
+            new_ids.append(int(rows[0][0]))
+            acc.lots.append(
+                Lot(new_ids[-1], n.amount, n.activates_at, n.expires_at, n.burn_at, n.funder)
+            )
         if self.lot_changes:
             await tx.executemany(UPDATE_LOT, [(cents(d), k) for k, d in self.lot_changes.items()])
             acc.lots = [
-                Lot(x.id, remaining[x.id], x.activates_at, x.expires_at)
-                if x.id in self.lot_changes
-                else x
+                replace(x, remaining=remaining[x.id]) if x.id in self.lot_changes else x
                 for x in acc.lots
             ]
         if self.entries:
@@ -308,11 +414,12 @@ class Posting:
                         e.kind.value,
                         cents(e.amount),
                         cents(e.held_delta),
-                        new_lot_id if e.new_lot else e.lot_id,
+                        new_ids[e.new_lot] if e.new_lot is not None else e.lot_id,
                         e.hold_id,
                         self.receipt_pk,
                         self.refund_pk,
-                        self.funding_partner_id,
+                        e.funder,
+                        self.partner_id,
                         now,
                         e.note or note,
                     )
@@ -324,5 +431,5 @@ class Posting:
             )
         self.entries = []
         self.lot_changes = {}
-        self.new_lot = None
-        return new_lot_id
+        self.new_lots = []
+        return new_ids[0] if new_ids else None

@@ -267,6 +267,8 @@ def from_promotion(p: dict[str, Any], tz: str) -> FormState:
     for flag in ("enabled", "personal", "exclusive"):
         if p.get(flag, flag == "enabled"):
             v[flag] = "1"
+    v["funded_by"] = _text(p.get("funded_by") or "program")
+    v["burn_at"] = _text(p.get("burn_at") or "anywhere")
     v["starts_at"] = _local(p.get("starts_at"), tz)
     v["ends_at"] = _local(p.get("ends_at"), tz)
     when = _rows_of(p.get("when"))
@@ -491,6 +493,11 @@ def to_promotion(form: Form, weekdays: list[str], tz: str) -> Built:
     p["enabled"] = g("enabled") == "1"
     p["personal"] = g("personal") == "1"
     p["exclusive"] = g("exclusive") == "1"
+    # Coalition (ADR 0024): only written when not the default, so documents stay short.
+    if g("funded_by") and g("funded_by") != "program":
+        p["funded_by"] = g("funded_by")
+    if g("burn_at") and g("burn_at") != "anywhere":
+        p["burn_at"] = g("burn_at")
     for name in ("starts_at", "ends_at"):
         if g(name):
             try:
@@ -582,7 +589,7 @@ def field_of(path: str, fields: dict[str, str]) -> str:
     top = re.split(r"[.\[]", path, maxsplit=1)[0]
     if top in ("id", "name", "description", "priority", "group", "max_discount"):
         return top
-    if top == "holdout_percent":
+    if top in ("holdout_percent", "funded_by", "burn_at"):
         return top
     if top in ("starts_at", "ends_at"):
         return top

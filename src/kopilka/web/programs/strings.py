@@ -170,6 +170,13 @@ i18n.add(
         "must not be empty": "не может быть пустым",
         "give either percent or amount": "укажите процент или сумму",
         "must be after starts_at": "должно быть позже начала",
+        "a promotion funded by a partner applies only at that partner's stores: "
+        "give when.partner (or a partner condition in when.all)": (
+            "акция за счёт партнёра действует только в его магазинах: добавьте условие «партнёр»"
+        ),
+        "only points funded by a partner (funded_by: partner) burn there": (
+            "только у баллов за счёт партнёра можно ограничить место списания"
+        ),
         "already used by another promotion": "уже занят другой акцией",
         "not a date and time": "это не дата и время",
         "unknown kind": "неизвестный вид",
@@ -275,6 +282,14 @@ i18n.add(
         "Segments": "Сегменты",
         "Settings": "Настройки",
         "Stacking group": "Группа суммирования",
+        "Points paid for by": "Баллы оплачивает",
+        "the program": "программа",
+        "the partner of the store (give a partner condition)": (
+            "партнёр магазина (нужно условие «партнёр»)"
+        ),
+        "A partner's points burn": "Баллы партнёра списываются",
+        "anywhere in the program": "везде в программе",
+        "only at that partner": "только у этого партнёра",
         "Starts": "Начало",
         "Tags": "Метки",
         "The chosen version's document becomes a new current version; nothing is deleted.": (
