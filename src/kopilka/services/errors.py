@@ -57,6 +57,8 @@ STATUS: dict[str, int] = {
     "not_found": 404,
     "user_exists": 409,
     "conflict": 409,
+    "period_not_finished": 409,
+    "period_closed": 409,
 }
 
 
