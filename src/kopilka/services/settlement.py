@@ -439,7 +439,7 @@ async def do_close(
     statements: Any = None,
 ) -> Report:
     """Close a finished month: freeze its figures (priced with the current terms) and,
-    when ``statements`` is given (``(report, party) -> signed PDF bytes``), each party's
+    when ``statements`` is given (``async (report, party) -> signed PDF bytes``), each party's
     signed statement, in one transaction.
 
     Refuses a month not yet over (``period_not_finished``) and a closed one
@@ -480,7 +480,7 @@ async def do_close(
     files: list[tuple[int, bytes]] = []
     if statements is not None:
         for p in clearing.positions:
-            files.append((0 if p.party is None else p.party, statements(report, p.party)))
+            files.append((0 if p.party is None else p.party, await statements(report, p.party)))
     try:
         async with rt.engine.begin() as conn:
             period_id = (
