@@ -656,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kopilka import fraud_cli, giftcard_cli, report_cli
     from kopilka.coupon_cli import add_coupon_commands
     from kopilka.draw_cli import add_draw_commands
+    from kopilka.settlement_cli import add_settlement_commands
 
     p = argparse.ArgumentParser(
         prog="kopilka", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -897,6 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
     lvr.add_argument("--program", default=None, help="program code (default: every program)")
     lv.set_defaults(fn=cmd_levels)
     add_draw_commands(sub)
+    add_settlement_commands(sub)
     add_coupon_commands(sub)
     giftcard_cli.add_parser(sub)
     fraud_cli.add_parser(sub)

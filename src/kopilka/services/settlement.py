@@ -140,6 +140,51 @@ def parse_decimal(
     return value
 
 
+def parse_rate(text: Any, *, field: str = "rate") -> Decimal:
+    """Roubles per point: more than 0, at most 1 000 000, at most 6 decimals."""
+    return parse_decimal(text, field=field, low=Decimal(0), high=Decimal(1_000_000), low_open=True)
+
+
+def parse_fee(text: Any, *, field: str = "fee_percent") -> Decimal:
+    """The operator's fee in percent: 0 to 100."""
+    return parse_decimal(text, field=field, low=Decimal(0), high=Decimal(100))
+
+
+# What each legal field must look like (Russian registries); empty clears it.
+LEGAL_PATTERNS = {
+    "inn": (r"^(\d{10}|\d{12})$", "10 or 12 digits"),
+    "kpp": (r"^\d{9}$", "9 digits"),
+    "ogrn": (r"^(\d{13}|\d{15})$", "13 or 15 digits"),
+    "bank_account": (r"^\d{20}$", "20 digits"),
+    "bank_bik": (r"^\d{9}$", "9 digits"),
+    "bank_corr_account": (r"^\d{20}$", "20 digits"),
+    "contact_email": (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address"),
+}
+LEGAL_SIZES = {
+    "legal_name": 300,
+    "legal_address": 500,
+    "bank_name": 200,
+}
+
+
+def check_legal(values: dict[str, Any]) -> dict[str, str]:
+    """Legal details as typed, trimmed; a bad one is refused naming its field."""
+    out: dict[str, str] = {}
+    for name, raw in values.items():
+        if name not in LEGAL_FIELDS:
+            raise ServiceError("validation_failed", f"{name}: not a legal detail", field=name)
+        if not isinstance(raw, str):
+            raise ServiceError("validation_failed", f"{name}: must be text", field=name)
+        value = raw.strip()
+        rule = LEGAL_PATTERNS.get(name)
+        if value and rule and not re.match(rule[0], value):
+            raise ServiceError("validation_failed", f"{name}: {rule[1]}", field=name)
+        if len(value) > LEGAL_SIZES.get(name, 254):
+            raise ServiceError("validation_failed", f"{name}: too long", field=name)
+        out[name] = value
+    return out
+
+
 def month_window(period: str, tz: str) -> tuple[datetime, datetime]:
     """The UTC instants where the program's local month starts and the next one starts."""
     y, m = (int(x) for x in period.split("-"))
@@ -428,6 +473,30 @@ async def do_set_terms(
             after={"rate": after.rate, "fee_percent": after.fee_percent},
         )
     return after
+
+
+async def do_set_legal(
+    rt: Runtime, program: Program, partner_id: int, values: dict[str, Any], *, actor: audit.Actor
+) -> None:
+    """Change a partner's legal details (what its statements print from now on)."""
+    clean = check_legal(values)
+    pt = t.partners
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        before = (await load_partners(conn, program.id))[partner_id].legal
+        await conn.execute(pt.update().where(pt.c.id == partner_id).values(**clean))
+        await audit.record(
+            conn,
+            actor,
+            "partner.legal",
+            "partner",
+            partner_id,
+            at=now,
+            program_id=program.id,
+            partner_id=partner_id,
+            before={k: before[k] for k in clean},
+            after=clean,
+        )
 
 
 async def do_close(

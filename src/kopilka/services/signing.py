@@ -18,17 +18,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
-from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields, signers
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy import insert, select
 
 from kopilka.services.runtime import Runtime
@@ -143,6 +141,15 @@ async def current_key(rt: Runtime, *, create: bool = True) -> SigningKey | None:
 
 async def sign_pdf(pdf: bytes, key: SigningKey, *, reason: str, location: str = "") -> bytes:
     """The PDF with a PAdES signature of the whole file by ``key``."""
+    # pyHanko is imported when a statement is signed, not with the CLI or the app: it
+    # takes a while to load, and it warns at import about DSA, which nothing here uses.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+        from pyhanko.sign import fields, signers
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
     signing_key = load_private_key_from_pemder_data(key.key_pem, passphrase=None)
     (cert,) = load_certs_from_pemder_data(key.cert_pem)
     signer = signers.SimpleSigner(
