@@ -539,6 +539,7 @@ admin_tokens = Table(
     Column("name", String(200), nullable=False),
     Column("role", String(32), nullable=False, server_default="owner"),
     Column("program_id", BigInteger),  # None: every program
+    Column("partner_id", BigInteger),  # the partner role's scope (issue 9)
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("key_prefix", String(12), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),

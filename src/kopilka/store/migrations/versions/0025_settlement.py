@@ -1,6 +1,7 @@
 """Coalition settlement (issue 9, docs/coalition.md): partners' legal details, each
 program's settlement terms, closed periods with their frozen figures and signed
-statements, and the installation's signing key (ADR 0025).
+statements, the installation's signing key (ADR 0025), and admin tokens scoped to a
+partner (so that a partner's systems fetch only its own settlement).
 
 Revision ID: 0025
 Revises: 0023
@@ -38,6 +39,8 @@ def upgrade() -> None:
     with op.batch_alter_table("partners") as batch:
         for name, size in LEGAL:
             batch.add_column(sa.Column(name, sa.String(size), nullable=False, server_default=""))
+    with op.batch_alter_table("admin_tokens") as batch:
+        batch.add_column(sa.Column("partner_id", sa.BigInteger))
     op.create_table(
         "settlement_terms",
         sa.Column("program_id", sa.BigInteger, nullable=False),
@@ -93,6 +96,8 @@ def downgrade() -> None:
     op.drop_table("settlement_statements")
     op.drop_table("settlement_periods")
     op.drop_table("settlement_terms")
+    with op.batch_alter_table("admin_tokens") as batch:
+        batch.drop_column("partner_id")
     with op.batch_alter_table("partners") as batch:
         for name, _ in reversed(LEGAL):
             batch.drop_column(name)
