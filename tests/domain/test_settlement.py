@@ -54,7 +54,7 @@ flows = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     flows,
     st.decimals(min_value=D("0.01"), max_value=D("10"), places=4),

@@ -10,9 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from kopilka.services import audit, settlement
 from kopilka.services.errors import ServiceError
+from kopilka.store import tables as t
 from tests.conftest import Clock
 from tests.settlement.conftest import Coalition, at, december
 
@@ -154,3 +156,42 @@ async def test_new_terms_reprice_open_months_only(coalition: Coalition, clock: C
 
     assert nov.clearing.position(c.a.partner_id).net == D("-15.40")
     assert view.clearing.position(c.a.partner_id).net == D("-30.00")  # 70 - 40 at 1 ₽, no fee
+
+
+async def test_the_grouped_query_agrees_with_the_entries_summed_one_by_one(
+    coalition: Coalition, clock: Clock
+) -> None:
+    """The SQL aggregation against a plain loop over the month's entries, each joined by
+    hand to its lot's funder and its receipt's partner."""
+    c = coalition
+    await december(c, clock)
+    rt = c.a.rt
+    le, lots, rec = t.ledger_entries.c, t.lots.c, t.receipts.c
+    start, end = settlement.month_window("2026-12", "Europe/Moscow")
+    async with rt.engine.connect() as conn:
+        entries = (
+            await conn.execute(
+                select(le.kind, le.amount, le.lot_id, le.receipt_pk, le.funding_partner_id).where(
+                    le.program_id == c.a.program_id, le.created_at >= start, le.created_at < end
+                )
+            )
+        ).all()
+        funder = dict((await conn.execute(select(lots.id, lots.funding_partner_id))).all())
+        where = dict((await conn.execute(select(rec.id, rec.partner_id))).all())
+        flows = await settlement.flows(conn, c.a.program_id, start, end)
+
+    by_hand: dict[tuple[str, Any, Any], Decimal] = {}
+    for e in entries:
+        if e.kind in ("hold", "release"):
+            continue
+        kind = e.kind if e.kind != "refund" else ("refund_in" if e.amount > 0 else "refund_out")
+        issuer = funder[e.lot_id] if e.lot_id is not None else e.funding_partner_id
+        key = (kind, issuer, where.get(e.receipt_pk))
+        by_hand[key] = by_hand.get(key, D(0)) + e.amount
+
+    assert {(f.kind, f.issuer, f.acceptor): f.points for f in flows} == by_hand
+    assert by_hand == {
+        ("refund_in", None, c.b_partner): D("50.00"),
+        ("refund_in", c.a.partner_id, c.b_partner): D("70.00"),
+        ("refund_out", c.b_partner, c.b_partner): D("-18.00"),
+    }
