@@ -4,18 +4,23 @@ a changed byte breaks it, and the statement says what the clearing says."""
 from __future__ import annotations
 
 import io
+import warnings
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pyhanko.keys import load_certs_from_pemder_data
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation import async_validate_pdf_signature
-from pyhanko_certvalidator import ValidationContext
+from cryptography.utils import CryptographyDeprecationWarning
 from pypdf import PdfReader
 
 from kopilka.services import audit, settlement, settlement_files, signing
 from tests.conftest import Clock
 from tests.settlement.conftest import Coalition
+
+with warnings.catch_warnings():  # pyHanko warns about DSA at import; nothing here uses DSA
+    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+    from pyhanko.keys import load_certs_from_pemder_data
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
 
 
 async def _status(data: bytes, cert_pem: bytes) -> tuple[bool, bool, bool]:
@@ -53,6 +58,7 @@ async def test_closing_signs_each_partner_s_statement(coalition: Coalition, cloc
     assert 'ООО "Кофейня"' in text and "ИНН 7702345678" in text
     assert "2026-11" in text and "38,80" in text  # B's net: 58.80 received - 20.00 paid
     assert "Аптека" in text and "оператор" in text  # its two counterparties
+    assert key.fingerprint in text.replace("\n", "")  # which certificate to trust
     i = stored.rindex(b"38,80") if b"38,80" in stored else len(stored) // 3
     forged = stored[:i] + bytes([stored[i] ^ 1]) + stored[i + 1 :]
     intact, _, _ = await _status(forged, key.cert_pem)

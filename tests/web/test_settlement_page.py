@@ -17,7 +17,7 @@ from kopilka.services import audit, settlement, users
 from kopilka.services.runtime import Runtime
 from tests.conftest import Clock
 from tests.settlement.conftest import Coalition, make_coalition, november
-from tests.web.conftest import MakeUser, login
+from tests.web.conftest import MakeUser, login, shot
 
 NOV = "/admin/reports/settlement?period=2026-11"
 
@@ -135,5 +135,6 @@ async def test_the_owner_closes_the_month_by_typing_it(
         page.get_by_text("The month is closed; its statements are signed.")
     ).to_be_visible()
     await expect(page.get_by_test_id("state")).to_contain_text("Closed")
+    await shot(page, "settlement")
     program = await settlement.find_program(c.a.rt, c.a.code)
     assert await settlement.stored_statement(c.a.rt, program, "2026-11", c.b_partner) is not None

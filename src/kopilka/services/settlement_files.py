@@ -44,8 +44,8 @@ RU: dict[str, str] = {
     "burned at you": "списано у вас",
     "your points burned at others": "ваши баллы, списанные у других",
     "expired (breakage)": "сгорело",
-    "earned points taken back by refunds": "возвращено при возвратах (начисленные)",
-    "burned points given back by refunds at you": "восстановлено при возвратах у вас",
+    "earned points taken back by refunds": "отозвано возвратами (начисленные баллы)",
+    "burned points given back by refunds at you": "восстановлено покупателям при возвратах у вас",
     "adjusted by hand": "ручные корректировки",
     "Obligations": "Обязательства",
     "Counterparty": "Контрагент",
@@ -67,7 +67,8 @@ RU: dict[str, str] = {
     "Amount": "Сумма",
     "Positions": "Позиции",
     "Between partners": "Между партнёрами",
-    "Settlement statement, signed by": "Акт взаиморасчётов, подписан",
+    "Signed with the electronic signature of": "Подписан электронной подписью",
+    "certificate SHA-256": "сертификат SHA-256",
 }
 
 
@@ -156,8 +157,9 @@ def statement_tables(rep: Report, party: Party, lang: str) -> list[pdf.PdfTable]
     rows = []
     for o in rep.clearing.obligations:
         if o.issuer == party:
+            # the issuer pays in full: the fee is the acceptor's, not shown here
             rows.append(
-                [rep.name(o.acceptor), tr(lang, "you owe"), o.points, o.roubles, o.fee, -o.roubles]
+                [rep.name(o.acceptor), tr(lang, "you owe"), o.points, o.roubles, None, -o.roubles]
             )
         elif o.acceptor == party:
             rows.append(
@@ -198,9 +200,18 @@ def statement_tables(rep: Report, party: Party, lang: str) -> list[pdf.PdfTable]
     return [points, obligations, totals]
 
 
-def statement_pdf(rep: Report, party: Party, lang: str = "ru") -> bytes:
-    """The party's statement as an unsigned PDF."""
-    subtitle = "\n".join([*header_lines(rep, lang), *party_lines(rep, party, lang)])
+def statement_pdf(
+    rep: Report, party: Party, lang: str = "ru", *, key: signing.SigningKey | None = None
+) -> bytes:
+    """The party's statement as an unsigned PDF; ``key``: the key that will sign it,
+    named under the header so that a reader knows which certificate to trust."""
+    lines = [*header_lines(rep, lang), *party_lines(rep, party, lang)]
+    if key is not None:
+        lines.append(
+            f"{tr(lang, 'Signed with the electronic signature of')} {key.subject}, "
+            f"{tr(lang, 'certificate SHA-256')} {key.fingerprint}"
+        )
+    subtitle = "\n".join(lines)
     return pdf.pdf_bytes(
         tr(lang, "Settlement statement"),
         subtitle=subtitle,
@@ -214,7 +225,7 @@ async def signed_statement(rt: Runtime, rep: Report, party: Party, lang: str = "
     key = await signing.current_key(rt)
     assert key is not None
     reason = f"{tr(lang, 'Settlement statement')} {rep.program.code} {rep.label}"
-    return await signing.sign_pdf(statement_pdf(rep, party, lang), key, reason=reason)
+    return await signing.sign_pdf(statement_pdf(rep, party, lang, key=key), key, reason=reason)
 
 
 def statement_maker(rt: Runtime, lang: str = "ru") -> Any:
