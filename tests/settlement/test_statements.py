@@ -57,7 +57,7 @@ async def test_closing_signs_each_partner_s_statement(coalition: Coalition, cloc
     text = _text(stored).replace("\u00a0", " ").replace("\u202f", " ")
     assert 'ООО "Кофейня"' in text and "ИНН 7702345678" in text
     assert "2026-11" in text and "38,80" in text  # B's net: 58.80 received - 20.00 paid
-    assert "Аптека" in text and "оператор" in text  # its two counterparties
+    assert "Аптека вам должны" in text and "оператор вам должны" in text  # its counterparties
     assert key.fingerprint in text.replace("\n", "")  # which certificate to trust
     i = stored.rindex(b"38,80") if b"38,80" in stored else len(stored) // 3
     forged = stored[:i] + bytes([stored[i] ^ 1]) + stored[i + 1 :]

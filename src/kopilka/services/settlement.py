@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -505,7 +505,7 @@ async def do_close(
     period: str,
     *,
     actor: audit.Actor,
-    statements: Any = None,
+    statements: Callable[[Report, Party], Awaitable[bytes]] | None = None,
 ) -> Report:
     """Close a finished month: freeze its figures (priced with the current terms) and,
     when ``statements`` is given (``async (report, party) -> signed PDF bytes``), each party's

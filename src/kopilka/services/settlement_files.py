@@ -5,9 +5,8 @@ English is the source; ``RU`` translates (the console registers it too)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from kopilka.domain.settlement import Clearing, Party
@@ -141,6 +140,10 @@ def party_lines(rep: Report, party: Party, lang: str) -> list[str]:
 def statement_tables(rep: Report, party: Party, lang: str) -> list[pdf.PdfTable]:
     """One party's statement: its points, its obligations by counterparty, its totals."""
     p = rep.clearing.position(party)
+
+    def name(x: Party) -> str:
+        return tr(lang, "operator") if x is None else rep.name(x)
+
     points = pdf.PdfTable(
         tr(lang, "Points"),
         [tr(lang, "Movement"), tr(lang, "Points")],
@@ -159,12 +162,12 @@ def statement_tables(rep: Report, party: Party, lang: str) -> list[pdf.PdfTable]
         if o.issuer == party:
             # the issuer pays in full: the fee is the acceptor's, not shown here
             rows.append(
-                [rep.name(o.acceptor), tr(lang, "you owe"), o.points, o.roubles, None, -o.roubles]
+                [name(o.acceptor), tr(lang, "you owe"), o.points, o.roubles, None, -o.roubles]
             )
         elif o.acceptor == party:
             rows.append(
                 [
-                    rep.name(o.issuer),
+                    name(o.issuer),
                     tr(lang, "owed to you"),
                     o.points,
                     o.roubles,
@@ -228,7 +231,7 @@ async def signed_statement(rt: Runtime, rep: Report, party: Party, lang: str = "
     return await signing.sign_pdf(statement_pdf(rep, party, lang, key=key), key, reason=reason)
 
 
-def statement_maker(rt: Runtime, lang: str = "ru") -> Any:
+def statement_maker(rt: Runtime, lang: str = "ru") -> Callable[[Report, Party], Awaitable[bytes]]:
     """What ``settlement.do_close`` calls for each party's statement."""
 
     async def make(rep: Report, party: Party) -> bytes:
