@@ -195,3 +195,49 @@ async def test_the_grouped_query_agrees_with_the_entries_summed_one_by_one(
         ("refund_in", c.a.partner_id, c.b_partner): D("70.00"),
         ("refund_out", c.b_partner, c.b_partner): D("-18.00"),
     }
+
+
+async def test_check_finds_an_entry_booked_into_a_closed_month(
+    coalition: Coalition, clock: Clock
+) -> None:
+    c = coalition
+    program = await _terms(c)
+    clock.set(datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
+    await settlement.do_close(c.a.rt, program, "2026-11", actor=audit.CLI)
+    async with c.a.rt.engine.connect() as conn:
+        lot = (
+            await conn.execute(
+                select(t.lots.c.id).where(
+                    t.lots.c.account_id == c.boris.account_id,
+                    t.lots.c.funding_partner_id == c.b_partner,
+                )
+            )
+        ).scalar_one()
+        receipt = (
+            await conn.execute(
+                select(t.receipts.c.id).where(
+                    t.receipts.c.program_id == c.a.program_id,
+                    t.receipts.c.pos_receipt_id == "a2",
+                )
+            )
+        ).scalar_one()
+
+    async with c.a.rt.engine.begin() as conn:  # a hand-made burn dated 29 November
+        await conn.execute(
+            t.ledger_entries.insert(),
+            {
+                "program_id": c.a.program_id,
+                "account_id": c.boris.account_id,
+                "kind": "burn",
+                "amount": D("-10.00"),
+                "lot_id": lot,
+                "receipt_pk": receipt,
+                "created_at": datetime(2026, 11, 29, 9, 0, tzinfo=UTC),
+            },
+        )
+    diffs = await settlement.check_period(c.a.rt, program, "2026-11")
+    nov = await settlement.period_report(c.a.rt, program, "2026-11")
+
+    assert nov.clearing.position(c.a.partner_id).net == D("-15.40")  # frozen
+    assert any(d.startswith("obligations: frozen") and '"points":"40.00"' in d for d in diffs)
+    assert any(d.startswith("obligations: ledger") and '"points":"50.00"' in d for d in diffs)
