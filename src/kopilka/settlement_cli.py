@@ -129,9 +129,14 @@ async def _report(rt: Runtime, program: settlement.Program, args: argparse.Names
     party: int | None = -1
     if args.partner is not None:
         party = await _party(rt, program, args.partner)
+    if args.format == "pdf":
+        if args.out is None:
+            raise SystemExit("error: --format pdf needs --out FILE")
+        data = settlement_files.report_pdf(rep, party=party, lang="en")
+        await asyncio.to_thread(Path(args.out).write_bytes, data)
+        return 0
     tables = settlement_files.report_tables(rep, party=party)
-    subtitle = "\n".join(settlement_files.header_lines(rep, "en"))
-    await report_cli.write_tables(tables, fmt=args.format, out=args.out, subtitle=subtitle)
+    await report_cli.write_tables(tables, fmt=args.format, out=args.out)
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.async_api import Page, expect
+from pypdf import PdfReader
 
 from kopilka.services import audit, settlement, users
 from kopilka.services.runtime import Runtime
@@ -62,6 +63,7 @@ async def test_an_analyst_sees_every_party_and_downloads_the_month(
     index = await client.get("/admin/reports", headers=h)
     page = await client.get(NOV, headers=h)
     got = await client.get("/admin/reports/settlement.csv?period=2026-11", headers=h)
+    printed = await client.get("/admin/reports/settlement.pdf?period=2026-11", headers=h)
     bad = await client.get("/admin/reports/settlement?period=2026-13", headers=h)
 
     assert 'href="/admin/reports/settlement"' in index.text
@@ -78,6 +80,8 @@ async def test_an_analyst_sees_every_party_and_downloads_the_month(
         ("apteka", "-15.40"),
         ("coffee", "38.80"),
     ]
+    text = PdfReader(io.BytesIO(printed.content)).pages[0].extract_text()
+    assert "Clearing report" in text and "Кофейня" in text and "38.80" in text
     assert bad.status_code == 422 and "a month such as 2026-11" in bad.text
 
 

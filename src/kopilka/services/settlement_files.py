@@ -67,6 +67,22 @@ RU: dict[str, str] = {
     "Positions": "Позиции",
     "Between partners": "Между партнёрами",
     "Signed with the electronic signature of": "Подписан электронной подписью",
+    "Issued": "Начислено",
+    "Burned here": "Списано у стороны",
+    "Burned elsewhere": "Списано у других",
+    "Expired": "Сгорело",
+    "Taken back": "Отозвано",
+    "Given back": "Восстановлено",
+    "Adjusted": "Корректировки",
+    "Pays, ₽": "Платит, ₽",
+    "Receives, ₽": "Получает, ₽",
+    "Fee, ₽": "Комиссия, ₽",
+    "Net, ₽": "Сальдо, ₽",
+    "Issuer": "Эмитент",
+    "Acceptor": "Принимающая сторона",
+    "To the acceptor, ₽": "Принимающей стороне, ₽",
+    "A owes B, points": "A должен B, баллы",
+    "A owes B, ₽": "A должен B, ₽",
     "certificate SHA-256": "сертификат SHA-256",
 }
 
@@ -275,6 +291,82 @@ def report_tables(rep: Report, *, party: Party | int = -1, lang: str = "en") -> 
         exports.Table(tr(lang, "Obligations"), OBLIGATION_HEADER, exports.rows_of(obligations)),
         exports.Table(tr(lang, "Between partners"), PAIR_HEADER, exports.rows_of(pairs)),
     ]
+
+
+# What people read in the PDF of the report (the CSV and XLSX keep the column names above).
+HUMAN_HEADERS: dict[str, Sequence[str]] = {
+    "Positions": (
+        "Party",
+        "Issued",
+        "Burned here",
+        "Burned elsewhere",
+        "Expired",
+        "Taken back",
+        "Given back",
+        "Adjusted",
+        "Pays, ₽",
+        "Receives, ₽",
+        "Fee, ₽",
+        "Net, ₽",
+    ),
+    "Obligations": ("Issuer", "Acceptor", "Points", "Roubles", "Fee, ₽", "To the acceptor, ₽"),
+    "Between partners": ("A", "B", "A owes B, points", "A owes B, ₽"),
+}
+
+
+def report_pdf(rep: Report, *, party: Party | int = -1, lang: str = "en") -> bytes:
+    """The clearing report as a PDF for people: the header lines, then the positions,
+    the obligations and the nets between pairs, with the parties' names."""
+    c: Clearing = rep.clearing if party == -1 else scoped(rep.clearing, party)  # type: ignore[arg-type]
+
+    def name(x: Party) -> str:
+        return tr(lang, "operator") if x is None else rep.name(x)
+
+    def head(key: str) -> list[str]:
+        return [tr(lang, h) for h in HUMAN_HEADERS[key]]
+
+    tables = [
+        pdf.PdfTable(
+            tr(lang, "Positions"),
+            head("Positions"),
+            [
+                [
+                    name(p.party),
+                    p.issued,
+                    p.burned,
+                    p.burned_elsewhere,
+                    p.expired,
+                    p.taken_back,
+                    p.given_back,
+                    p.adjusted,
+                    p.pays,
+                    p.receives,
+                    p.fee,
+                    p.net,
+                ]
+                for p in c.positions
+            ],
+        ),
+        pdf.PdfTable(
+            tr(lang, "Obligations"),
+            head("Obligations"),
+            [
+                [name(o.issuer), name(o.acceptor), o.points, o.roubles, o.fee, o.to_acceptor]
+                for o in c.obligations
+            ],
+        ),
+        pdf.PdfTable(
+            tr(lang, "Between partners"),
+            head("Between partners"),
+            [[name(x.a), name(x.b), x.points, x.roubles] for x in c.pairs],
+        ),
+    ]
+    return pdf.pdf_bytes(
+        tr(lang, "Clearing report"),
+        subtitle="\n".join(header_lines(rep, lang)),
+        tables=tables,
+        lang=lang,
+    )
 
 
 POSITION_HEADER: Sequence[str] = (

@@ -159,8 +159,7 @@ async def settlement_report(
         elif fmt == "xlsx":
             body = exports.xlsx_book_chunks(tables)
         else:
-            subtitle = "\n".join(settlement_files.header_lines(rep, "en"))
-            body = iter([await pdf.tables_pdf(tables, subtitle=subtitle, lang="en")])
+            body = iter([settlement_files.report_pdf(rep, party=party, lang="en")])
         media = pdf.PDF_TYPE if fmt == "pdf" else exports.media_type(fmt)
         return StreamingResponse(body, media_type=media, headers=exports.attachment(name, fmt))
     return _ok(report_json(rep, party))

@@ -110,8 +110,7 @@ async def settlement_file(request: Request, fmt: str, c: Annotated[Console, READ
     tables = settlement_files.report_tables(rep, party=_scope(c), lang=c.lang)
     name = f"settlement-{prog.code}-{period}"
     if fmt == "pdf":
-        subtitle = "\n".join(settlement_files.header_lines(rep, c.lang))
-        data = await pdf.tables_pdf(tables, subtitle=subtitle, lang=c.lang)
+        data = settlement_files.report_pdf(rep, party=_scope(c), lang=c.lang)
         return Response(
             data,
             media_type=pdf.PDF_TYPE,
