@@ -15,9 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kopilka.services import audit, settlement, settlement_files, signing
+from kopilka.services import audit, settlement
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
+
+# settlement_files (openpyxl, fpdf2) and signing (cryptography, pyHanko) are imported by
+# the commands that write files or sign: every other ``kopilka`` command starts without them.
 
 EXIT = {"period_not_finished": 3, "period_closed": 4}
 
@@ -65,7 +68,7 @@ def add_settlement_commands(sub: Any) -> None:
         pa.add_argument("--" + f.replace("_", "-"), dest=f, default=None)
 
     kg = ss.add_parser("keygen", help="make a new signing key and print its certificate")
-    kg.add_argument("--subject", default=signing.DEFAULT_SUBJECT)
+    kg.add_argument("--subject", default=None, help="certificate subject (default: Kopilka …)")
     kg.add_argument("--show", action="store_true", help="print the current certificate only")
     kg.add_argument("--out", default=None, help="write the certificate (PEM) to this file")
 
@@ -101,6 +104,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _close(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
+    from kopilka.services import settlement_files
+
     period = settlement.parse_period(args.period)
     rep = await settlement.do_close(
         rt,
@@ -117,6 +122,7 @@ async def _close(rt: Runtime, program: settlement.Program, args: argparse.Namesp
 
 async def _report(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
     from kopilka import report_cli
+    from kopilka.services import settlement_files
 
     if args.period is not None:
         rep = await settlement.period_report(rt, program, settlement.parse_period(args.period))
@@ -152,6 +158,8 @@ async def _party(rt: Runtime, program: settlement.Program, code: str) -> int | N
 
 
 async def _statement(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
+    from kopilka.services import settlement_files
+
     period = settlement.parse_period(args.period)
     party = await _party(rt, program, args.partner)
     data = await settlement.stored_statement(rt, program, period, party)
@@ -207,13 +215,15 @@ async def _partner(rt: Runtime, program: settlement.Program, args: argparse.Name
 
 
 async def _keygen(rt: Runtime, args: argparse.Namespace) -> int:
+    from kopilka.services import signing
+
     if args.show:
         key = await signing.current_key(rt, create=False)
         if key is None:
             print("no signing key yet: run kopilka settlement keygen", file=sys.stderr)
             return 2
     else:
-        key = await signing.do_keygen(rt, subject=args.subject)
+        key = await signing.do_keygen(rt, subject=args.subject or signing.DEFAULT_SUBJECT)
     if args.out:
         await asyncio.to_thread(Path(args.out).write_bytes, key.cert_pem)
     print(f"subject: {key.subject}\nSHA-256 fingerprint: {key.fingerprint}", file=sys.stderr)
