@@ -21,7 +21,7 @@ RU: dict[str, str] = {
     "Show": "Показать",
     "Export CSV": "Выгрузить CSV",
     "Export Excel": "Выгрузить Excel",
-    "Export PDF": "Выгрузить PDF",
+    "Download PDF": "Выгрузить PDF",
     "Closed months": "Закрытые месяцы",
     "none yet": "пока нет",
     "Open: figures are preliminary and follow the ledger.": (
@@ -32,7 +32,7 @@ RU: dict[str, str] = {
     "Rate": "Курс",
     "₽ per point": "₽ за балл",
     "Party": "Сторона",
-    "Issued": "Начислено",
+    "Points issued": "Начислено",
     "Burned here": "Списано у стороны",
     "Burned elsewhere": "Списано у других",
     "Expired": "Сгорело",
@@ -52,8 +52,9 @@ RU: dict[str, str] = {
     "No points were burned at another party in this month.": (
         "В этом месяце баллы не списывались у другой стороны."
     ),
-    "Net between parties (before fees)": "Сальдо между сторонами (до комиссии)",
-    "owes": "должен",
+    "Net between parties: who owes whom (before fees)": (
+        "Сальдо между сторонами: кто кому должен (до комиссии)"
+    ),
     "Signed statements": "Подписанные акты",
     "Close the month": "Закрыть месяц",
     "Closing freezes the figures and signs each party's statement; a later refund goes "
