@@ -458,7 +458,11 @@ def cmd_admin(args: argparse.Namespace) -> int:
         if args.action == "add":
             print(
                 await admin.do_add_token(
-                    rt, name=args.name, program_code=args.program, role=args.role
+                    rt,
+                    name=args.name,
+                    program_code=args.program,
+                    role=args.role,
+                    partner_code=args.partner,
                 )
             )
         elif args.action == "list":
@@ -660,6 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kopilka import fraud_cli, giftcard_cli, offline_cli, report_cli
     from kopilka.coupon_cli import add_coupon_commands
     from kopilka.draw_cli import add_draw_commands
+    from kopilka.settlement_cli import add_settlement_commands
 
     p = argparse.ArgumentParser(
         prog="kopilka", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -789,6 +794,9 @@ def build_parser() -> argparse.ArgumentParser:
     ata.add_argument(
         "--role", default="owner", help="the token's permissions are this role's (default owner)"
     )
+    ata.add_argument(
+        "--partner", default=None, help="limit the token to this partner (code; needs --program)"
+    )
     adts.add_parser("list", help="list tokens")
     atd = adts.add_parser("disable", help="disable a token (at once)")
     atd.add_argument("id", type=int)
@@ -909,6 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     lvr.add_argument("--program", default=None, help="program code (default: every program)")
     lv.set_defaults(fn=cmd_levels)
     add_draw_commands(sub)
+    add_settlement_commands(sub)
     add_coupon_commands(sub)
     giftcard_cli.add_parser(sub)
     fraud_cli.add_parser(sub)

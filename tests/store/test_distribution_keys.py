@@ -43,6 +43,9 @@ NO_PROGRAM = {
     "draw_entries",
     "draw_winners",
     "outbox_attachments",
+    "settlement_statements",
+    "ledger_marks",
+    "signing_keys",
 }
 
 

@@ -36,6 +36,7 @@ from kopilka.api.admin import reports_map as admin_reports_map
 from kopilka.api.admin import reports_rfm as admin_reports_rfm
 from kopilka.api.admin import reports_summary as admin_reports_summary
 from kopilka.api.admin import routes as admin
+from kopilka.api.admin import settlement as admin_settlement
 from kopilka.api.pos import giftcards as pos_giftcards
 from kopilka.api.pos import routes as pos
 from kopilka.services import coupons, giftcards, ledger_jobs
@@ -175,6 +176,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_reports_map.router)
     app.include_router(admin_reports_summary.router)
     app.include_router(admin_basket_clv.router)
+    app.include_router(admin_settlement.router)
 
     web.install(app)
 

@@ -37,10 +37,11 @@ class AdminToken:
     program_id: int | None
     program_code: str | None
     active: bool
+    partner_id: int | None = None  # the partner role's scope (settlement, issue 9)
 
     def actor(self, ip: str | None = None) -> Actor:
         """The token as the author of changes (audit log), with its role's permissions."""
-        return Actor("token", self.id, self.name, self.role, ip, self.program_id)
+        return Actor("token", self.id, self.name, self.role, ip, self.program_id, self.partner_id)
 
     def check_program(self, code: str) -> None:
         """Refuse a program outside the token's scope (a new program included)."""
@@ -68,9 +69,12 @@ async def do_add_token(
     program_code: str | None = None,
     key: str | None = None,
     role: str = "owner",
+    partner_code: str | None = None,
 ) -> str:
     """Create a token; returns its key (the only time it is seen).  The token acts with
-    the permissions of ``role`` (domain/roles.py), as a console user of that role would."""
+    the permissions of ``role`` (domain/roles.py), as a console user of that role would;
+    ``partner_code`` (with ``program_code``) scopes it to one partner, as the partner
+    role's users are scoped."""
     if not name.strip():
         raise ServiceError("validation_failed", "give the token a name", field="name")
     if role not in {r.value for r in Role}:
@@ -86,12 +90,30 @@ async def do_add_token(
             ).scalar_one_or_none()
             if program_id is None:
                 raise not_found(program_code)
+        partner_id = None
+        if partner_code is not None:
+            if program_id is None:
+                raise ServiceError(
+                    "validation_failed", "a partner token needs --program", field="program"
+                )
+            partner_id = (
+                await conn.execute(
+                    select(t.partners.c.id).where(
+                        t.partners.c.program_id == program_id, t.partners.c.code == partner_code
+                    )
+                )
+            ).scalar_one_or_none()
+            if partner_id is None:
+                raise ServiceError(
+                    "validation_failed", f"no partner {partner_code!r}", field="partner"
+                )
         await conn.execute(
             insert(t.admin_tokens),
             {
                 "name": name.strip(),
                 "role": role,
                 "program_id": program_id,
+                "partner_id": partner_id,
                 "key_hash": hash_key(key),
                 "key_prefix": key[:10],
                 "created_at": rt.now(),
@@ -109,6 +131,7 @@ _COLUMNS = (
     t.admin_tokens.c.created_at,
     t.admin_tokens.c.disabled_at,
     t.admin_tokens.c.program_id,
+    t.admin_tokens.c.partner_id,
 )
 
 
@@ -150,7 +173,9 @@ async def token_by_key(rt: Runtime, key: str) -> AdminToken | None:
         r = (await conn.execute(q)).first()
     if r is None:
         return None
-    return AdminToken(r.id, r.name, r.role, r.program_id, r.code, r.disabled_at is None)
+    return AdminToken(
+        r.id, r.name, r.role, r.program_id, r.code, r.disabled_at is None, r.partner_id
+    )
 
 
 async def check_token(rt: Runtime, authorization: str) -> AdminToken:

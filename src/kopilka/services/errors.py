@@ -62,6 +62,8 @@ STATUS: dict[str, int] = {
     "offline_cap_exceeded": 422,
     "offline_burn_disabled": 409,
     "offline_nothing_to_burn": 409,
+    "period_not_finished": 409,
+    "period_closed": 409,
 }
 
 

@@ -77,6 +77,17 @@ partners = Table(
     Column("program_id", ForeignKey("programs.id"), nullable=False),
     Column("code", String(64), nullable=False),
     Column("name", String(200), nullable=False),
+    # Legal details printed on the settlement statement (issue 9, docs/coalition.md).
+    Column("legal_name", String(300), nullable=False, server_default=""),
+    Column("inn", String(12), nullable=False, server_default=""),
+    Column("kpp", String(9), nullable=False, server_default=""),
+    Column("ogrn", String(15), nullable=False, server_default=""),
+    Column("legal_address", String(500), nullable=False, server_default=""),
+    Column("bank_name", String(200), nullable=False, server_default=""),
+    Column("bank_account", String(20), nullable=False, server_default=""),
+    Column("bank_bik", String(9), nullable=False, server_default=""),
+    Column("bank_corr_account", String(20), nullable=False, server_default=""),
+    Column("contact_email", String(254), nullable=False, server_default=""),
     UniqueConstraint("program_id", "code"),
 )
 
@@ -557,6 +568,7 @@ admin_tokens = Table(
     Column("name", String(200), nullable=False),
     Column("role", String(32), nullable=False, server_default="owner"),
     Column("program_id", BigInteger),  # None: every program
+    Column("partner_id", BigInteger),  # the partner role's scope (issue 9)
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("key_prefix", String(12), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -1143,4 +1155,62 @@ offline_burns = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("program_id", "token_id", "use_no"),
     Index(None, "program_id", "created_at"),
+)
+
+# --- coalition settlement (issue 9, docs/coalition.md, ADR 0025) ----------------------------
+
+# A program's settlement terms: roubles per point (NULL: the program's point_value) and the
+# operator's fee in percent of each obligation, as decimal text.  No row: the defaults.
+# They apply to every open period; closing a period copies them into it.
+settlement_terms = Table(
+    "settlement_terms",
+    metadata,
+    Column("program_id", BigInteger, primary_key=True),
+    Column("rate", String(24)),
+    Column("fee_percent", String(24), nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False, server_default=""),
+)
+
+# A closed month ('YYYY-MM', the program's time zone): its terms and figures (JSON of
+# services.settlement.Clearing) frozen at close; the unique key makes two closes one.
+settlement_periods = Table(
+    "settlement_periods",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("state", String(16), nullable=False),  # closed
+    Column("rate", String(24), nullable=False),
+    Column("fee_percent", String(24), nullable=False),
+    Column("figures", Text, nullable=False),
+    Column("figures_sha256", String(64), nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("closed_by", String(200), nullable=False),
+    UniqueConstraint("program_id", "period"),
+)
+
+# Each partner's signed PDF statement of a closed period (partner_id 0: the operator's),
+# made once at close, so the file a partner downloads later is the one signed then.
+settlement_statements = Table(
+    "settlement_statements",
+    metadata,
+    Column("period_id", BigInteger, ForeignKey("settlement_periods.id"), primary_key=True),
+    Column("partner_id", BigInteger, primary_key=True),
+    Column("pdf", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The installation's key and self-signed certificate that sign statements (the newest row
+# signs); made by ``kopilka settlement keygen`` or on first use.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    _id(),
+    Column("subject", String(300), nullable=False),
+    Column("key_pem", Text, nullable=False),
+    Column("cert_pem", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of the certificate (DER)
+    Column("created_at", UTCDateTime, nullable=False),
 )

@@ -154,3 +154,16 @@ PAGES.append(
         "Who is still buying, how much they will buy: BG/NBD and Gamma-Gamma",
     )
 )
+
+
+# Coalition settlement (issue 9): who owes whom for points burned at another partner.
+from kopilka.web.reports import settlement as _settlement  # noqa: E402
+
+router.include_router(_settlement.router)
+PAGES.append(
+    ReportPage(
+        "/admin/reports/settlement",
+        "Settlement",
+        "points burned at another partner: who owes whom, per month; closing and signed statements",
+    )
+)
