@@ -458,7 +458,12 @@ def cmd_admin(args: argparse.Namespace) -> int:
         if args.action == "add":
             print(
                 await admin.do_add_token(
-                    rt, name=args.name, program_code=args.program, role=args.role
+                    rt,
+                    name=args.name,
+                    program_code=args.program,
+                    role=args.role,
+                    partner_code=args.partner,
+                    store_code=args.store,
                 )
             )
         elif args.action == "list":
@@ -784,6 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
     ata.add_argument("--program", default=None, help="limit the token to this program")
     ata.add_argument(
         "--role", default="owner", help="the token's permissions are this role's (default owner)"
+    )
+    ata.add_argument(
+        "--partner", default=None, help="the partner role: the partner (code) it acts for"
+    )
+    ata.add_argument(
+        "--store", default=None, help="store manager or cashier: the store (code) it acts for"
     )
     adts.add_parser("list", help="list tokens")
     atd = adts.add_parser("disable", help="disable a token (at once)")
