@@ -617,6 +617,7 @@ async def do_unlock_user(rt: Runtime, actor: Actor, user_id: int) -> None:
             at=now,
             before={"locked_until": user.locked_until},
             after={"locked_until": None},
+            program_id=user.program_id,
         )
 
 
@@ -639,4 +640,5 @@ async def do_set_email(rt: Runtime, actor: Actor, user_id: int, email: str | Non
             at=rt.now(),
             before={"email": user.email},
             after={"email": value},
+            program_id=user.program_id,
         )

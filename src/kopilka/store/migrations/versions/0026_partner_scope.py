@@ -23,6 +23,9 @@ down_revision = "0023"
 branch_labels = None
 depends_on = None
 
+# as ``store.tables.Id``: the columns referring to an id have its type
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     with op.batch_alter_table("admin_tokens") as batch_op:
@@ -32,13 +35,13 @@ def upgrade() -> None:
         "admin_user_programs",
         sa.Column(
             "user_id",
-            sa.BigInteger(),
+            ID,
             sa.ForeignKey("admin_users.id", name="fk_admin_user_programs_user_id_admin_users"),
             nullable=False,
         ),
         sa.Column(
             "program_id",
-            sa.BigInteger(),
+            ID,
             sa.ForeignKey("programs.id", name="fk_admin_user_programs_program_id_programs"),
             nullable=False,
         ),
