@@ -95,6 +95,7 @@ class World:
     callers: dict[Role, Caller] = field(default_factory=dict)
     member_cookie: str = ""
     member_csrf: str = ""
+    roles: frozenset[Role] = frozenset()  # the roles the matrix calls
 
     def side(self, scope: str) -> Side:
         return {"own": self.a, "other_partner": self.b, "other_program": self.c}[scope]
