@@ -5,12 +5,14 @@ it, points for its own events funded by it, and console users granted several pr
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
+from kopilka.analytics import facts
 from kopilka.domain.roles import Role
 from kopilka.services import admin, users
 from kopilka.services.audit import CLI
@@ -267,3 +269,31 @@ async def test_a_user_granted_two_programs_works_in_the_one_it_shows(
     assert two.store_code in after.text and one.store_code not in after.text
     assert refused.status_code in (303, 403)
     assert two.store_code in still.text and third.store_code not in still.text
+
+
+async def test_a_partners_summary_counts_only_its_stores(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    shop = await new_shop(rt, client)
+    _, b_code, _, _, _, b_key = await _second_partner(rt, shop, "B")
+    anna = await shop.customer()
+    await _confirmed(shop, shop.key, "a-1", anna.card, "300.00")
+    await _confirmed(shop, b_key, "b-1", anna.card, "700.00")
+    await facts.rebuild(rt, program_ids=[shop.program_id])
+    today = rt.now().date()  # the local date may be the next one: a three-day period
+    q = {
+        "program": shop.code,
+        "from": (today - timedelta(days=1)).isoformat(),
+        "to": (today + timedelta(days=1)).isoformat(),
+    }
+    partner = await _token(rt, shop, Role.PARTNER, partner_code="main")
+    partner_b = await _token(rt, shop, Role.PARTNER, partner_code=b_code)
+    owner = await _token(rt, shop, Role.OWNER)
+
+    sales = {}
+    for who, h in (("a", partner), ("b", partner_b), ("owner", owner)):
+        r = await client.get(f"{API}/reports/summary", params=q, headers=h)
+        assert r.status_code == 200, r.text
+        sales[who] = r.json()["kpis"]["sales"]["value"]
+
+    assert sales == {"a": "300.00", "b": "700.00", "owner": "1000.00"}
