@@ -386,6 +386,7 @@ ROUTES: dict[str, Rule] = {
     "POST /admin/users/{user_id}/active": r(P.USERS_MANAGE, PROGRAM),
     "POST /admin/users/{user_id}/password": r(P.USERS_MANAGE, PROGRAM),
     "POST /admin/users/{user_id}/unlock": r(P.USERS_MANAGE, PROGRAM),
+    "POST /admin/users/{user_id}/programs": r(P.USERS_MANAGE, PROGRAM, deny_only=True),
     "GET /admin/audit": r(P.AUDIT_READ),
     "GET /admin/audit.csv": r(P.AUDIT_READ),
     "GET /admin/audit.xlsx": r(P.AUDIT_READ),

@@ -271,6 +271,41 @@ async def test_a_user_granted_two_programs_works_in_the_one_it_shows(
     assert two.store_code in still.text and third.store_code not in still.text
 
 
+async def test_an_owner_of_every_program_grants_programs_in_the_console(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    one = await new_shop(rt, client)
+    two = await new_shop(rt, client)
+    password = "pw-" + secrets.token_hex(8)
+    root = f"root-{secrets.token_hex(3)}"
+    await users.do_create_user(rt, CLI, login=root, name="Root", password=password, role="owner")
+    uid = await users.do_create_user(
+        rt,
+        CLI,
+        login=f"m-{secrets.token_hex(3)}",
+        name="M",
+        password=password,
+        role="marketer",
+        program_id=one.program_id,
+    )
+    token, session = await users.login(rt, root, password, ip="127.0.0.1", user_agent="t")
+    client.cookies.clear()
+    client.cookies.set("kopilka_session", token)
+
+    page = await client.get(f"/admin/users/{uid}")
+    saved = await client.post(
+        f"/admin/users/{uid}/programs",
+        data={"program": [str(two.program_id)]},
+        headers={"X-CSRF-Token": session.csrf_token},
+    )
+    client.cookies.clear()
+
+    assert page.status_code == 200 and 'id="grants"' in page.text
+    assert saved.status_code == 303
+    user = await users.get_user(rt, uid)
+    assert await users.granted_programs(rt, user) == {one.program_id, two.program_id}
+
+
 async def test_a_partners_summary_counts_only_its_stores(
     rt: Runtime, client: httpx.AsyncClient
 ) -> None:

@@ -21,6 +21,12 @@ RU: dict[str, str] = {
     "Phone": "Телефон",
     "Card": "Карта",
     "No promotions restricted to partners.": "Нет акций, ограниченных партнёрами.",
+    "The user switches between the programs checked; each page works within the one shown.": (
+        "Пользователь переключается между отмеченными программами; каждая страница работает в "
+        "показанной."
+    ),
+    "Grant programs": "Выдать программы",
+    "Programs granted.": "Программы выданы.",
     # stores
     "New store": "Новый магазин",
     "Edit store": "Изменить магазин",
