@@ -102,16 +102,22 @@ ROUTES: dict[str, Rule] = {
     # --- POS: a terminal key -----------------------------------------------------------------
     "GET /api/pos/v1/customers/lookup": r(None, POS, query={"identifier": "{card}"}),
     "GET /api/pos/v1/coupons/{code}": r(None, POS, params={"code": "{coupon}"}),
-    "POST /api/pos/v1/coupons/{code}/redeem": r(None, POS, params={"code": "{coupon}"}),
+    "POST /api/pos/v1/coupons/{code}/redeem": r(
+        None, POS, params={"code": "{coupon}"}, body={"identifier": "{card}"}, deny_only=True
+    ),
     "POST /api/pos/v1/purchases/calculate": r(None, POS),
     "POST /api/pos/v1/purchases/batch": r(None, POS),
     "POST /api/pos/v1/purchases": r(None, POS),
     "POST /api/pos/v1/purchases/{receipt_id}/confirm": r(None, POS),
     "POST /api/pos/v1/purchases/{receipt_id}/cancel": r(None, POS),
-    "POST /api/pos/v1/purchases/{receipt_id}/refunds": r(None, POS),
+    "POST /api/pos/v1/purchases/{receipt_id}/refunds": r(
+        None, POS, body={"refund_id": "matrix-refund-{scope}"}, deny_only=True
+    ),
     "POST /api/pos/v1/customers": r(None, POS),
     "POST /api/pos/v1/customers/{customer_id}/resend-code": r(None, POS),
-    "POST /api/pos/v1/customers/{customer_id}/confirm-phone": r(None, POS),
+    "POST /api/pos/v1/customers/{customer_id}/confirm-phone": r(
+        None, POS, body={"code": "000000"}, deny_only=True
+    ),
     "GET /api/pos/v1/rewards": r(None, POS),
     "POST /api/pos/v1/rewards/orders": r(None, POS),
     "GET /api/pos/v1/gift-cards/{number}": r(None, POS, params={"number": "{gift_card}"}),
