@@ -271,7 +271,8 @@ ROUTES: dict[str, Rule] = {
     f"GET {A}/reports/cohorts": api(P.REPORTS_READ, query=REPORT_Q),
     f"GET {A}/reports/basket": api(P.REPORTS_READ, query=REPORT_Q),
     f"GET {A}/reports/clv": api(
-        P.REPORTS_READ, query={"program": "{program}", "as_of": "2026-12-31"}
+        P.REPORTS_READ,
+        query={"program": "{program}", "as_of": "2020-01-01"},  # no data: no model fit
     ),
     # --- console -------------------------------------------------------------------------
     "POST /admin/logout": r(None, run=False, why="ends the caller's session"),
