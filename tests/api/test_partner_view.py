@@ -332,3 +332,36 @@ async def test_a_partners_summary_counts_only_its_stores(
         sales[who] = r.json()["kpis"]["sales"]["value"]
 
     assert sales == {"a": "300.00", "b": "700.00", "owner": "1000.00"}
+
+
+async def test_a_partners_home_page_counts_its_stores_receipts_only(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    shop = await new_shop(rt, client)
+    _, _, _, _, _, b_key = await _second_partner(rt, shop, "B")
+    anna = await shop.customer()
+    await _confirmed(shop, shop.key, "a-1", anna.card, "100.00")
+    await _confirmed(shop, b_key, "b-1", anna.card, "100.00")
+    await _confirmed(shop, b_key, "b-2", anna.card, "100.00")
+    password = "pw-" + secrets.token_hex(8)
+    login = f"p-{secrets.token_hex(3)}"
+    await users.do_create_user(
+        rt,
+        CLI,
+        login=login,
+        name="P",
+        password=password,
+        role="partner",
+        program_id=shop.program_id,
+        partner_id=shop.partner_id,
+    )
+    token, _ = await users.login(rt, login, password, ip="127.0.0.1", user_agent="t")
+    client.cookies.clear()
+    client.cookies.set("kopilka_session", token)
+
+    home = await client.get("/admin/")
+    client.cookies.clear()
+
+    assert home.status_code == 200
+    big = [x.strip() for x in home.text.split('<p class="big">')[1:]]
+    assert [x.split("<")[0] for x in big] == ["1"]  # receipts today at its store, nothing else
