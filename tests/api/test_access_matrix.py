@@ -292,6 +292,8 @@ async def route_cells(
             )
             continue
         for role, caller in w.callers.items():
+            if role not in w.roles:
+                continue
             exp = expect(route, rule, role, scope)
             if rule.deny_only and exp == "allow":
                 continue
