@@ -463,6 +463,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
                     program_code=args.program,
                     role=args.role,
                     partner_code=args.partner,
+                    store_code=args.store,
                 )
             )
         elif args.action == "list":
@@ -795,7 +796,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", default="owner", help="the token's permissions are this role's (default owner)"
     )
     ata.add_argument(
-        "--partner", default=None, help="limit the token to this partner (code; needs --program)"
+        "--partner", default=None, help="the partner role: the partner (code) it acts for"
+    )
+    ata.add_argument(
+        "--store", default=None, help="store manager or cashier: the store (code) it acts for"
     )
     adts.add_parser("list", help="list tokens")
     atd = adts.add_parser("disable", help="disable a token (at once)")

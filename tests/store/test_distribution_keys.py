@@ -32,6 +32,7 @@ NOT_LEADING = {
     "admin_users": "installation-wide: program_id is a scope, NULL for all",
     "admin_sessions": "installation-wide, found by the cookie's hash",
     "admin_tokens": "installation-wide, found by the key's hash",
+    "admin_user_programs": "installation-wide: a user's grants, read by user",
     "audit_log": "installation-wide, NULL program for installation actions",
 }
 # Installation-wide tables without a program_id column: reference or coordinator tables.

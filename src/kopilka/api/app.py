@@ -30,6 +30,7 @@ from kopilka.api.admin import events as admin_events
 from kopilka.api.admin import fraud as admin_fraud
 from kopilka.api.admin import mechanics as admin_mechanics
 from kopilka.api.admin import org as admin_org
+from kopilka.api.admin import partner as admin_partner
 from kopilka.api.admin import reports as admin_reports
 from kopilka.api.admin import reports_custom as admin_reports_custom
 from kopilka.api.admin import reports_map as admin_reports_map
@@ -177,6 +178,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
     app.include_router(admin_reports_summary.router)
     app.include_router(admin_basket_clv.router)
     app.include_router(admin_settlement.router)
+    app.include_router(admin_partner.router)
 
     web.install(app)
 

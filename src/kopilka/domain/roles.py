@@ -26,6 +26,7 @@ class Perm(StrEnum):
     AUDIT_READ = "audit.read"
     REPORTS_READ = "reports.read"
     CASHIER = "cashier"  # the cashier screen
+    EVENTS_AWARD = "events.award"  # points for a non-purchase action (the events API)
 
 
 class Role(StrEnum):
@@ -65,6 +66,7 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
             P.CARDS_BLOCK,
             P.MECHANICS_READ,
             P.STORES_READ,
+            P.EVENTS_AWARD,
         }
     ),
     Role.SECURITY: frozenset(
@@ -79,7 +81,9 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
         }
     ),
     Role.STORE_MANAGER: frozenset({P.STORES_READ, P.REPORTS_READ, P.CASHIER}),
-    Role.PARTNER: frozenset({P.STORES_READ, P.REPORTS_READ, P.MECHANICS_READ}),
+    # a partner's staff and its own systems: its stores, their receipts and reports, and
+    # points it funds for its own events (the events API, funding partner = itself)
+    Role.PARTNER: frozenset({P.STORES_READ, P.REPORTS_READ, P.MECHANICS_READ, P.EVENTS_AWARD}),
     Role.CASHIER: frozenset({P.CASHIER}),
 }
 
@@ -105,3 +109,20 @@ def mask_phone(phone: str | None) -> str:
 def mask_name(first: str, last: str) -> str:
     """``Анна С.``"""
     return (first + (" " + last[:1] + "." if last else "")).strip()
+
+
+def mask_initials(first: str, last: str) -> str:
+    """``А. С.``: what a partner's staff see of a customer (issue 9) — the initials, never
+    the name."""
+    parts = [p.strip()[:1] + "." for p in (first, last) if p and p.strip()]
+    return " ".join(parts)
+
+
+def mask_phone_partner(phone: str | None) -> str:
+    """``+7 9** ***-**-12``: the country, the first digit and the last two digits only."""
+    if not phone:
+        return ""
+    digits = phone.lstrip("+")
+    if phone.startswith("+7") and len(digits) == 11:
+        return f"+7 {digits[1]}** ***-**-{digits[-2:]}"
+    return (phone[:2] + "*" * max(len(phone) - 4, 1) + phone[-2:]) if len(phone) > 4 else "***"

@@ -148,13 +148,63 @@ async def _overrides(
 async def _endpoints(conn: AsyncConnection, program_ids: Iterable[int]) -> dict[int, list[Any]]:
     we = t.webhook_endpoints
     rows = await conn.execute(
-        select(we.c.id, we.c.program_id, we.c.url, we.c.topics).where(
+        select(we.c.id, we.c.program_id, we.c.partner_id, we.c.url, we.c.topics).where(
             we.c.program_id.in_(set(program_ids)), we.c.disabled_at.is_(None)
         )
     )
     out: dict[int, list[Any]] = {}
     for r in rows:
         out.setdefault(r.program_id, []).append(r)
+    return out
+
+
+async def _event_partners(conn: AsyncConnection, events: Sequence[_Event]) -> dict[int, set[int]]:
+    """The partners each event concerns (issue 9): a partner's webhook endpoint receives
+    only these.  A receipt: the partner of its store; a fraud alert: its store's; an
+    event funded by a partner: that partner; a customer's event that happened at no store:
+    the partner of the customer's home store ("its customers").  An event of none:
+    program-wide endpoints only.  At most three reads per batch, whatever its size."""
+    receipts = {
+        ev.data["receipt_pk"] for ev in events if isinstance(ev.data.get("receipt_pk"), int)
+    }
+    stores = {ev.data["store_id"] for ev in events if isinstance(ev.data.get("store_id"), int)}
+    customers = {
+        ev.data["customer_id"] for ev in events if isinstance(ev.data.get("customer_id"), int)
+    }
+    by_receipt: dict[int, int] = {}
+    by_store: dict[int, int] = {}
+    by_customer: dict[int, int] = {}
+    if receipts:
+        rows = await conn.execute(
+            select(t.receipts.c.id, t.receipts.c.partner_id).where(t.receipts.c.id.in_(receipts))
+        )
+        by_receipt = {r.id: r.partner_id for r in rows}
+    if stores:
+        rows = await conn.execute(
+            select(t.stores.c.id, t.stores.c.partner_id).where(t.stores.c.id.in_(stores))
+        )
+        by_store = {r.id: r.partner_id for r in rows}
+    if customers:
+        c, st = t.customers, t.stores
+        rows = await conn.execute(
+            select(c.c.id, st.c.partner_id)
+            .join(st, st.c.id == c.c.home_store_id)
+            .where(c.c.id.in_(customers))
+        )
+        by_customer = {r.id: r.partner_id for r in rows}
+    out: dict[int, set[int]] = {}
+    for ev in events:
+        d = ev.data
+        # where it happened decides; the customer's home partner only for an event that
+        # happened nowhere (a tier, a birthday, points expiring): a receipt at partner B's
+        # store is B's business even for a customer of A
+        found = {by_receipt.get(d.get("receipt_pk")), by_store.get(d.get("store_id"))}  # type: ignore[arg-type]
+        found.discard(None)
+        if not found:
+            found = {by_customer.get(d.get("customer_id"))}  # type: ignore[arg-type]
+        if isinstance(d.get("partner_id"), int):
+            found.add(d["partner_id"])
+        out[ev.id] = {p for p in found if p is not None}
     return out
 
 
@@ -182,10 +232,12 @@ def _rows_for(
     locale: str,
     now: datetime,
     profile: ProgramProfile = DEFAULT_PROFILE,
+    partners: set[int] | None = None,
 ) -> list[dict[str, Any]]:
     """The delivery rows of one event (raises ``TemplateFailed`` on a broken template).
     The program's profile gives the language (else ``locale``), the points' name and
-    the SMS sender name."""
+    the SMS sender name; ``partners``: those the event concerns (a partner's endpoint
+    gets only theirs)."""
     locale = profile.language or locale
     base = {
         "program_id": ev.program_id,
@@ -198,7 +250,7 @@ def _rows_for(
     }
     rows = _customer_rows(ev, base, program_name, contacts, overrides, locale, profile)
     if ev.topic not in messages.NO_WEBHOOK_TOPICS:
-        rows += _webhook_rows(ev, base, endpoints)
+        rows += _webhook_rows(ev, base, endpoints, partners or set())
     return rows
 
 
@@ -258,11 +310,16 @@ def _customer_rows(
     return rows
 
 
-def _webhook_rows(ev: _Event, base: dict[str, Any], endpoints: list[Any]) -> list[dict[str, Any]]:
-    """One row per partner endpoint subscribed to the event's topic."""
+def _webhook_rows(
+    ev: _Event, base: dict[str, Any], endpoints: list[Any], partners: set[int]
+) -> list[dict[str, Any]]:
+    """One row per endpoint subscribed to the event's topic; an endpoint owned by a partner
+    only for an event of that partner (``_event_partners``)."""
     rows: list[dict[str, Any]] = []
     for ep in endpoints:
         if not _subscribed(ep.topics, ev.topic):
+            continue
+        if ep.partner_id is not None and ep.partner_id not in partners:
             continue
         key = delivery_key(ev.id, "webhook", ep.id)
         body = orjson.dumps(
@@ -332,9 +389,10 @@ async def dispatch(
         ):
             names[pid] = pname
             profiles[pid] = profile_from_json(orjson.loads(raw) if raw else None)
-        contacts = await _contacts(conn, events)
+        contacts = await _contacts(conn, events)  # sets customer_id from account_id
         overrides = await _overrides(conn, pids)
         endpoints = await _endpoints(conn, pids)
+        partners = await _event_partners(conn, events)
         rows: list[dict[str, Any]] = []
         dead: dict[int, str] = {}
         for ev in events:
@@ -348,6 +406,7 @@ async def dispatch(
                     locale=policy.locale,
                     now=now,
                     profile=profiles.get(ev.program_id, DEFAULT_PROFILE),
+                    partners=partners.get(ev.id, set()),
                 )
             except (templates.TemplateFailed, KeyError, TypeError, ValueError) as exc:
                 dead[ev.id] = f"{type(exc).__name__}: {exc}"[:2000]

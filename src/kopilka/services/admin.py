@@ -1,8 +1,11 @@
 """Admin API tokens: a key per integration or person, shown once, stored as a SHA-256 hash.
 
 A token may be limited to one program (``program_id``); without it, it reaches every
-program.  Disabling is immediate: tokens are looked up on every admin call (the admin
-API is not the till's hot path, so there is no cache to wait for).
+program.  A token of the partner role acts for one partner (``partner_id``: a partner's
+own system calling the events API), a store manager's or cashier's for one store — the
+scopes console users have (``services.scope``).  Disabling is immediate: tokens are
+looked up on every admin call (the admin API is not the till's hot path, so there is no
+cache to wait for).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
-from kopilka.domain.roles import Role
+from kopilka.domain.roles import NEEDS_PARTNER, NEEDS_STORE, Role
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.programs import ProgramError, not_found
@@ -37,11 +40,22 @@ class AdminToken:
     program_id: int | None
     program_code: str | None
     active: bool
-    partner_id: int | None = None  # the partner role's scope (settlement, issue 9)
+    partner_id: int | None = None
+    store_id: int | None = None
 
     def actor(self, ip: str | None = None) -> Actor:
-        """The token as the author of changes (audit log), with its role's permissions."""
-        return Actor("token", self.id, self.name, self.role, ip, self.program_id, self.partner_id)
+        """The token as the author of changes (audit log), with its role's permissions and
+        its program / partner / store scope."""
+        return Actor(
+            "token",
+            self.id,
+            self.name,
+            self.role,
+            ip,
+            self.program_id,
+            self.partner_id,
+            self.store_id,
+        )
 
     def check_program(self, code: str) -> None:
         """Refuse a program outside the token's scope (a new program included)."""
@@ -70,32 +84,36 @@ async def do_add_token(
     key: str | None = None,
     role: str = "owner",
     partner_code: str | None = None,
+    store_code: str | None = None,
 ) -> str:
     """Create a token; returns its key (the only time it is seen).  The token acts with
     the permissions of ``role`` (domain/roles.py), as a console user of that role would;
-    ``partner_code`` (with ``program_code``) scopes it to one partner, as the partner
-    role's users are scoped."""
+    the partner role names its partner, a store manager or cashier its store (both within
+    ``program_code``, which they then require)."""
     if not name.strip():
         raise ServiceError("validation_failed", "give the token a name", field="name")
     if role not in {r.value for r in Role}:
         raise ServiceError(
             "validation_failed", f"role must be one of {[r.value for r in Role]}", field="role"
         )
+    if Role(role) in NEEDS_PARTNER and partner_code is None:
+        raise ServiceError("validation_failed", "the partner role needs a partner", field="partner")
+    if Role(role) in NEEDS_STORE and store_code is None:
+        raise ServiceError("validation_failed", f"the {role} role needs a store", field="store")
+    if (partner_code or store_code) and program_code is None:
+        raise ServiceError(
+            "validation_failed", "name the program of the partner or store", field="program"
+        )
     key = key or new_key()
     async with rt.engine.begin() as conn:
-        program_id = None
+        program_id = partner_id = store_id = None
         if program_code is not None:
             program_id = (
                 await conn.execute(select(t.programs.c.id).where(t.programs.c.code == program_code))
             ).scalar_one_or_none()
             if program_id is None:
                 raise not_found(program_code)
-        partner_id = None
-        if partner_code is not None:
-            if program_id is None:
-                raise ServiceError(
-                    "validation_failed", "a partner token needs --program", field="program"
-                )
+        if partner_code is not None and Role(role) in NEEDS_PARTNER:
             partner_id = (
                 await conn.execute(
                     select(t.partners.c.id).where(
@@ -107,6 +125,17 @@ async def do_add_token(
                 raise ServiceError(
                     "validation_failed", f"no partner {partner_code!r}", field="partner"
                 )
+        if store_code is not None and Role(role) in NEEDS_STORE:
+            store = (
+                await conn.execute(
+                    select(t.stores.c.id, t.stores.c.partner_id).where(
+                        t.stores.c.program_id == program_id, t.stores.c.code == store_code
+                    )
+                )
+            ).first()
+            if store is None:
+                raise ServiceError("validation_failed", f"no store {store_code!r}", field="store")
+            store_id = store.id
         await conn.execute(
             insert(t.admin_tokens),
             {
@@ -114,6 +143,7 @@ async def do_add_token(
                 "role": role,
                 "program_id": program_id,
                 "partner_id": partner_id,
+                "store_id": store_id,
                 "key_hash": hash_key(key),
                 "key_prefix": key[:10],
                 "created_at": rt.now(),
@@ -132,6 +162,7 @@ _COLUMNS = (
     t.admin_tokens.c.disabled_at,
     t.admin_tokens.c.program_id,
     t.admin_tokens.c.partner_id,
+    t.admin_tokens.c.store_id,
 )
 
 
@@ -174,7 +205,14 @@ async def token_by_key(rt: Runtime, key: str) -> AdminToken | None:
     if r is None:
         return None
     return AdminToken(
-        r.id, r.name, r.role, r.program_id, r.code, r.disabled_at is None, r.partner_id
+        r.id,
+        r.name,
+        r.role,
+        r.program_id,
+        r.code,
+        r.disabled_at is None,
+        r.partner_id,
+        r.store_id,
     )
 
 

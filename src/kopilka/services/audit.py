@@ -150,7 +150,9 @@ def _filtered(f: AuditFilter) -> Select[Any]:
     if f.until:
         q = q.where(a.c.at < datetime.combine(f.until + timedelta(days=1), time.min).astimezone())
     if f.program_id is not None:
-        q = q.where((a.c.program_id == f.program_id) | a.c.program_id.is_(None))
+        # a caller limited to a program sees that program's rows only: a row of no program
+        # (the operator's CLI, a user of every program) may name any program's things
+        q = q.where(a.c.program_id == f.program_id)
     return q
 
 

@@ -173,11 +173,24 @@ class SavedReport:
         return self.owner_kind == actor.kind and self.owner_id == actor.id
 
     def visible_to(self, actor: Actor) -> bool:
+        """Its author, an owner, or a role it is shared with — and, for a partner's or a
+        store's staff, only a report of the program or of their own partner or store
+        (another partner's report names what that partner looks at)."""
+        if not self.in_scope_of(actor):
+            return False
         return (
             actor.role == Role.OWNER.value
             or self.owned_by(actor)
             or actor.role in self.shared_roles
         )
+
+    def in_scope_of(self, actor: Actor) -> bool:
+        program_wide = self.store_id is None and self.partner_id is None
+        if actor.store_id is not None:
+            return program_wide or self.store_id == actor.store_id
+        if actor.partner_id is not None:
+            return program_wide or (self.store_id is None and self.partner_id == actor.partner_id)
+        return True
 
     def editable_by(self, actor: Actor) -> bool:
         return actor.role == Role.OWNER.value or self.owned_by(actor)
@@ -202,13 +215,21 @@ def _report(row: Any) -> SavedReport:
 
 def _visible(actor: Actor) -> Any:
     """SQL: the reports this actor may see (the same rule as ``visible_to``)."""
+    program_wide = and_(sr.c.store_id.is_(None), sr.c.partner_id.is_(None))
+    scoped = and_(True)
+    if actor.store_id is not None:
+        scoped = or_(program_wide, sr.c.store_id == actor.store_id)
+    elif actor.partner_id is not None:
+        scoped = or_(
+            program_wide, and_(sr.c.store_id.is_(None), sr.c.partner_id == actor.partner_id)
+        )
     if actor.role == Role.OWNER.value:
-        return and_(True)
+        return scoped
     mine = and_(sr.c.owner_kind == actor.kind, sr.c.owner_id == actor.id)
     if actor.id is None:
         mine = and_(sr.c.owner_kind == actor.kind, sr.c.owner_id.is_(None))
     shared = ("," + sr.c.shared_roles + ",").contains(f",{actor.role},", autoescape=True)
-    return or_(mine, shared)
+    return and_(scoped, or_(mine, shared))
 
 
 async def list_reports(rt: Runtime, actor: Actor, program_id: int) -> list[SavedReport]:
@@ -318,6 +339,14 @@ async def do_save_report(
             after={k: values[k] for k in ("name", "definition", "shared_roles")},
         )
     return report_id
+
+
+async def check_editable(rt: Runtime, actor: Actor, report_id: int) -> SavedReport:
+    """The report, if the actor sees it (else 404) and may change it (else 403): called
+    before a change's body is read, so a caller without the right learns nothing more."""
+    actor.require(Perm.REPORTS_READ)
+    async with rt.engine.connect() as conn:
+        return await _editable(conn, actor, report_id)
 
 
 async def _editable(conn: AsyncConnection, actor: Actor, report_id: int) -> SavedReport:

@@ -208,6 +208,10 @@ async def list_partners(rt: Runtime, actor: Actor, program_id: int) -> list[Part
         q = q.where(pt.c.program_id == actor.program_id)
     if actor.partner_id is not None:
         q = q.where(pt.c.id == actor.partner_id)
+    if actor.store_id is not None:  # a store's staff: the store's partner
+        q = q.where(
+            pt.c.id == select(st.c.partner_id).where(st.c.id == actor.store_id).scalar_subquery()
+        )
     async with rt.engine.connect() as conn:
         rows = (await conn.execute(q.order_by(pt.c.name))).all()
     return [PartnerRow(r.id, r.code, r.name) for r in rows]

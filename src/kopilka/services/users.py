@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from kopilka.domain.roles import NEEDS_PARTNER, NEEDS_STORE, Perm, Role
 from kopilka.services import audit
@@ -181,7 +181,9 @@ async def do_create_user(
         ).scalar_one()
         after = {"login": login, "name": name, "role": r.value, "partner_id": partner_id}
         after |= {"store_id": store_id, "program_id": program_id}
-        await audit.record(conn, actor, "user.create", "user", uid, at=now, after=after)
+        await audit.record(
+            conn, actor, "user.create", "user", uid, at=now, after=after, program_id=program_id
+        )
     return uid
 
 
@@ -253,7 +255,15 @@ async def do_update_user(
             shown["password"] = "changed"
         old = {k: getattr(before, k, None) for k in shown if hasattr(before, k)}
         await audit.record(
-            conn, actor, "user.update", "user", user_id, at=now, before=old, after=shown
+            conn,
+            actor,
+            "user.update",
+            "user",
+            user_id,
+            at=now,
+            before=old,
+            after=shown,
+            program_id=before.program_id,
         )
 
 
@@ -295,7 +305,9 @@ async def login(
                 values |= {"locked_until": now + LOCK_FOR, "failed_logins": 0}
             await conn.execute(update(u).where(u.c.id == user.id).values(values))
             action = "login.locked" if locked else "login.failed"
-            await audit.record(conn, actor, action, "user", user.id, at=now)
+            await audit.record(
+                conn, actor, action, "user", user.id, at=now, program_id=user.program_id
+            )
         raise LoginFailed("unauthorized", "wrong login or password", field="login")
     token = secrets.token_urlsafe(32)
     async with rt.engine.begin() as conn:
@@ -320,7 +332,9 @@ async def login(
                 },
             )
         ).scalar_one()
-        await audit.record(conn, actor, "login", "user", user.id, at=now)
+        await audit.record(
+            conn, actor, "login", "user", user.id, at=now, program_id=user.program_id
+        )
     session = await session_by_token(rt, token)
     assert session is not None and session.id == sid
     return token, session
@@ -369,9 +383,74 @@ async def logout(rt: Runtime, session: Session) -> None:
         await conn.execute(update(s).where(s.c.id == session.id).values(ended_at=rt.now()))
 
 
+async def granted_programs(rt: Runtime, user: User) -> frozenset[int] | None:
+    """The programs the user may open: its own and those granted (``admin_user_programs``);
+    None: every program (neither a program nor a grant)."""
+    gp = t.admin_user_programs
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(select(gp.c.program_id).where(gp.c.user_id == user.id))).all()
+    ids = {int(r.program_id) for r in rows}
+    if user.program_id is not None:
+        ids.add(user.program_id)
+    return frozenset(ids) if ids else None
+
+
+async def do_grant_programs(rt: Runtime, actor: Actor, user_id: int, program_ids: set[int]) -> None:
+    """Replace the programs granted to a user besides its own (audited ``user.programs``).
+    Only a manager who reaches every program grants programs; a partner, store manager or
+    cashier works in the one program its partner or store belongs to."""
+    actor.require(Perm.USERS_MANAGE)
+    if actor.program_id is not None:
+        raise ServiceError(
+            "forbidden", "only a manager of every program grants programs", field="programs"
+        )
+    user = await get_user(rt, user_id)
+    if program_ids and Role(user.role) in NEEDS_PARTNER | NEEDS_STORE:
+        raise ServiceError(
+            "validation_failed",
+            f"a {user.role} works in its own program only",
+            field="programs",
+        )
+    gp = t.admin_user_programs
+    now = rt.now()
+    async with rt.engine.begin() as conn:
+        known = {
+            int(r.id)
+            for r in await conn.execute(
+                select(t.programs.c.id).where(t.programs.c.id.in_(program_ids))
+            )
+        }
+        if known != set(program_ids):
+            raise ServiceError("validation_failed", "no such program", field="programs")
+        before = sorted(
+            int(r.program_id)
+            for r in await conn.execute(select(gp.c.program_id).where(gp.c.user_id == user_id))
+        )
+        await conn.execute(delete(gp).where(gp.c.user_id == user_id))
+        if program_ids:
+            await conn.execute(
+                insert(gp), [{"user_id": user_id, "program_id": p} for p in sorted(program_ids)]
+            )
+        # the sessions' current program may no longer be granted: start them again
+        await conn.execute(
+            update(s).where(s.c.user_id == user_id, s.c.ended_at.is_(None)).values(ended_at=now)
+        )
+        await audit.record(
+            conn,
+            actor,
+            "user.programs",
+            "user",
+            user_id,
+            at=now,
+            before={"programs": before},
+            after={"programs": sorted(program_ids)},
+        )
+
+
 async def set_session_program(rt: Runtime, session: Session, program_id: int) -> None:
-    if session.user.program_id is not None and program_id != session.user.program_id:
-        raise ServiceError("forbidden", "this user is limited to one program", field="program")
+    granted = await granted_programs(rt, session.user)
+    if granted is not None and program_id not in granted:
+        raise ServiceError("forbidden", "this program is not granted to you", field="program")
     async with rt.engine.begin() as conn:
         await conn.execute(update(s).where(s.c.id == session.id).values(program_id=program_id))
 
@@ -538,6 +617,7 @@ async def do_unlock_user(rt: Runtime, actor: Actor, user_id: int) -> None:
             at=now,
             before={"locked_until": user.locked_until},
             after={"locked_until": None},
+            program_id=user.program_id,
         )
 
 
@@ -560,4 +640,5 @@ async def do_set_email(rt: Runtime, actor: Actor, user_id: int, email: str | Non
             at=rt.now(),
             before={"email": user.email},
             after={"email": value},
+            program_id=user.program_id,
         )

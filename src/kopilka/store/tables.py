@@ -568,7 +568,8 @@ admin_tokens = Table(
     Column("name", String(200), nullable=False),
     Column("role", String(32), nullable=False, server_default="owner"),
     Column("program_id", BigInteger),  # None: every program
-    Column("partner_id", BigInteger),  # the partner role's scope (issue 9)
+    Column("partner_id", BigInteger),  # the partner role's scope (a partner's own system)
+    Column("store_id", BigInteger),  # a store manager's or cashier's store
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("key_prefix", String(12), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -812,6 +813,15 @@ admin_users = Table(
     Column("last_login_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled_at", UTCDateTime),
+)
+
+# The programs a console user may switch between besides ``admin_users.program_id``
+# (issue 9: "an admin user may be granted several").  No row and no program: every program.
+admin_user_programs = Table(
+    "admin_user_programs",
+    metadata,
+    Column("user_id", ForeignKey("admin_users.id"), primary_key=True),
+    Column("program_id", ForeignKey("programs.id"), primary_key=True),
 )
 
 admin_sessions = Table(

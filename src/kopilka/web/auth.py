@@ -8,6 +8,7 @@ the ``X-CSRF-Token`` header htmx sends).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ NAV = (
     NavItem("/admin/webhooks", "Webhooks", Perm.AUDIT_READ),
     NavItem("/admin/reports", "Reports", Perm.REPORTS_READ),
     NavItem("/admin/stores", "Stores", Perm.STORES_READ),
+    NavItem("/admin/receipts", "Receipts", Perm.STORES_READ),
     NavItem("/admin/users", "Users", Perm.USERS_MANAGE),
     NavItem("/admin/audit", "Audit log", Perm.AUDIT_READ),
     NavItem("/admin/fraud", "Fraud alerts", Perm.AUDIT_READ),
@@ -146,12 +148,15 @@ def console(perm: Perm | None = None) -> Callable[[Request], Awaitable[Console]]
             raise CsrfFailed
         actor = session.user.actor(client_ip(request))
         rows = await programs.list_programs(rt)
+        granted = await users.granted_programs(rt, session.user)
         refs = [
-            ProgramRef(p.id, p.code, p.name)
-            for p in rows
-            if session.user.program_id is None or p.id == session.user.program_id
+            ProgramRef(p.id, p.code, p.name) for p in rows if granted is None or p.id in granted
         ]
         current = next((p for p in refs if p.id == session.program_id), refs[0] if refs else None)
+        if granted is not None:
+            # a user of several programs acts, on each page, within the one it shows
+            # (0: none granted exists, nothing is reached)
+            actor = dataclasses.replace(actor, program_id=current.id if current else 0)
         c = Console(rt, session, actor, current, refs)
         request.state.console = c
         if perm is not None and not actor.can(perm):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
 from starlette.responses import Response
 
-from kopilka.services import users
+from kopilka.services import scope, users
 from kopilka.services.errors import ServiceError
 from kopilka.store import tables as t
 from kopilka.web import i18n
@@ -143,7 +143,23 @@ async def admin_root() -> Response:
 @router.get("/admin/")
 async def home(request: Request, c: Annotated[Console, Depends(console())]) -> Response:
     stats: dict[str, object] = {}
-    if c.program is not None:
+    if c.program is not None and scope.partner_scoped(c.actor):
+        # a partner's or a store's staff: their stores' receipts, not the program's figures
+        r = t.receipts
+        day = c.rt.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        async with c.rt.engine.connect() as conn:
+            stats["receipts_today"] = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(r)
+                    .where(
+                        r.c.program_id == c.program.id,
+                        r.c.created_at >= day,
+                        scope.store_filter(c.actor, r.c.store_id, r.c.partner_id),
+                    )
+                )
+            ).scalar_one()
+    elif c.program is not None:
         pid = c.program.id
         now = c.rt.now()
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)

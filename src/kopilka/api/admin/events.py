@@ -3,8 +3,13 @@
 (docs/activities.md).
 
 Authenticated with an admin token (``Authorization: Bearer <key>``) limited to the
-program or reaching every program.  Idempotent by ``idempotency_key``: a retry answers
-the first award, with the same body.
+program or reaching every program, whose role grants ``events.award`` (owner, support,
+partner).  A partner's token (``kopilka admin token add --role partner --partner CODE``)
+awards in its own program only, funded by its own partner: ``partner`` may be omitted or
+name itself, another partner is refused (403).  Idempotent by ``idempotency_key``: a
+retry answers the first award, with the same body.
+
+Personal offers assign a promotion: ``programs.write`` (owner, marketer).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from starlette.responses import Response
 
 from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
+from kopilka.domain.roles import Perm
 from kopilka.services import activities, admin, offers, views
+from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
@@ -102,9 +109,18 @@ async def _partner_id(rt: Runtime, program_id: int, code: str | None) -> int | N
 async def post_event(request: Request) -> Response:
     rt = _rt(request)
     token = await admin.check_token(rt, request.headers.get("authorization", ""))
+    token.actor().require(Perm.EVENTS_AWARD)
     body = EventIn.model_validate_json(await request.body())
     token.check_program(body.program)
     program_id = await activities.program_id_of(rt, body.program)
+    funding = await _partner_id(rt, program_id, body.partner)
+    if token.partner_id is not None:
+        # a partner's system awards what its partner funds, never another's
+        if funding not in (None, token.partner_id):
+            raise ServiceError(
+                "forbidden", "this token awards for its own partner only", field="partner"
+            )
+        funding = token.partner_id
     account_id = await activities.find_account(
         rt,
         program_id=program_id,
@@ -119,7 +135,9 @@ async def post_event(request: Request) -> Response:
         activity=body.activity,
         idempotency_key=body.idempotency_key,
         points=body.points,
-        partner_id=await _partner_id(rt, program_id, body.partner),
+        # the funding partner: the entry's ``funding_partner_id`` and, since a partner's own
+        # event happens "at" that partner, its ``partner_id`` too (ADR 0024)
+        partner_id=funding,
         rules=activities.rules_for(await rt.compiled(program_id)),
     )
     out: dict[str, Any] = {
@@ -147,6 +165,7 @@ def _offer_body() -> dict[str, Any]:
 async def _offer_target(request: Request) -> tuple[Runtime, OfferIn, int, int]:
     rt = _rt(request)
     token = await admin.check_token(rt, request.headers.get("authorization", ""))
+    token.actor().require(Perm.PROGRAMS_WRITE)
     body = OfferIn.model_validate_json(await request.body())
     token.check_program(body.program)
     program_id = await activities.program_id_of(rt, body.program)

@@ -159,8 +159,17 @@ async def assign(request: Request, code: str, alert_id: int) -> Response:
     return await _after(request, actor, pid, alert_id)
 
 
-async def _close(request: Request, code: str, alert_id: int, state: str) -> Response:
+async def _acting(request: Request, code: str, alert_id: int) -> tuple[audit.Actor, int]:
+    """A change of an alert: both permissions and the alert in reach (404), checked before
+    the body is read."""
     actor, pid = await _who(request, code, Perm.CARDS_BLOCK)
+    actor.require(Perm.AUDIT_READ)
+    await fraud.get_alert(_rt(request), actor, pid, alert_id)
+    return actor, pid
+
+
+async def _close(request: Request, code: str, alert_id: int, state: str) -> Response:
+    actor, pid = await _acting(request, code, alert_id)
     body: NoteIn = _body(NoteIn, await request.body())
     await fraud.do_close(_rt(request), actor, pid, alert_id, state=state, note=body.note)
     return await _after(request, actor, pid, alert_id)
@@ -193,7 +202,7 @@ async def dismiss(request: Request, code: str, alert_id: int) -> Response:
     summary="Block the alert's card (the till refuses it from then on)",
 )
 async def block_card(request: Request, code: str, alert_id: int) -> Response:
-    actor, pid = await _who(request, code, Perm.CARDS_BLOCK)
+    actor, pid = await _acting(request, code, alert_id)
     body: BlockIn = _body(BlockIn, await request.body())
     await fraud.do_block_card(_rt(request), actor, pid, alert_id, reason=body.reason)
     return await _after(request, actor, pid, alert_id)

@@ -168,10 +168,13 @@ SCHEMAS: tuple[type[BaseModel], ...] = (
 # --- helpers ---------------------------------------------------------------------------
 
 
-async def _program(request: Request, code: str) -> int:
-    """Authenticate, check the token's scope, and find the program (404 if unknown)."""
+async def _program(request: Request, code: str, perm: Perm) -> int:
+    """Authenticate, check the token's role (``perm``: 403) and program scope, and find
+    the program (404 if unknown).  Before the body is read: a caller without the right
+    learns nothing from a validation error."""
     rt = _rt(request)
     token = await admin.check_token(rt, request.headers.get("authorization", ""))
+    token.actor().require(perm)
     token.check_program(code)
     async with rt.engine.connect() as conn:
         pid = (
@@ -183,11 +186,10 @@ async def _program(request: Request, code: str) -> int:
 
 
 async def _acting(request: Request, code: str) -> tuple[int, Actor]:
-    """As ``_program``, and the token as the author of a change (audit log)."""
+    """As ``_program`` for a change, and the token as its author (audit log)."""
     rt = _rt(request)
     token = await admin.check_token(rt, request.headers.get("authorization", ""))
-    token.check_program(code)
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_WRITE)
     return program_id, token.actor(request.client.host if request.client else None)
 
 
@@ -244,7 +246,7 @@ def _series_taken(code: str) -> MechanicsError:
 )
 async def post_coupon_series(request: Request, code: str) -> Response:
     rt = _rt(request)
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_WRITE)
     body = CouponSeriesIn.model_validate_json(await request.body())
     if (body.count is None) == (body.codes is None):
         raise ServiceError(
@@ -287,7 +289,7 @@ async def post_coupon_series(request: Request, code: str) -> Response:
 )
 async def post_coupon_surprise(request: Request, code: str) -> Response:
     rt = _rt(request)
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_WRITE)
     body = CouponSurpriseIn.model_validate_json(await request.body())
     if await _series_exists(rt, program_id, body.code):
         raise _series_taken(body.code)
@@ -318,7 +320,7 @@ async def post_coupon_surprise(request: Request, code: str) -> Response:
 )
 async def post_gift_card_series(request: Request, code: str) -> Response:
     rt = _rt(request)
-    await _program(request, code)
+    await _program(request, code, Perm.MECHANICS_WRITE)
     body = GiftCardSeriesIn.model_validate_json(await request.body())
     try:
         cards = await giftcards.do_create_series(
@@ -371,7 +373,7 @@ async def gift_card_breakage(
     from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     to: Annotated[AwareDatetime | None, Query()] = None,
 ) -> Response:
-    await _program(request, code)
+    await _program(request, code, Perm.MECHANICS_READ)
     if from_ is not None and to is not None and to <= from_:
         raise ServiceError("validation_failed", "must be after from", field="to")
     rows = await giftcards.breakage_report(_rt(request), code, start=from_, end=to)
@@ -408,7 +410,7 @@ async def gift_card_breakage(
 )
 async def post_draw(request: Request, code: str) -> Response:
     rt = _rt(request)
-    await _program(request, code)
+    await _program(request, code, Perm.MECHANICS_WRITE)
     body = DrawIn.model_validate_json(await request.body())
     if body.period_end <= body.period_start:
         raise ServiceError(
@@ -433,7 +435,7 @@ async def post_draw(request: Request, code: str) -> Response:
     summary="Commit to a random seed before the period ends; answers the seed's hash",
 )
 async def commit_draw(request: Request, code: str, draw: str) -> Response:
-    await _program(request, code)
+    await _program(request, code, Perm.MECHANICS_WRITE)
     seed_hash = await draws.do_commit(_rt(request), draw, program_code=code)
     return _ok({"draw": draw, "state": "committed", "seed_hash": seed_hash})
 
@@ -445,7 +447,7 @@ async def commit_draw(request: Request, code: str, draw: str) -> Response:
     summary="Draw the winners after the period (idempotent); answers the public record",
 )
 async def run_draw(request: Request, code: str, draw: str) -> Response:
-    await _program(request, code)
+    await _program(request, code, Perm.MECHANICS_WRITE)
     return _ok(await draws.do_run(_rt(request), draw, program_code=code))
 
 
@@ -456,7 +458,7 @@ async def run_draw(request: Request, code: str, draw: str) -> Response:
     summary="The public record: rules and seed hash; after the draw seed, tickets, winners",
 )
 async def get_draw(request: Request, code: str, draw: str) -> Response:
-    await _program(request, code)
+    await _program(request, code, Perm.MECHANICS_READ)
     return _ok(await draws.publish(_rt(request), draw, program_code=code))
 
 
@@ -494,7 +496,7 @@ def _order_view(o: rewards.Order) -> dict[str, Any]:
     summary="The rewards catalogue (active_only=true: what members may order)",
 )
 async def get_rewards(request: Request, code: str, active_only: bool = Query(False)) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rows = await rewards.list_rewards(_rt(request), program_id=program_id, active_only=active_only)
     return _ok([_reward_view(r) for r in rows])
 
@@ -508,7 +510,7 @@ async def get_rewards(request: Request, code: str, active_only: bool = Query(Fal
 )
 async def post_reward(request: Request, code: str) -> Response:
     rt = _rt(request)
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_WRITE)
     body = RewardIn.model_validate_json(await request.body())
     await rewards.do_add_reward(
         rt,
@@ -532,7 +534,7 @@ async def post_reward(request: Request, code: str) -> Response:
 )
 async def put_reward(request: Request, code: str, reward: str) -> Response:
     rt = _rt(request)
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_WRITE)
     body = RewardChangeIn.model_validate_json(await request.body())
     given = body.model_fields_set
     if "name" in given and body.name is None:
@@ -563,7 +565,7 @@ async def put_reward(request: Request, code: str, reward: str) -> Response:
 )
 async def post_reward_order(request: Request, code: str) -> Response:
     rt = _rt(request)
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_WRITE)
     body = RewardOrderIn.model_validate_json(await request.body())
     account_id = await activities.find_account(
         rt,
@@ -587,9 +589,9 @@ async def post_reward_order(request: Request, code: str) -> Response:
     return _ok(_order_view(order), 200 if order.replayed else 201)
 
 
-async def _order_in(request: Request, code: str, order_id: int) -> None:
+async def _order_in(request: Request, code: str, order_id: int, perm: Perm) -> None:
     """The order must belong to the program in the URL (else: not found)."""
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, perm)
     o = t.reward_orders.c
     async with _rt(request).engine.connect() as conn:
         owner = (
@@ -609,7 +611,7 @@ OrderId = Annotated[int, Path(ge=1, le=2**62)]
     summary="One order and its state (ordered, issued, cancelled)",
 )
 async def get_reward_order(request: Request, code: str, order_id: OrderId) -> Response:
-    await _order_in(request, code, order_id)
+    await _order_in(request, code, order_id, Perm.MECHANICS_READ)
     return _ok(_order_view(await rewards.order_status(_rt(request), order_id)))
 
 
@@ -620,7 +622,7 @@ async def get_reward_order(request: Request, code: str, order_id: OrderId) -> Re
     summary="The item was handed over: the held points are burned (repeatable)",
 )
 async def issue_reward_order(request: Request, code: str, order_id: OrderId) -> Response:
-    await _order_in(request, code, order_id)
+    await _order_in(request, code, order_id, Perm.MECHANICS_WRITE)
     return _ok(_order_view(await rewards.do_issue(_rt(request), order_id)))
 
 
@@ -631,7 +633,7 @@ async def issue_reward_order(request: Request, code: str, order_id: OrderId) -> 
     summary="The order will not be issued: points released, item back in stock",
 )
 async def cancel_reward_order(request: Request, code: str, order_id: OrderId) -> Response:
-    await _order_in(request, code, order_id)
+    await _order_in(request, code, order_id, Perm.MECHANICS_WRITE)
     return _ok(_order_view(await rewards.do_cancel_order(_rt(request), order_id)))
 
 
@@ -702,7 +704,7 @@ async def list_coupon_series(
     ),
     desc: bool = True,
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rows, total = await coupons.list_series(
         _rt(request), program_id=program_id, offset=offset, limit=limit, sort=sort, descending=desc
     )
@@ -716,7 +718,7 @@ async def list_coupon_series(
     summary="One coupon series and how many of its codes are active, used, expired, blocked",
 )
 async def get_coupon_series(request: Request, code: str, series: str) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     found = await coupons.series_by_code(_rt(request), program_id=program_id, code=series)
     return _ok(_series_view(found))
 
@@ -735,7 +737,7 @@ async def list_series_coupons(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rows, total = await coupons.list_codes(
         _rt(request), program_id=program_id, series=series, state=state, offset=offset, limit=limit
     )
@@ -755,7 +757,7 @@ async def export_series_coupons(
     fmt: Format = "csv",
     state: Annotated[str, Query(pattern="^(|active|used|expired|blocked)$")] = "",
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rt = _rt(request)
     found = await coupons.series_by_code(rt, program_id=program_id, code=series)
     table = coupons.codes_table(rt, program_id=program_id, series=found, state=state)
@@ -855,7 +857,7 @@ CardState = Annotated[str, Query(pattern="^(|" + "|".join(giftcards.CARD_STATES)
 async def list_gift_card_series(
     request: Request, code: str, offset: Offset = 0, limit: Limit = 50
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rows, total = await giftcards.list_gift_series(
         _rt(request), program_id=program_id, offset=offset, limit=limit
     )
@@ -889,7 +891,7 @@ async def list_gift_cards(
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rows, total = await giftcards.list_cards(
         _rt(request),
         program_id=program_id,
@@ -914,7 +916,7 @@ async def export_gift_cards(
     series: Annotated[str, Query(max_length=64)] = "",
     state: CardState = "",
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     table = giftcards.cards_table(_rt(request), program_id=program_id, series=series, state=state)
     return _file(table, fmt, "-".join(x for x in ("gift-cards", series, state) if x))
 
@@ -926,7 +928,7 @@ async def export_gift_cards(
     summary="One gift card: state, balance and its latest movements",
 )
 async def get_gift_card(request: Request, code: str, number: str) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     card, moves = await giftcards.card_detail(_rt(request), program_id=program_id, number=number)
     return _ok(
         _gift_view(card)
@@ -970,7 +972,7 @@ async def unblock_gift_card(request: Request, code: str, number: str) -> Respons
 async def list_draws(
     request: Request, code: str, offset: Offset = 0, limit: Limit = 50
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rows, total = await draws.list_draws(
         _rt(request), program_id=program_id, offset=offset, limit=limit
     )
@@ -1001,7 +1003,7 @@ async def list_draws(
 async def export_draw_winners(
     request: Request, code: str, draw: str, fmt: Format = "csv"
 ) -> Response:
-    await _program(request, code)
+    await _program(request, code, Perm.MECHANICS_READ)
     rt = _rt(request)
     found = await draws.draw_of(rt, program_code=code, code=draw)
     return _file(draws.winners_table(rt, found), fmt, f"draw-{found.code}-winners")
@@ -1020,7 +1022,7 @@ async def list_reward_orders(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> Response:
-    program_id = await _program(request, code)
+    program_id = await _program(request, code, Perm.MECHANICS_READ)
     rows, total = await rewards.list_orders(
         _rt(request), program_id=program_id, state=state, offset=offset, limit=limit
     )

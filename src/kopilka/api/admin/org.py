@@ -101,7 +101,21 @@ class UserChangeIn(Strict):
     unlock: bool | None = Field(None, description="true: end a lockout now")
 
 
-SCHEMAS: tuple[type[BaseModel], ...] = (StoreIn, StoreChangeIn, TerminalIn, UserIn, UserChangeIn)
+class UserProgramsIn(Strict):
+    """The programs granted to a user besides its own (all of them replaced; [] ends every
+    grant).  Only a token that reaches every program grants programs."""
+
+    programs: Annotated[list[Code], Field(max_length=100)]
+
+
+SCHEMAS: tuple[type[BaseModel], ...] = (
+    StoreIn,
+    StoreChangeIn,
+    TerminalIn,
+    UserIn,
+    UserChangeIn,
+    UserProgramsIn,
+)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -277,6 +291,7 @@ async def list_stores(
 )
 async def create_store(request: Request, code: str) -> Response:
     actor, pid = await _program(request, code)
+    actor.require(Perm.STORES_WRITE)  # before the body: no validation errors for the role
     body = StoreIn.model_validate_json(await request.body())
     rt = _rt(request)
     values: dict[str, Any] = body.model_dump()
@@ -293,6 +308,7 @@ async def create_store(request: Request, code: str) -> Response:
 )
 async def update_store(request: Request, code: str, store_code: str) -> Response:
     actor, pid = await _program(request, code)
+    actor.require(Perm.STORES_WRITE)  # before the body: no validation errors for the role
     body = StoreChangeIn.model_validate_json(await request.body())
     rt = _rt(request)
     sid = await _store_id(rt, pid, store_code)
@@ -328,6 +344,7 @@ async def list_terminals(request: Request, code: str, store_code: str) -> Respon
 )
 async def create_terminal(request: Request, code: str, store_code: str) -> Response:
     actor, pid = await _program(request, code)
+    actor.require(Perm.STORES_WRITE)  # before the body: no validation errors for the role
     body = TerminalIn.model_validate_json(await request.body())
     rt = _rt(request)
     sid = await _store_id(rt, pid, store_code)
@@ -498,6 +515,32 @@ async def update_user(request: Request, user_id: int) -> Response:
         password=body.password,
     )
     return _ok(_user(await users.get_user(rt, user_id), rt.now()))
+
+
+@router.put(
+    "/users/{user_id}/programs",
+    responses=ERRORS,
+    openapi_extra=_body("UserProgramsIn"),
+    summary="Grant a console user several programs (it switches between them)",
+)
+async def put_user_programs(request: Request, user_id: int) -> Response:
+    actor = await _actor(request)
+    rt = _rt(request)
+    user = await users.get_managed_user(rt, actor, user_id)
+    body = UserProgramsIn.model_validate_json(await request.body())
+    ids: set[int] = set()
+    for i, code in enumerate(body.programs):
+        async with rt.engine.connect() as conn:
+            pid = (
+                await conn.execute(select(t.programs.c.id).where(t.programs.c.code == code))
+            ).scalar_one_or_none()
+        if pid is None:
+            raise ServiceError("validation_failed", f"no program {code!r}", field=f"programs.{i}")
+        ids.add(int(pid))
+    await users.do_grant_programs(rt, actor, user.id, ids)
+    granted = await users.granted_programs(rt, user)
+    codes = {p.id: p.code for p in await programs.list_programs(rt)}
+    return _ok({"id": user.id, "programs": sorted(codes[p] for p in granted or ())})
 
 
 # --- the audit log ---------------------------------------------------------------------

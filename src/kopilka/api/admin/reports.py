@@ -15,7 +15,7 @@ from kopilka.api.admin.common import ok as _ok
 from kopilka.api.admin.common import runtime as _rt
 from kopilka.api.admin.routes import ERRORS, SECURITY, _auth
 from kopilka.domain.roles import Perm
-from kopilka.services import exports
+from kopilka.services import exports, scope
 
 router = APIRouter(prefix="/api/admin/v1/reports", tags=["Admin"])
 
@@ -40,6 +40,7 @@ async def promotions_report(
 ) -> Response:
     rt = _rt(request)
     token = await _auth(request, program, Perm.REPORTS_READ)
+    scope.require_whole_program(token.actor())
     first = promotions.parse_day(day_from, field="from")
     last = promotions.parse_day(day_to, field="to")
     share = promotions.parse_margin(margin)

@@ -221,7 +221,7 @@ async def run_saved(request: Request, report_id: int, format: Format = "json") -
 )
 async def update_saved(request: Request, report_id: int) -> Response:
     actor = await _actor(request)
-    rep = await saved_reports.get_report(_rt(request), actor, report_id)
+    rep = await saved_reports.check_editable(_rt(request), actor, report_id)
     body, d = await _saved_in(request)
     await saved_reports.do_save_report(
         _rt(request),
@@ -288,6 +288,7 @@ async def list_schedules(request: Request, report_id: int) -> Response:
 )
 async def add_schedule(request: Request, report_id: int) -> Response:
     actor = await _actor(request)
+    await saved_reports.check_editable(_rt(request), actor, report_id)
     body = ScheduleIn.model_validate_json(await request.body())
     values = {
         "frequency": body.frequency,

@@ -3,6 +3,30 @@
 from __future__ import annotations
 
 RU: dict[str, str] = {
+    # receipts: a partner's view of its stores (issue 9)
+    "Receipts at your stores": "Чеки в ваших магазинах",
+    "Receipts at the program's stores": "Чеки в магазинах программы",
+    "Customers' personal data are masked for your role.": (
+        "Персональные данные покупателей для вашей роли скрыты."
+    ),
+    "Promotions for your stores": "Акции для ваших магазинов",
+    "Promotions restricted to partners": "Акции, ограниченные партнёрами",
+    "Receipt": "Чек",
+    "Customer": "Покупатель",
+    "Amount": "Сумма",
+    "Earned": "Начислено",
+    "Redeemed": "Списано",
+    "State": "Состояние",
+    "No receipts yet.": "Чеков пока нет.",
+    "Phone": "Телефон",
+    "Card": "Карта",
+    "No promotions restricted to partners.": "Нет акций, ограниченных партнёрами.",
+    "The user switches between the programs checked; each page works within the one shown.": (
+        "Пользователь переключается между отмеченными программами; каждая страница работает в "
+        "показанной."
+    ),
+    "Grant programs": "Выдать программы",
+    "Programs granted.": "Программы выданы.",
     # stores
     "New store": "Новый магазин",
     "Edit store": "Изменить магазин",

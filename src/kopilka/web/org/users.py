@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from kopilka.domain.roles import Perm, Role
-from kopilka.services import stores, users
+from kopilka.domain.roles import NEEDS_PARTNER, NEEDS_STORE, Perm, Role
+from kopilka.services import programs, stores, users
 from kopilka.services.errors import ServiceError
 from kopilka.web.auth import Console, console
 from kopilka.web.org.common import form_values, message, opt_int
@@ -142,8 +142,37 @@ async def _user_page(
         "errors": errors or {},
         "is_self": user.id == c.user.id,
         **await _choices(c),
+        **await _grants(c, user),
     }
     return render(request, "org/user.html", ctx, status=status)
+
+
+async def _grants(c: Console, user: users.User) -> dict[str, object]:
+    """The programs a manager of every program may grant this user (issue 9): none for a
+    partner's or a store's staff, who work in their partner's or store's program."""
+    if c.actor.program_id is not None or Role(user.role) in NEEDS_PARTNER | NEEDS_STORE:
+        return {"grantable": []}
+    granted = await users.granted_programs(c.rt, user) or frozenset()
+    rows = await programs.list_programs(c.rt)
+    return {
+        "grantable": [
+            (p.id, p.code, p.name, p.id in granted, p.id == user.program_id) for p in rows
+        ]
+    }
+
+
+@router.post("/admin/users/{user_id}/programs")
+async def user_programs(request: Request, user_id: int, c: Annotated[Console, MANAGE]) -> Response:
+    """Grant the checked programs (besides the user's own); the user's sessions end."""
+    user = await users.get_managed_user(c.rt, c.actor, user_id)
+    form = await request.form()
+    ids = {int(v) for v in form.getlist("program") if isinstance(v, str) and v.isdigit()}
+    ids.discard(user.program_id or 0)
+    try:
+        await users.do_grant_programs(c.rt, c.actor, user_id, ids)
+    except ServiceError as exc:
+        return redirect(f"/admin/users/{user_id}", flash=message(c, exc))
+    return redirect(f"/admin/users/{user_id}", flash=message(c, "Programs granted."))
 
 
 @router.get("/admin/users/{user_id}")

@@ -22,10 +22,10 @@ from starlette.responses import Response, StreamingResponse
 
 from kopilka.analytics import promotions as report
 from kopilka.domain.roles import Perm
-from kopilka.services import exports
+from kopilka.services import exports, programs, scope
 from kopilka.services.errors import ServiceError
 from kopilka.web import i18n
-from kopilka.web.auth import Console, console
+from kopilka.web.auth import Console, Forbidden, console
 from kopilka.web.reports.promotions_strings import RU
 from kopilka.web.templating import SECURITY_HEADERS, render
 
@@ -33,6 +33,17 @@ i18n.add(RU, area="effect")
 
 router = APIRouter(include_in_schema=False)
 READ = Depends(console(Perm.REPORTS_READ))
+
+
+async def _whole_program(c: Annotated[Console, READ]) -> Console:
+    """The effect report covers every store of the program: not a partner's or a store's
+    staff's (ADR 0026)."""
+    if scope.partner_scoped(c.actor):
+        raise Forbidden
+    return c
+
+
+WHOLE = Depends(_whole_program)
 DEFAULT_DAYS = 30
 DEFAULT_MARGIN = "25"
 # A field's message in the console (the service's own words are for the API and CLI).
@@ -97,7 +108,7 @@ def _query(request: Request, c: Console) -> Query:
 
 
 @router.get("/admin/reports/promotions")
-async def promotions_page(request: Request, c: Annotated[Console, READ]) -> Response:
+async def promotions_page(request: Request, c: Annotated[Console, WHOLE]) -> Response:
     prog = c.need_program()
     q = _query(request, c)
     rep = None
@@ -118,7 +129,7 @@ async def promotions_page(request: Request, c: Annotated[Console, READ]) -> Resp
 
 
 @router.get("/admin/reports/promotions.{fmt}")
-async def promotions_file(request: Request, fmt: str, c: Annotated[Console, READ]) -> Response:
+async def promotions_file(request: Request, fmt: str, c: Annotated[Console, WHOLE]) -> Response:
     prog = c.need_program()
     q = _query(request, c)
     if q.errors or fmt not in exports.FORMATS:
@@ -144,9 +155,12 @@ async def promotions_file(request: Request, fmt: str, c: Annotated[Console, READ
 
 @router.get("/admin/reports/promotions/{promotion_id}")
 async def promotion_page(
-    request: Request, promotion_id: str, c: Annotated[Console, READ]
+    request: Request, promotion_id: str, c: Annotated[Console, WHOLE]
 ) -> Response:
     prog = c.need_program()
+    _, doc = await programs.current(c.rt, prog.code)
+    if not any(p.get("id") == promotion_id for p in doc.get("promotions", [])):
+        raise ServiceError("not_found", f"no promotion {promotion_id!r}", field="promotion_id")
     q = _query(request, c)
     row = daily = None
     if not q.errors:

@@ -7,7 +7,7 @@ The rules (point value, rounding, time zone) stay in the versioned program docum
 these do not change a calculation, so they are not versioned.
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 from kopilka.store.types import UTCDateTime
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
