@@ -33,9 +33,14 @@ class Rule(StrEnum):
     TERMINAL_BURST = "terminal_burst"  # 5. a burst of card receipts at one terminal
     BIG_ADJUSTMENT = "big_adjustment"  # 6. a manual adjustment above the limit
     PIN_GUESSING = "pin_guessing"  # 7. wrong gift-card PINs
+    # not a fraud rule: the nightly ledger verify found a difference (services/ledger_watch);
+    # it has no thresholds and cannot be switched off
+    LEDGER_MISMATCH = "ledger_mismatch"
 
 
 RULES = tuple(Rule)
+# The rules of the fraud scan, which a program can switch off (the settings page).
+SCAN_RULES = tuple(r for r in Rule if r is not Rule.LEDGER_MISMATCH)
 SEVERITIES = ("low", "medium", "high")
 STATES = ("open", "assigned", "resolved", "dismissed")
 OPEN_STATES = ("open", "assigned")

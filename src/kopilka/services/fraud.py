@@ -515,6 +515,12 @@ def _evidence_json(items: Sequence[dict[str, Any]]) -> str:
     return orjson.dumps(list(items)).decode()
 
 
+async def save_finding(conn: AsyncConnection, pid: int, f: Finding, now: datetime) -> str:
+    """Raise (or add evidence to) an alert from outside the scan: the nightly ledger
+    verify (services/ledger_watch.py).  As ``_save_finding``."""
+    return await _save_finding(conn, pid, f, now)
+
+
 async def _save_finding(conn: AsyncConnection, pid: int, f: Finding, now: datetime) -> str:
     """Write one finding: ``created``, ``updated`` (new evidence on the open alert) or
     ``same`` (nothing new)."""
