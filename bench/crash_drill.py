@@ -85,7 +85,8 @@ def launcher(port_file: str, pid_file: str) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     sock.set_inheritable(True)
-    Path(port_file).write_text(str(sock.getsockname()[1]))
+    Path(port_file + ".new").write_text(str(sock.getsockname()[1]))
+    os.replace(port_file + ".new", port_file)
     stop = False
     child = 0
 
@@ -111,7 +112,8 @@ def launcher(port_file: str, pid_file: str) -> None:
             uvicorn.Server(config).run(sockets=[sock])
             os._exit(0)
         starts += 1
-        Path(pid_file).write_text(str(pid))
+        Path(pid_file + ".new").write_text(str(pid))
+        os.replace(pid_file + ".new", pid_file)  # atomic: the drill never reads it half-written
         while True:
             try:
                 os.waitpid(pid, 0)
