@@ -135,8 +135,13 @@ class Server:
         return int(self.pid_file.read_text())
 
     def stop(self) -> None:
+        """The launcher and any server it forked (its own process group)."""
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def start_server(url: str, env: dict[str, str], workdir: Path) -> Server:
@@ -144,6 +149,7 @@ def start_server(url: str, env: dict[str, str], workdir: Path) -> Server:
     proc = subprocess.Popen(
         [sys.executable, __file__, "--launcher", str(port_file), str(pid_file)],
         env={**os.environ, **env, "KOPILKA_DATABASE_URL": url, "KOPILKA_DB_POOL": "4"},
+        start_new_session=True,  # stop() ends the launcher and its servers together
     )
     for _ in range(600):
         if port_file.exists() and port_file.read_text():
@@ -265,8 +271,7 @@ async def check_trial(rt: Any, shop: Any, member: Any, rid: str, fig: Figures) -
 async def trials(
     url: str, n: int, *, p: float, external: float, seed: int, workdir: Path
 ) -> dict[str, Any]:
-    import httpx
-    from tests.conftest import new_shop, receipt
+    from tests.conftest import new_shop
 
     from kopilka.services.runtime import Runtime
 
@@ -294,6 +299,45 @@ async def trials(
         "KOPILKA_CRASH_SEED": str(seed),
     }
     server = start_server(url, env, workdir)
+    try:
+        fig, server_s = await _serve_trials(rt, shop, server, n, rng, crash_log, external)
+    finally:
+        server.stop()
+    print(f"  server trials done in {server_s:.0f} s; the worker now", flush=True)
+    kills = Counter(crash_log.read_text().split()) if crash_log.exists() else Counter()
+    worker = await worker_drill(rt, url, receiver, seed=seed, workdir=workdir)
+    await rt.close()
+    receiver.close()
+    return {
+        "trials": fig.trials,
+        "calls": fig.calls,
+        "retried_calls": fig.retries,
+        "kills_per_site": dict(sorted(kills.items())),
+        "hook_kills": sum(kills.values()),
+        "external_kills": fig.external_kills,
+        "server_errors_5xx": fig.server_errors,
+        "unexpected_answers": dict(fig.unexpected),
+        "lost_acknowledged": fig.lost_acks,
+        "duplicates": fig.duplicates,
+        "invariant_violations": dict(fig.violations),
+        "longest_wait_for_an_answer_s": round(fig.longest_outage_s, 3),
+        "time_s": round(server_s, 1),
+        "worker": worker,
+    }
+
+
+async def _serve_trials(
+    rt: Any,
+    shop: Any,
+    server: Server,
+    n: int,
+    rng: random.Random,
+    crash_log: Path,
+    external: float,
+) -> tuple[Figures, float]:
+    import httpx
+    from tests.conftest import receipt
+
     fig = Figures()
     started = time.monotonic()
     limits = httpx.Limits(max_keepalive_connections=1)
@@ -333,29 +377,7 @@ async def trials(
                     f"{fig.external_kills} external, {sum(fig.violations.values())} violations",
                     flush=True,
                 )
-    server_s = time.monotonic() - started
-    server.stop()
-    print(f"  server trials done in {server_s:.0f} s; the worker now", flush=True)
-    kills = Counter(crash_log.read_text().split()) if crash_log.exists() else Counter()
-    worker = await worker_drill(rt, url, receiver, seed=seed, workdir=workdir)
-    await rt.close()
-    receiver.close()
-    return {
-        "trials": fig.trials,
-        "calls": fig.calls,
-        "retried_calls": fig.retries,
-        "kills_per_site": dict(sorted(kills.items())),
-        "hook_kills": sum(kills.values()),
-        "external_kills": fig.external_kills,
-        "server_errors_5xx": fig.server_errors,
-        "unexpected_answers": dict(fig.unexpected),
-        "lost_acknowledged": fig.lost_acks,
-        "duplicates": fig.duplicates,
-        "invariant_violations": dict(fig.violations),
-        "longest_wait_for_an_answer_s": round(fig.longest_outage_s, 3),
-        "time_s": round(server_s, 1),
-        "worker": worker,
-    }
+    return fig, time.monotonic() - started
 
 
 def _kills(log: Path) -> int:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import shutil
@@ -85,7 +86,6 @@ def ledger_verify(url: str, *, in_process: bool = True) -> tuple[int, str]:
     said on stderr).  ``in_process``: the same ``main`` without a new interpreter (run it
     in a thread: it starts its own event loop)."""
     if in_process:
-        import contextlib
         import io
 
         from kopilka import cli
@@ -133,9 +133,7 @@ def _libpq_env(url: str) -> tuple[dict[str, str], str]:
     return env, str(u.database)
 
 
-async def restore_pg(url: str, target: str, workdir: Path) -> Restored:
-    """``pg_dump -Fc`` of ``url``, ``createdb target``, ``pg_restore`` into it, then verify
-    and compare.  ``target`` is dropped by the caller."""
+def _dump_and_restore(url: str, target: str, workdir: Path) -> tuple[Path, float, float]:
     env, name = _libpq_env(url)
     dump = workdir / f"{name}.dump"
     started = time.monotonic()
@@ -146,7 +144,13 @@ async def restore_pg(url: str, target: str, workdir: Path) -> Restored:
     subprocess.run(
         ["pg_restore", "--exit-on-error", "-d", target, str(dump)], env=env, check=True, timeout=600
     )
-    restore_s = time.monotonic() - started
+    return dump, backup_s, time.monotonic() - started
+
+
+async def restore_pg(url: str, target: str, workdir: Path) -> Restored:
+    """``pg_dump -Fc`` of ``url``, ``createdb target``, ``pg_restore`` into it, then verify
+    and compare.  ``target`` is dropped by the caller."""
+    dump, backup_s, restore_s = await asyncio.to_thread(_dump_and_restore, url, target, workdir)
     copy = url.rsplit("/", 1)[0] + "/" + target
     return await _compare(url, copy, dump.stat().st_size, backup_s, restore_s)
 
@@ -242,10 +246,8 @@ class PrivateCluster:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -310,8 +312,11 @@ async def restart_under_load(
         async def watch_ready() -> None:
             state = ""
             while not stop.is_set():
-                r = await client.get("/readyz")
-                now = "green" if r.status_code == 200 else "red"
+                try:
+                    r = await client.get("/readyz")
+                    now = "green" if r.status_code == 200 else "red"
+                except Exception:  # the app raised instead of answering: red too
+                    now = "red"
                 if now != state:
                     fig.readyz.append(now)
                     state = now
