@@ -257,6 +257,7 @@ class PrivateCluster:
 @dataclass
 class RestartFigures:
     acknowledged: int = 0
+    acknowledged_after_restart: int = 0
     lost: int = 0  # acknowledged receipts not in the database afterwards
     failed_attempts: int = 0  # answers other than 200 (then retried with the same id)
     statuses: dict[str, int] = field(default_factory=dict)
@@ -278,6 +279,7 @@ async def restart_under_load(
     fig = RestartFigures()
     acked: list[str] = []
     last_ack = [time.monotonic()]
+    restarted = [False]
     stop = asyncio.Event()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
@@ -307,6 +309,8 @@ async def restart_under_load(
                 fig.unavailable_s = max(fig.unavailable_s, now - last_ack[0])
                 last_ack[0] = now
                 acked.append(rid)
+                if restarted[0]:
+                    fig.acknowledged_after_restart += 1
                 i += 1
 
         async def watch_ready() -> None:
@@ -326,9 +330,15 @@ async def restart_under_load(
         tasks.append(asyncio.create_task(watch_ready()))
         started = time.monotonic()
         await asyncio.sleep(min(2.0, run_s / 4))
+        # a busy machine: make sure the tills sell and /readyz has said green before the stop
+        for _ in range(600):
+            if "green" in fig.readyz and len(acked) >= tills:
+                break
+            await asyncio.sleep(0.1)
         await asyncio.to_thread(cluster.stop, "fast")
         await asyncio.sleep(down_s)
         await asyncio.to_thread(cluster.start)
+        restarted[0] = True
         await asyncio.sleep(max(0.0, run_s - (time.monotonic() - started)))
         stop.set()
         await asyncio.gather(*tasks)
