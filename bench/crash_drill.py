@@ -39,6 +39,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -565,6 +566,7 @@ async def run(
         )
     finally:
         await drop_db(name)
+        shutil.rmtree(workdir, ignore_errors=True)
     return {"backend": kind, **out}
 
 

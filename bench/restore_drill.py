@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import json
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -86,6 +87,7 @@ async def drill(kind: str, members: int) -> dict[str, Any]:
             "append_only_after_restore": await append_only_survives(copy),
         }
     finally:
+        shutil.rmtree(workdir, ignore_errors=True)
         if names:
             admin = await asyncpg.connect(PG_ADMIN)
             for n in names:

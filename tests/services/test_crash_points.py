@@ -8,7 +8,6 @@ kills.)"""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,10 +42,8 @@ def test_a_normal_process_has_no_crash_points() -> None:
     assert (crash.ARMED, crash.POINTS) == (False, {})
 
 
-async def test_killed_servers_lose_and_duplicate_nothing(db_url: str) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="kopilka-crash-"))
-
-    got = await trials(db_url, 3, p=0.05, external=0.3, seed=11, workdir=workdir, worker=False)
+async def test_killed_servers_lose_and_duplicate_nothing(db_url: str, tmp_path: Path) -> None:
+    got = await trials(db_url, 3, p=0.05, external=0.3, seed=11, workdir=tmp_path, worker=False)
 
     assert got["trials"] == 3
     assert got["hook_kills"] + got["external_kills"] >= 2  # the drill did kill
