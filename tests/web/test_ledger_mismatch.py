@@ -156,3 +156,29 @@ def test_the_night_is_the_local_date_from_the_hour_on(utc: datetime, due: str | 
     got = ledger_watch.night_of(utc, hour=3, zone=ZoneInfo("Europe/Moscow"))
 
     assert (got[0].isoformat() if got else None) == due
+
+
+async def test_ledger_verify_alert_by_hand_records_and_raises_the_same_alarms(
+    make_shop: Any,
+) -> None:
+    import asyncio
+
+    from kopilka import cli
+
+    shop = await make_shop()
+    member = await shop.customer(points=50)
+    await _set_balance(shop, member.account_id, "49.50")
+    try:
+        code = await asyncio.to_thread(
+            cli.main,
+            ["--db", shop.rt.url, "ledger", "verify", "--alert", "--alert-email", OPS],
+        )
+        events = await _events(shop)
+
+        assert code == 1
+        assert [(e["discrepancies"], e["accounts"], e["recipients"]) for e in events] == [
+            (2, [member.account_id], [OPS])
+        ]
+    finally:
+        await _set_balance(shop, member.account_id, "50.00")
+        await ledger_watch.verify_and_alert(shop.rt)
