@@ -170,6 +170,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     from kopilka.services import ledger_jobs
 
     async def go(rt: Runtime) -> int:
+        if args.action == "verify" and getattr(args, "alert", False):
+            from kopilka.services import ledger_watch
+
+            run = await ledger_watch.verify_and_alert(rt, recipients=args.alert_email or ())
+            print(f"{run.discrepancies} discrepancies (recorded)", file=sys.stderr)
+            return 1 if run.discrepancies else 0
         if args.action == "verify":
             bad = await ledger_jobs.verify_ledger(rt)
             for d in bad:
@@ -713,7 +719,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     lg = sub.add_parser("ledger", help="ledger checks and jobs")
     lsub = lg.add_subparsers(dest="action", required=True)
-    lsub.add_parser("verify", help="recompute balances from the ledger; exit 1 on a mismatch")
+    lv = lsub.add_parser("verify", help="recompute balances from the ledger; exit 1 on a mismatch")
+    lv.add_argument(
+        "--alert",
+        action="store_true",
+        help="record the run and raise the alarms on a difference, as the nightly run does",
+    )
+    lv.add_argument("--alert-email", action="append", default=None, metavar="ADDR")
     lsub.add_parser("expire-holds", help="release holds whose time ran out")
     lsub.add_parser("expire-points", help="expire points whose expiry day has come")
     lg.set_defaults(fn=cmd_ledger)
@@ -894,7 +906,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="JOB[,JOB]",
         help="run only these jobs (repeatable): campaigns, reports, outbox, fraud, holds, "
-        "expiry, hourly, rfm, summary-tables, basket-rules; e.g. analytics on one node only",
+        "expiry, hourly, rfm, summary-tables, basket-rules, ledger-verify; e.g. analytics on "
+        "one node only",
+    )
+    w.add_argument(
+        "--verify-hour",
+        type=int,
+        default=3,
+        help="verify the ledger once a night at this hour (local time); -1: never",
+    )
+    w.add_argument(
+        "--verify-tz", default=None, help="time zone of --verify-hour (default: the program's)"
+    )
+    w.add_argument(
+        "--alert-email",
+        action="append",
+        default=[x for x in os.environ.get("KOPILKA_OPS_EMAIL", "").split(",") if x.strip()],
+        metavar="ADDR",
+        help="operators' e-mail for a ledger difference (repeatable; KOPILKA_OPS_EMAIL)",
     )
     w.set_defaults(fn=cmd_worker)
 

@@ -98,6 +98,9 @@ def test_worker_only_runs_the_named_jobs_and_refuses_an_unknown_one(tmp_path: An
         summary_every_s=60.0,
         basket_every_s=86400.0,
         notify_program=None,
+        verify_hour=3,
+        verify_tz=None,
+        alert_email=[],
         only=["rfm", "summary-tables,holds"],
     )
     jobs = worker.table(args, notifier=None, expiring_days=None, worker_id="t")
@@ -122,6 +125,9 @@ def test_worker_only_names_every_job_of_the_table() -> None:
         summary_every_s=60.0,
         basket_every_s=86400.0,
         notify_program=None,
+        verify_hour=3,
+        verify_tz=None,
+        alert_email=[],
         only=None,
     )
     jobs = worker.table(args, notifier=object(), expiring_days=None, worker_id="t")

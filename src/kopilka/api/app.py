@@ -105,9 +105,8 @@ class HotFront:
                         await problems.from_service_error(exc)(scope, receive, send)
                     except ValidationError as exc:
                         await problems.from_validation_error(exc)(scope, receive, send)
-                    except Exception as exc:  # as the app's own handler: logged, 500
-                        log.exception("unexpected error", exc_info=exc)
-                        await _internal_error()(scope, receive, send)
+                    except Exception as exc:  # as the app's own handler: 503 or 500
+                        await _unexpected_error(exc)(scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
@@ -132,6 +131,16 @@ class HotFront:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    """A database that is restarting or unreachable: 503 ``database_unavailable`` (the
+    till retries with the same key), one warning line; anything else: logged, 500."""
+    if problems.database_unreachable(exc):
+        log.warning("database unreachable: %s: %s", type(exc).__name__, exc)
+        return problems.database_unavailable()
+    log.exception("unexpected error", exc_info=exc)
+    return _internal_error()
 
 
 def _internal_error() -> Response:
@@ -222,8 +231,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unexpected error", exc_info=exc)
-        return _internal_error()
+        return _unexpected_error(exc)
 
     # Swagger UI from the package itself (swagger-ui-dist, vendored): /docs works offline.
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
+from starlette.types import Message, Receive, Scope, Send
+
+from kopilka import crash
 from kopilka.api.app import HotFront, create_app
 from kopilka.api.observe import Observed, configure_logging
 from kopilka.services.runtime import Runtime
 from kopilka.store.db import create_engine, resolve_url
 
 
-def make_app() -> Observed | HotFront:
+class CrashBeforeAnswer:
+    """The crash drills' ``http.answer`` site: the answer is ready (anything it depends
+    on committed) and the process may die before sending it (ADR 0031)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                crash.point("http.answer")
+            await send(message)
+
+        await self.app(scope, receive, sending if scope["type"] == "http" else send)
+
+
+def make_app() -> Any:
     """One app per worker process.  ``KOPILKA_DB_POOL`` (default 10) connections serve the
     till's hot path on PostgreSQL; SQLAlchemy keeps 5 more for everything else."""
     url = resolve_url(None)
     pool = int(os.environ.get("KOPILKA_DB_POOL", "10"))
     app = create_app(Runtime(engine=create_engine(url, pool_size=5), url=url, pool_size=pool))
     configure_logging(os.environ.get("KOPILKA_LOG_LEVEL", "warning"))
-    if os.environ.get("KOPILKA_REQUEST_METRICS", "on") == "off":
-        return HotFront(app)  # no per-call counters or request ids (e.g. to measure them)
-    return Observed(HotFront(app))
+    front: Observed | HotFront = HotFront(app)
+    if os.environ.get("KOPILKA_REQUEST_METRICS", "on") != "off":
+        front = Observed(front)  # "off": no per-call counters or request ids (to measure them)
+    if crash.ARMED:
+        return CrashBeforeAnswer(front)
+    return front

@@ -32,6 +32,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -148,6 +149,18 @@ async def database_figures(rt: Runtime) -> dict[str, tuple[str, float]]:
                 .where(t.holds.c.state == HoldState.ACTIVE.value)
             )
         ).scalar_one()
+        # the latest ledger verify's differences (the nightly run's audit record)
+        verified = (
+            await conn.execute(
+                select(t.audit_log.c.after)
+                .where(
+                    t.audit_log.c.object_type == "ledger", t.audit_log.c.action == "ledger.verify"
+                )
+                .order_by(t.audit_log.c.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    mismatches = float(orjson.loads(verified).get("discrepancies", 0)) if verified else 0.0
     times = [x for x in (oldest, oldest_event) if isinstance(x, datetime)]
     lag = max((now - min(times)).total_seconds(), 0.0) if times else 0.0
     return {
@@ -156,6 +169,10 @@ async def database_figures(rt: Runtime) -> dict[str, tuple[str, float]]:
         "kopilka_outbox_lag_seconds": ("Age of the oldest event or message waiting", lag),
         "kopilka_outbox_dead": ("Messages that gave up (dead letters)", float(dead)),
         "kopilka_holds_active": ("Points holds not yet confirmed or released", float(holds)),
+        "kopilka_ledger_verify_mismatches": (
+            "Differences found by the latest ledger verify (alert when above 0)",
+            mismatches,
+        ),
     }
 
 

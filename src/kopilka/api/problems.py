@@ -171,3 +171,43 @@ def from_validation_error(exc: ValidationError) -> Response:
 def problem_dict(resp: Response) -> dict[str, Any]:
     out: dict[str, Any] = orjson.loads(bytes(resp.body))
     return out
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """The call failed because the database connection is gone or cannot be made (a
+    restart, a failover, the network): the till should retry, nothing was committed.
+    Looks through the exception's causes (SQLAlchemy wraps the driver's errors)."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    down = (
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.CannotConnectNowError,  # starting up / shutting down
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.ConnectionFailureError,
+        asyncpg.exceptions.InterfaceError,  # the connection closed under a statement
+        asyncpg.exceptions.InternalClientError,  # a connection left broken by the above
+        ConnectionError,  # refused, reset
+        TimeoutError,
+    )
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, down):
+            return True
+        if isinstance(cur, DBAPIError) and cur.connection_invalidated:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def database_unavailable() -> Response:
+    """503 with Retry-After: the database is restarting or unreachable."""
+    resp = problem(
+        503,
+        "database_unavailable",
+        "the database is unreachable (restarting?); nothing was written; retry the call",
+    )
+    resp.headers["Retry-After"] = "1"
+    return resp

@@ -35,9 +35,16 @@ class Rule(StrEnum):
     PIN_GUESSING = "pin_guessing"  # 7. wrong gift-card PINs
     # 8. an offline burn token on a second receipt (raised at reconciliation, ADR 0030)
     OFFLINE_TOKEN = "offline_token"
+    # not a fraud rule: the nightly ledger verify found a difference (services/ledger_watch);
+    # it has no thresholds and cannot be switched off
+    LEDGER_MISMATCH = "ledger_mismatch"
 
 
 RULES = tuple(Rule)
+# The rules of the fraud scan, which a program can switch off (the settings page).
+# raised where they happen (offline reconciliation, the nightly verify), not by the scan:
+# the settings page cannot switch them off
+SCAN_RULES = tuple(r for r in Rule if r not in (Rule.LEDGER_MISMATCH, Rule.OFFLINE_TOKEN))
 SEVERITIES = ("low", "medium", "high")
 STATES = ("open", "assigned", "resolved", "dismissed")
 OPEN_STATES = ("open", "assigned")

@@ -195,6 +195,23 @@ async def refresh_basket_rules(rt: Runtime) -> Said:
     return f"{sum(saved.values())} saved" if any(saved.values()) else None
 
 
+def verify_nightly(hour: int, timezone: str | None, recipients: Sequence[str]) -> Periodic:
+    """``ledger verify`` once a night at ``hour`` local time; a difference raises the
+    alarms (services/ledger_watch.py).  Checked every minute: cheap when not due."""
+
+    async def once(rt: Runtime) -> Said:
+        from kopilka.services import ledger_watch
+
+        done = await ledger_watch.nightly(rt, hour=hour, timezone=timezone, recipients=recipients)
+        if done is None:
+            return None
+        if done.discrepancies:
+            return f"{done.discrepancies} DIFFERENCES between balances and the ledger: alarm raised"
+        return "the ledger verifies"
+
+    return Periodic("ledger verify", 60.0 if hour >= 0 else 0.0, once)
+
+
 def table(args: Any, *, notifier: Any, expiring_days: int | None, worker_id: str) -> list[Periodic]:
     """The worker's jobs in the order they run each round, with the periods from the
     command line (``kopilka worker --help``)."""
@@ -212,6 +229,7 @@ def table(args: Any, *, notifier: Any, expiring_days: int | None, worker_id: str
         Periodic("rfm", args.rfm_every_s, refresh_rfm),
         Periodic("summary tables", args.summary_every_s, refresh_summary),
         Periodic("basket rules", args.basket_every_s, refresh_basket_rules),
+        verify_nightly(args.verify_hour, args.verify_tz, args.alert_email or ()),
     ]
     only = getattr(args, "only", None)
     if only:
@@ -249,4 +267,5 @@ JOB_KEYS = (
     "rfm",
     "summary-tables",
     "basket-rules",
+    "ledger-verify",
 )

@@ -2,8 +2,8 @@
 
 - The one-time login code goes by SMS to the number that asked for it, always: the person
   is at the till or on the login page waiting for it.  Never by e-mail.
-- A scheduled report goes by e-mail to the staff addresses of its schedule: it is not a
-  message to a customer.
+- A scheduled report goes by e-mail to the staff addresses of its schedule, and a ledger
+  mismatch to the operators' addresses: neither is a message to a customer.
 - Every other message — transactional (receipts, tiers, expiring points, birthday,
   coupons, gift cards, draws) and marketing (campaigns) — goes on a channel only with
   that channel's consent (``consent_sms`` / ``consent_email``), only to an active
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 ALWAYS_SMS = frozenset({"login_code"})
 # Messages to the program's staff at the addresses they set (a scheduled report), not to
 # a customer: no consent is involved.
-STAFF_EMAIL = frozenset({"scheduled_report"})
+STAFF_EMAIL = frozenset({"scheduled_report", "ledger_mismatch"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,9 @@ CAMPAIGN_TOPIC = "campaign.message"
 # A scheduled report (services/saved_reports.py): to the staff addresses of its schedule.
 REPORT_TOPIC = "report.scheduled"
 NO_WEBHOOK_TOPICS = PRIVATE_TOPICS | {CAMPAIGN_TOPIC, REPORT_TOPIC}
+# The nightly ledger verify found a difference (services/ledger_watch.py): to the
+# operators' addresses, and to webhooks subscribed to it.
+LEDGER_MISMATCH_TOPIC = "ledger.mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,25 @@ def plan(topic: str, payload: dict[str, Any]) -> Plan | None:
             channel="email",
             body=str(p["body"]),
             subject=str(p["subject"]),
+            email=", ".join(p["recipients"]),
+        )
+    if topic == LEDGER_MISMATCH_TOPIC:
+        if not p.get("recipients"):
+            return None
+        n, night = int(p["discrepancies"]), str(p["night"])
+        return Plan(
+            "ledger_mismatch",
+            {"discrepancies": n, "night": night},
+            channel="email",
+            subject=f"Kopilka: ledger verify found {n} differences ({night})",
+            body=(
+                f"The nightly ledger verify of {night} found {n} differences between cached "
+                f"balances and the ledger (accounts: {', '.join(map(str, p['accounts']))}).\n"
+                "Run `kopilka ledger verify` to list them; see the alert in the console "
+                "(Fraud alerts).\n\n"
+                f"Ночная сверка журнала баллов за {night} нашла расхождений: {n}. "
+                "Список: `kopilka ledger verify`; тревога — в консоли (Подозрительные операции)."
+            ),
             email=", ".join(p["recipients"]),
         )
     if topic == "purchase.confirmed":

@@ -42,6 +42,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka import crash
 from kopilka.domain.program import DEFAULT_PROFILE, ProgramProfile, profile_from_json
 from kopilka.notify import consent, messages, templates
 from kopilka.notify.backoff import retry_delay
@@ -644,6 +645,8 @@ async def deliver(
     if not batch:
         return Stats()
     outcomes = await send(notifier, batch)
+    if crash.ARMED:  # the crash drills: sent, not yet marked (at-least-once delivery)
+        crash.point("delivery.sent")
     stats = await mark(rt, notifier, outcomes, worker_id=worker_id, now=now)
     stats.claimed = len(batch)
     return stats

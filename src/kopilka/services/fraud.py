@@ -516,8 +516,9 @@ def _evidence_json(items: Sequence[dict[str, Any]]) -> str:
 
 
 async def save_finding(conn: AsyncConnection, pid: int, f: Finding, now: datetime) -> str:
-    """Write one finding (the scan's rules, and findings raised where they happen: an
-    offline burn token used again, services/offline.py)."""
+    """Write one finding from outside the scan: an offline burn token used again
+    (services/offline.py), the nightly ledger verify (services/ledger_watch.py).  As
+    ``_save_finding``."""
     return await _save_finding(conn, pid, f, now)
 
 

@@ -24,6 +24,8 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka import crash
+from kopilka.crash import ARMED as CRASH_ARMED
 from kopilka.domain.program import (
     DEFAULT_PROFILE,
     ProgramProfile,
@@ -335,20 +337,35 @@ class HotPath:
 
     @contextlib.asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
+        # CRASH_ARMED: the crash drills' kill points (kopilka.crash), a constant False
+        # in a normal process
         if self.rt.sqlite:
             async with self._lock:
                 conn = self._sqlite_conn()
+                if CRASH_ARMED:
+                    crash.point("tx.begin")
                 await _begin_immediate(conn)
                 try:
                     yield SqliteTx(conn)
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                if CRASH_ARMED:
+                    crash.point("tx.commit")
                 conn.execute("COMMIT")
+            if CRASH_ARMED:
+                crash.point("tx.committed")
             return
         pool = await self._pg_pool()
-        async with pool.acquire() as conn, conn.transaction():
-            yield PgTx(conn)
+        async with pool.acquire() as conn:
+            if CRASH_ARMED:
+                crash.point("tx.begin")
+            async with conn.transaction():
+                yield PgTx(conn)
+                if CRASH_ARMED:
+                    crash.point("tx.commit")
+            if CRASH_ARMED:
+                crash.point("tx.committed")
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from kopilka import crash
+
 ENV_URL = "KOPILKA_DATABASE_URL"
 DEFAULT_URL = "sqlite:///kopilka.db"
 
@@ -45,14 +47,17 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
         _sqlite_pragmas(engine)
-        return engine
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "kopilka"}},
-    )
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_pre_ping=False,
+            connect_args={"server_settings": {"application_name": "kopilka"}},
+        )
+    if crash.ARMED:  # the crash drills only (KOPILKA_CRASH_POINTS)
+        crash.arm_engine(engine.sync_engine)
+    return engine
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka import crash
 from kopilka.domain.money import KOPECK, MILLI
 
 Row = Sequence[Any]
@@ -39,6 +40,8 @@ Row = Sequence[Any]
 
 # Observers of every hot-path statement (tests pin the statement count per call).
 statement_listeners: list[Callable[[str], None]] = []
+if crash.ARMED:  # the crash drills (KOPILKA_CRASH_POINTS): maybe die before a statement
+    statement_listeners.append(crash.on_statement)
 
 
 def _observe(sql: str) -> None:

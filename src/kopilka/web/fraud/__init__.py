@@ -50,6 +50,7 @@ RULE_TITLES = {
     df.Rule.BIG_ADJUSTMENT: "Manual adjustment above the limit",
     df.Rule.PIN_GUESSING: "Gift card PIN guessing",
     df.Rule.OFFLINE_TOKEN: "Offline burn token used on more than one receipt",
+    df.Rule.LEDGER_MISMATCH: "Ledger verify found a difference",
 }
 STATE_TITLES = {
     "open": "Open",
@@ -65,6 +66,7 @@ SUBJECTS = {
     "user": "Employee",
     "device": "Device",
     "gift_card": "Gift card",
+    "program": "Program",
 }
 # The settings form: (rule, [(field, label)]) in the order of docs/fraud.md.
 FORM: tuple[tuple[df.Rule, tuple[tuple[str, str], ...]], ...] = (
@@ -193,7 +195,7 @@ async def _settings_page(
             "form": FORM,
             "values": values if values is not None else stored,
             "errors": errors or {},
-            "on": on if on is not None else {r.value for r in df.RULES if s.on(r)},
+            "on": on if on is not None else {r.value for r in df.SCAN_RULES if s.on(r)},
             "defaults": {k: str(v) for k, v in df.settings_to_dict(df.DEFAULTS).items()},
             **_labels(),
         },
@@ -237,7 +239,7 @@ async def settings_save(request: Request, c: Annotated[Console, ACT]) -> Respons
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if k not in ("csrf", "on")}
     on = {str(x) for x in form.getlist("on")}
-    off = [r.value for r in df.RULES if r.value not in on]
+    off = [r.value for r in df.SCAN_RULES if r.value not in on]
     try:
         await fraud.do_save_settings(c.rt, c.actor, prog.id, values, disabled=off)
     except ServiceError as exc:
@@ -281,6 +283,8 @@ def describe_ru(r: fraud.AlertRow, evidence: list[dict[str, Any]]) -> str:
     if r.rule == "big_adjustment":
         amounts = ", ".join(str(x.get("amount")) for x in kinds.get("adjustment", []))
         return f"{r.subject_label}: ручные корректировки на {amounts} баллов"
+    if r.rule == "ledger_mismatch":
+        return f"расхождений журнала баллов с балансами: {len(evidence)}"
     if r.rule == "pin_guessing":
         worst = max((int(x.get("failures", 0)) for x in evidence), default=0)
         return f"неверных PIN за час: {worst}"
