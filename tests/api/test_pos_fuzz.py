@@ -283,3 +283,19 @@ def _purchase_plain(rid: str, card: str) -> dict[str, Any]:
     body["lines"][0]["quantity"] = "5"
     body["lines"][0]["amount"] = body["total"] = "750.00"
     return body
+
+
+@pytest.mark.parametrize("number", ["²" * 13, "١٢٣٤٥٦٧٨٩٠١٢٨"])
+async def test_a_gift_card_number_of_other_digits_is_not_found(
+    make_shop: Any, edge: httpx.AsyncClient, counter: list[int], number: str
+) -> None:
+    shop, member = await _shop(make_shop, edge, counter)
+    counter[0] += 1
+    body = _purchase(f"g{counter[0]}", member.card)
+    del body["coupons"]
+    body["gift_cards"][0]["number"] = number
+
+    r = await shop.post("/purchases/calculate", body)
+
+    assert r.status_code == 404, r.text
+    assert (r.json()["code"], r.json()["field"]) == ("gift_card_not_found", "gift_cards[0].number")

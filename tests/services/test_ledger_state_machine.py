@@ -468,6 +468,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return points or coupon or card
 
     def confirmed_extras(self, rec: ReceiptModel, rid: str) -> None:
+        event(f"confirm: ok, coupon {rec.coupon_use}, gift card {rec.card_hold}")
         if rec.coupon is not None:
             assert rec.coupon_use in ("held", "released"), rec.coupon_use
             self.coupon_holder[rec.coupon] = rid
@@ -856,7 +857,6 @@ class LedgerMachine(RuleBasedStateMachine):
         for r in late:
             self.released_extras(r)
 
-    @rule()
     def expire_gift_cards(self) -> None:
         """Cards past their day lose the rest (breakage); a card with money held waits."""
         due = [
