@@ -299,3 +299,21 @@ async def test_a_gift_card_number_of_other_digits_is_not_found(
 
     assert r.status_code == 404, r.text
     assert (r.json()["code"], r.json()["field"]) == ("gift_card_not_found", "gift_cards[0].number")
+
+
+async def test_a_confirm_carrying_the_receipt_again_is_not_refused_for_its_numbers(
+    make_shop: Any, edge: httpx.AsyncClient, counter: list[int]
+) -> None:
+    shop, member = await _shop(make_shop, edge, counter)
+    counter[0] += 1
+    body = _purchase_plain(f"c{counter[0]}", member.card)
+    await shop.post("/purchases/calculate", body)
+    body["lines"][0]["price"] = 150.000000000000000001  # ignored by confirm: no refusal
+    raw = _encode(body).replace(b"150.0", b"150.000000000000000001")
+
+    r = await shop.client.post(
+        f"/api/pos/v1/purchases/{body['receipt_id']}/confirm", content=raw, headers=shop.headers
+    )
+
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "confirmed"
