@@ -1203,8 +1203,10 @@ PHASES = (
 
 
 def machine_settings(examples: int) -> settings:
+    """``examples`` runs, or KOPILKA_MACHINE_RUNS (a longer hunt by hand: 200 on SQLite
+    and 60 on PostgreSQL found nothing on 2026-12-07, docs/reliability.md)."""
     return settings(
-        max_examples=examples,
+        max_examples=int(os.environ.get("KOPILKA_MACHINE_RUNS", examples)),
         stateful_step_count=30,
         deadline=None,
         phases=PHASES,
@@ -1247,7 +1249,7 @@ def test_ledger_state_machine_on_sqlite(sqlite_template: Path) -> None:
 
             return f"sqlite:///{path}", drop
 
-    run_state_machine_as_test(OnSqlite, settings=machine_settings(30))
+    run_state_machine_as_test(OnSqlite, settings=machine_settings(20))
 
 
 def test_ledger_state_machine_on_postgresql(pg_template: str) -> None:
@@ -1261,4 +1263,4 @@ def test_ledger_state_machine_on_postgresql(pg_template: str) -> None:
 
             return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
 
-    run_state_machine_as_test(OnPostgres, settings=machine_settings(20))
+    run_state_machine_as_test(OnPostgres, settings=machine_settings(12))
