@@ -206,7 +206,7 @@ def apply(card: Card, entry: GiftEntry) -> Card:
 
 def luhn_check_digit(payload: str) -> str:
     """The Luhn (mod 10) check digit of a digit string, as on payment cards."""
-    if not payload.isdigit():
+    if not (payload.isascii() and payload.isdigit()):  # "²".isdigit(), int("²") fails
         raise ValueError("payload must be digits")
     total = 0
     for i, ch in enumerate(reversed(payload)):
@@ -228,7 +228,10 @@ def make_gift_card_number(prefix: str, serial: int, *, length: int = 13) -> str:
 
 def is_valid_gift_card_number(number: str) -> bool:
     return (
-        8 <= len(number) <= 19 and number.isdigit() and luhn_check_digit(number[:-1]) == number[-1]
+        8 <= len(number) <= 19
+        and number.isascii()
+        and number.isdigit()
+        and luhn_check_digit(number[:-1]) == number[-1]
     )
 
 

@@ -9,7 +9,7 @@ CARD_RE = re.compile(r"^\d{8,19}$")
 
 def ean13_check_digit(payload12: str) -> str:
     """The GS1 check digit of a 12-digit payload (EAN-13, as printed under card barcodes)."""
-    if len(payload12) != 12 or not payload12.isdigit():
+    if len(payload12) != 12 or not _ascii_digits(payload12):
         raise ValueError("payload must be 12 digits")
     total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(payload12))
     return str((10 - total % 10) % 10)
@@ -21,8 +21,16 @@ def make_card_number(prefix: str, serial: int) -> str:
     return payload + ean13_check_digit(payload)
 
 
+def _ascii_digits(text: str) -> bool:
+    """0-9 only: ``str.isdigit`` also admits "²" (which ``int`` refuses) and "٣" (which
+    no card carries)."""
+    return text.isascii() and text.isdigit()
+
+
 def is_valid_card_number(number: str) -> bool:
-    return len(number) == 13 and number.isdigit() and ean13_check_digit(number[:12]) == number[12]
+    return (
+        len(number) == 13 and _ascii_digits(number) and ean13_check_digit(number[:12]) == number[12]
+    )
 
 
 def mask_name(first: str, last: str) -> str:

@@ -212,6 +212,8 @@ def scaled(text: str, places: int, column: str) -> int | None:
         frac = frac.rstrip("0")
         if len(frac) > places:
             raise TooPrecise(f"{column} {raw} has more than {places} decimals")
+        if len(whole.lstrip("0")) > 18:  # far beyond any limit (and int() of 4300+ digits fails)
+            raise RowError(f"{column} {raw[:20]}... is too large")
         value_int: int = int(whole) * 10**places
         return value_int + (int(frac) * 10 ** (places - len(frac)) if frac else 0)
     value = parse_number(raw, column)
@@ -238,6 +240,11 @@ def parse_number(text: str, column: str) -> Decimal | None:
         raise RowError(f"{column} {text.strip()!r} is not a number") from None
     if not value.is_finite():
         raise RowError(f"{column} {text.strip()!r} is not a number")
+    # An exponent far out of range ("1e999999999") overflows Decimal's arithmetic.
+    if value.adjusted() > 20:
+        raise RowError(f"{column} {text.strip()[:20]!r} is too large")
+    if value and value.adjusted() < -20:
+        raise TooPrecise(f"{column} {text.strip()[:20]!r} has too many decimals")
     return value
 
 
@@ -288,6 +295,8 @@ def amount_and_price(amount_text: str, price_text: str, quantity: int) -> tuple[
     except TooPrecise:  # allowed with an amount: what was paid is the amount
         exact = parse_number(price_text, "price")
         assert exact is not None
+        if abs(exact) > MONEY_MAX:  # before quantize, which fails past 28 digits
+            raise RowError("price is too large") from None
         price = _cents(int(exact.quantize(KOPECK, rounding=ROUND_HALF_UP).scaleb(2)), "price")
     if price is None:  # amount / quantity, half up to the kopeck
         price = (2 * amount * 1000 + quantity) // (2 * quantity)

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from kopilka import offline_verify
 from kopilka.api import problems
+from kopilka.api.pos.numbers import rounded_numbers
 from kopilka.api.pos.schemas import (
     ID_PATTERN,
     NO_CONTROL,
@@ -82,7 +83,22 @@ async def _auth(request: Request) -> Terminal:
 def _body(model: type[BaseModel], raw: bytes, *, optional: bool = False) -> Any:
     if optional and not raw.strip():
         return model()
-    return model.model_validate_json(raw)
+    value = model.model_validate_json(raw)
+    # Only where every field is the model's: confirm's body ignores what it does not
+    # know (the whole receipt sent again), numbers included.
+    if model.model_config.get("extra") == "forbid":
+        rounded = rounded_numbers(raw)
+        if rounded:
+            raise _rounded(rounded[0])
+    return value
+
+
+def _rounded(field: str) -> ServiceError:
+    return problems.invalid(
+        field,
+        "too_many_decimals",
+        "has more digits than the field keeps (a JSON number is never rounded)",
+    )
 
 
 def _path_receipt_id(receipt_id: str) -> str:
@@ -358,7 +374,9 @@ async def purchase(request: Request) -> Response:
 )
 async def batch(request: Request) -> Response:
     term = await _auth(request)
-    body = _body(BatchIn, await request.body())
+    raw = await request.body()
+    body = BatchIn.model_validate_json(raw)  # receipts are checked one by one below
+    rounded = rounded_numbers(raw)
     rt = _rt(request)
     results: list[dict[str, Any]] = []
     for pos, item in enumerate(body.receipts):
@@ -366,6 +384,9 @@ async def batch(request: Request) -> Response:
         if not isinstance(rid, str):
             rid = None  # echoed back only when it is one
         try:
+            mine = [f for f in rounded if f.startswith(f"receipts[{pos}].")]
+            if mine:  # its numbers were read as floats already: refuse, never round
+                raise _rounded(mine[0].removeprefix(f"receipts[{pos}]."))
             # Back to JSON for the strict parse; the standard library also writes integers
             # beyond 64 bits, which the schema then refuses as out of range.
             req = to_request(PurchaseIn.model_validate_json(json.dumps(item)), now=rt.now())
