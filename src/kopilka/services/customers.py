@@ -24,7 +24,7 @@ from kopilka.domain.money import ZERO, fmt2
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.domain.rules.engine import card_discount_percent
 from kopilka.domain.rules.facts import CustomerContext
-from kopilka.services import audit, sms_caps, views
+from kopilka.services import audit, consents, sms_caps, views
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.offers import offers_view
@@ -247,6 +247,18 @@ async def do_register(
                 phone=reg.phone,
                 now=now,
                 terminal_id=term.id,
+            )
+            # registering at the till is agreeing to the program's processing of the data
+            await consents.record(
+                conn,
+                program_id=term.program_id,
+                customer_id=cust_id,
+                changes={"pd": True}
+                | ({"sms": True} if reg.consent_sms else {})
+                | ({"email": True} if reg.consent_email else {}),
+                at=now,
+                source="till",
+                actor=f"terminal:{term.id}" if actor is None else f"{actor.kind}:{actor.name}",
             )
             await _send_phone_code(conn, term.program_id, cust_id, reg.phone, now)
             if actor is not None:
