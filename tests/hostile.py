@@ -129,6 +129,9 @@ def served(url: str, workdir: Path, *, log_level: str = "info") -> Iterator[Targ
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the server did not start: " + log_path.read_text())
                 time.sleep(0.2)
+            from tests.logscan import watch_file
+
+            watch_file(log_path)  # the server's log lines are scanned for personal data
             yield Target(base, pos_key, admin_key, log_path)
         finally:
             proc.terminate()

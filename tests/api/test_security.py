@@ -6,6 +6,8 @@ lockout: tests/services/test_giftcards.py; the log scan: tests/conftest.py.)"""
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -228,3 +230,71 @@ async def test_erasure_keeps_the_points_under_a_pseudonym_and_forgets_phone_and_
     assert [a.action for a in audit] == ["customer.erase"] and pseudonym in audit[0].after
     history = await consents.history(rt, shop.program_id, m.customer_id)
     assert [(r.channel, r.granted) for r in history] == [("pd", False)]
+
+
+# --- logs -------------------------------------------------------------------------------
+
+
+async def test_a_whole_flow_logged_at_debug_shows_no_phone_code_or_pin(
+    make_shop: Any,
+    rt: Runtime,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    sms_gateway: HttpReceiver,
+) -> None:
+    from tests.logscan import leaks
+
+    shop: Shop = await make_shop(earn_percent="10")
+    phone = f"+7918{secrets.randbelow(10**7):07d}"
+    clock.set(T0)
+    # the app's own loggers at DEBUG; SQLAlchemy's statements at INFO (its DEBUG prints
+    # result rows: docs/operations.md says never to turn that on in production)
+    for name in ("kopilka", "uvicorn"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    logging.getLogger("kopilka").propagate = True
+
+    reg = await shop.post("/customers", {"phone": phone, "consent_sms": True})
+    cid = reg.json()["customer_id"]
+    await delivered(rt, sms_gateway, shop.program_id, phone)
+    text_sent = next(s.json()["text"] for s in sms_gateway.seen if s.json()["to"] == phone)
+    code = re.findall(r"\b\d{6}\b", text_sent)[0]
+    wrong = await shop.post(f"/customers/{cid}/confirm-phone", {"code": "000000"})
+    right = await shop.post(f"/customers/{cid}/confirm-phone", {"code": code})
+    calc = await shop.post("/purchases/calculate", receipt("log1", phone, ("a", 1, "300.00")))
+    conf = await shop.post("/purchases/log1/confirm")
+    found = await shop.get("/customers/lookup", params={"identifier": phone})
+    clock.advance(minutes=11)  # the till's code has expired: the cabinet sends a new one
+    await member_auth.request_code(rt, shop.program_id, phone, ip="192.0.2.1")
+    dup = await shop.post("/customers", {"phone": phone})  # a unique-key violation inside
+
+    assert reg.status_code == 201 and right.status_code == 200, (reg.text, right.text)
+    assert wrong.status_code == 422 and calc.status_code == 200 and conf.status_code == 200
+    assert found.status_code == 200 and dup.status_code == 409
+    lines = [(r.name, r.getMessage()) for r in caplog.records]
+    assert len(lines) > 20  # the SQL of the flow was logged: the scan had something to read
+    assert leaks(lines, {code, "000000"}) == []
+
+
+def test_the_log_scan_finds_phones_codes_and_pins_and_not_dates_or_card_numbers() -> None:
+    from tests.logscan import leaks
+
+    lines = [
+        ("a", "sms to +79161234567 queued"),
+        ("b", "GET /api/pos/v1/customers/lookup?identifier=%2B79161234567"),
+        ("c", "call 8 916 123 45 67? no: 89161234567"),
+        ("d", "code 482913 sent"),
+        ("e", "wrong pin 4821 for the card"),
+        ("f", "card 2042073371203 paid 4821.00 on 2026-12-07 at 10:48:21"),
+        ("g", "receipt 4821 confirmed"),  # a short number without "pin"/"code": not a PIN
+    ]
+
+    found = leaks(lines, {"482913", "4821"})
+
+    assert [(where, what) for where, what, _ in found] == [
+        ("a", "phone"),
+        ("b", "phone"),
+        ("c", "phone"),
+        ("d", "code or PIN"),
+        ("e", "code or PIN"),
+    ]
