@@ -298,3 +298,31 @@ def test_the_log_scan_finds_phones_codes_and_pins_and_not_dates_or_card_numbers(
         ("d", "code or PIN"),
         ("e", "code or PIN"),
     ]
+
+
+async def test_the_operator_erases_a_customer_from_the_command_line(make_shop: Any) -> None:
+    from tests.services.test_fraud_cli import kopilka
+
+    shop: Shop = await make_shop()
+    m = await shop.customer(points=15)
+
+    unconfirmed = await kopilka(
+        shop, "customer", "erase", str(m.customer_id), "--confirm", "0", "--reason", "152-FZ"
+    )
+    done = await kopilka(
+        shop, "customer", "erase", str(m.customer_id), "--confirm", str(m.customer_id),
+        "--reason", "written request of 7 December",
+    )  # fmt: skip
+    again = await kopilka(
+        shop, "customer", "erase", str(m.customer_id), "--confirm", str(m.customer_id),
+        "--reason", "again",
+    )  # fmt: skip
+    lookup = await shop.get("/customers/lookup", params={"identifier": m.card})
+
+    assert unconfirmed.returncode == 2
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        rf"customer {m.customer_id} erased; now erased-[0-9a-f]{{12}}\n", done.stdout
+    )
+    assert again.returncode == 2 and "already deleted" in again.stderr
+    assert lookup.status_code == 404
