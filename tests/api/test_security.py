@@ -326,3 +326,24 @@ async def test_the_operator_erases_a_customer_from_the_command_line(make_shop: A
     )
     assert again.returncode == 2 and "already deleted" in again.stderr
     assert lookup.status_code == 404
+
+
+async def test_at_the_till_five_wrong_codes_spend_the_code_and_the_sixth_try_fails_even_when_right(
+    make_shop: Any, rt: Runtime, sms_gateway: HttpReceiver
+) -> None:
+    shop: Shop = await make_shop()
+    phone = f"+7919{secrets.randbelow(10**7):07d}"
+    cid = (await shop.post("/customers", {"phone": phone})).json()["customer_id"]
+    await delivered(rt, sms_gateway, shop.program_id, phone)
+    text_sent = next(s.json()["text"] for s in sms_gateway.seen if s.json()["to"] == phone)
+    code = re.findall(r"\b\d{6}\b", text_sent)[0]
+    wrong = "000000" if code != "000000" else "111111"
+
+    answers = [
+        (await shop.post(f"/customers/{cid}/confirm-phone", {"code": wrong})).status_code
+        for _ in range(5)
+    ]
+    sixth = await shop.post(f"/customers/{cid}/confirm-phone", {"code": code})
+
+    assert answers == [422] * 5
+    assert sixth.status_code == 429 and sixth.json()["code"] == "too_many_attempts"
