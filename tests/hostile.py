@@ -195,7 +195,7 @@ def fuzz(
         test_cases=int(data["test_cases"]["generated"]),
         failures=list(data["failures"]),
         errors=list(data["errors"]),
-        operations=len(data.get("operations") or []),
+        operations=int((data.get("operations") or {}).get("tested", 0)),
         seconds=seconds,
         exit_code=done.returncode,
         output=done.stdout + done.stderr,
