@@ -30,7 +30,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 # admin test cases) runs in bench/hostile_input.py; here random fuzzing, and for the POS
 # API the stateful links too, with a small number of examples per operation.
 @pytest.mark.parametrize(
-    ("api", "examples", "phases"), [("pos", 4, "fuzzing,stateful"), ("admin", 2, "fuzzing")]
+    ("api", "examples", "phases"), [("pos", 4, "fuzzing,stateful"), ("admin", 1, "fuzzing")]
 )
 def test_generated_requests_get_no_server_error_and_answers_the_schema_describes(
     target: Target, tmp_path: Path, api: str, examples: int, phases: str
