@@ -34,6 +34,9 @@ from kopilka.store import tables as t
 from kopilka.store.migrate import upgrade
 from kopilka.store.queries import insert_id
 
+# issue 10: the session fails if a log line holds a phone number, a one-time code or a PIN
+from tests.logscan import pytest_configure, pytest_sessionfinish  # noqa: F401
+
 PG_ADMIN = os.environ.get("KOPILKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -216,6 +216,26 @@ def cmd_card(args: argparse.Namespace) -> int:
     return _run(go, args.db)
 
 
+def cmd_customer(args: argparse.Namespace) -> int:
+    """customer erase: personal data replaced by a pseudonym, irreversibly (issue 10)."""
+    from kopilka.services import customer_admin, erasure, programs
+    from kopilka.services.audit import CLI
+
+    async def go(rt: Runtime) -> int:
+        if args.confirm != args.id:
+            print("give --confirm with the customer's id again: this cannot be undone")
+            return 2
+        code = await customer_admin.program_code_of(rt, args.id)
+        [program] = await programs.list_programs(rt, code=code)
+        pseudonym = await erasure.do_erase_customer(
+            rt, CLI, program.id, args.id, reason=args.reason
+        )
+        print(f"customer {args.id} erased; now {pseudonym}")
+        return 0
+
+    return _run(go, args.db)
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """program create|set|show, partner add, store add."""
     from kopilka.services import setup
@@ -743,6 +763,17 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("old")
     cr.add_argument("new")
     c.set_defaults(fn=cmd_card)
+
+    cu = sub.add_parser("customer", help="customers' personal data")
+    cusub = cu.add_subparsers(dest="action", required=True)
+    ce = cusub.add_parser(
+        "erase",
+        help="erase a customer's personal data (irreversible; points and receipts stay)",
+    )
+    ce.add_argument("id", type=int)
+    ce.add_argument("--confirm", type=int, required=True, help="the id again")
+    ce.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    cu.set_defaults(fn=cmd_customer)
 
     pr = sub.add_parser("program", help="program documents, versions, settings")
     prs = pr.add_subparsers(dest="action", required=True)

@@ -26,6 +26,7 @@ NOT_LEADING = {
     "gift_card_entries": "always read through the card or the receipt",
     "outbox": "a queue the worker reads across programs by state",
     "phone_codes": "read by customer, a handful of rows",
+    "consents": "read by customer, a handful of rows",
     "member_sessions": "found by the cookie's hash",
     "referrals": "read by the friend or referrer customer",
     "report_schedules": "read by due time across programs",

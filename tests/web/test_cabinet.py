@@ -174,34 +174,19 @@ async def test_wrong_codes_lock_out_even_the_right_code(
     await deliver_sms(rt, sms_gateway, shop.program_id)
     right = code_sent_to(sms_gateway, m.phone)
     wrong = "000000" if right != "000000" else "111111"
-    for _ in range(5):
+    for _ in range(4):
         await phone.get_by_label("Code from SMS").fill(wrong)
         await phone.get_by_role("button", name="Sign in").click()
         await expect(phone.get_by_role("alert")).to_have_text("The code is wrong.")
-    await phone.get_by_label("Code from SMS").fill(right)
+    # the 5th wrong code locks the phone out (issue 10), and says so
+    await phone.get_by_label("Code from SMS").fill(wrong)
+    await phone.get_by_role("button", name="Sign in").click()
+    await expect(phone.get_by_role("alert")).to_contain_text("try again in an hour")
+    await phone.get_by_label("Code from SMS").fill(right)  # the 6th fails even when right
     await phone.get_by_role("button", name="Sign in").click()
     await expect(phone.get_by_role("alert")).to_contain_text("too many wrong codes")
     await shot(phone, "cabinet-locked")
 
-    # A minute later (the server's clock is real: the first code's send time moves back)
-    # the member asks for a new code and gets five more wrong: the phone is locked out.
-    pc = t.phone_codes
-    async with rt.engine.begin() as conn:
-        [(code_id, expires)] = (
-            await conn.execute(
-                select(pc.c.id, pc.c.expires_at).where(pc.c.customer_id == m.customer_id)
-            )
-        ).all()
-        await conn.execute(
-            update(pc).where(pc.c.id == code_id).values(expires_at=expires - timedelta(seconds=61))
-        )
-    await phone.get_by_role("button", name="Send a new code").click()
-    await expect(phone.get_by_role("heading", name="Enter the code")).to_be_visible()
-    for _ in range(5):
-        await phone.get_by_label("Code from SMS").fill(wrong)
-        await phone.get_by_role("button", name="Sign in").click()
-        await expect(phone.get_by_role("alert")).to_be_visible()
-    await expect(phone.get_by_role("alert")).to_contain_text("try again in an hour")
     await phone.get_by_role("button", name="Send a new code").click()
     await expect(phone.get_by_text("too many wrong codes for this phone")).to_be_visible()
     await phone.goto(f"/my/{shop.code}/")
@@ -287,7 +272,8 @@ async def test_profile_consents_export_and_deletion_of_personal_data(
                 select(t.ledger_entries.c.id).where(t.ledger_entries.c.account_id == m.account_id)
             )
         ).all()
-    assert (cust.first_name, cust.phone, cust.email, cust.status) == ("", None, None, "deleted")
+    assert (cust.phone, cust.email, cust.status) == (None, None, "deleted")
+    assert cust.first_name.startswith("erased-")  # a pseudonym, not the name
     assert ledger  # the points' history stays for accounting
 
 

@@ -105,3 +105,35 @@ async def test_the_lots_tab_says_who_funds_each_lot_and_where_it_can_be_spent(
         (False, True, True),
         (True, False, True),
     ]
+
+
+@pytest.mark.parametrize("locale", ["en", "ru"])
+async def test_the_console_shows_the_consent_history_and_erases_under_a_pseudonym(
+    client: httpx.AsyncClient, make_user: MakeUser, make_shop: Any, locale: str
+) -> None:
+    shop = await make_shop()
+    reg = await shop.post("/customers", {"phone": "+79265550101", "consent_sms": True})
+    cid = reg.json()["customer_id"]
+    h, csrf = await session(shop.rt, make_user, shop, locale)
+    base = f"/admin/customers/{cid}"
+
+    before = (await client.get(base, headers=h)).text
+    form = (await client.get(base + "/erase", headers=h)).text
+    unconfirmed = await client.post(
+        base + "/erase", data={"confirm": str(cid + 1), "reason": "asked", "csrf": csrf}, headers=h
+    )
+    done = await client.post(
+        base + "/erase", data={"confirm": str(cid), "reason": "asked", "csrf": csrf}, headers=h
+    )
+    after = (await client.get(base, headers=h)).text
+
+    assert reg.status_code == 201, reg.text
+    assert 'data-testid="consent-history"' in before
+    assert ("Обработка персональных данных" in before) == (locale == "ru")
+    assert ("Personal data processing" in before) == (locale == "en")
+    assert "sms-2026-12" in before and "pd-2026-12" in before
+    assert 'name="confirm"' in form
+    assert unconfirmed.status_code == 422 and "+79265550101" in before
+    assert done.status_code == 303
+    assert "+79265550101" not in after and "erased-" in after
+    assert ("отозвано" in after) == (locale == "ru")

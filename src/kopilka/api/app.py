@@ -143,6 +143,67 @@ def _unexpected_error(exc: Exception) -> Response:
     return _internal_error()
 
 
+INT64_MAX = 2**63 - 1
+FILE_TYPES = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+
+
+def _enum(schema: dict[str, Any]) -> list[Any]:
+    """The values a query parameter may take: its ``enum``, or the words of a
+    ``^(a|b|c)$`` pattern."""
+    out = list(schema.get("enum", ()))
+    for alt in schema.get("anyOf", ()):
+        out += _enum(alt)
+    pattern = schema.get("pattern", "")
+    if pattern.startswith("^(") and pattern.endswith(")$"):
+        out += pattern[2:-2].split("|")
+    return out
+
+
+def _document_file_formats(doc: dict[str, Any]) -> None:
+    """An export answers a file when its ``fmt``/``format`` query asks for one: say so
+    in the 200 response (found by schemathesis' content-type check)."""
+    for item in doc.get("paths", {}).values():
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            params = [
+                p
+                for p in op.get("parameters", ())
+                if p.get("in") == "query" and p.get("name") in ("fmt", "format")
+            ]
+            if not params:
+                continue
+            # a free-text format is checked by the handler against the house pair
+            kinds = [v for v in _enum(params[0].get("schema", {})) if v in FILE_TYPES] or [
+                "csv",
+                "xlsx",
+            ]
+            ok = op.setdefault("responses", {}).setdefault("200", {"description": "OK"})
+            content = ok.setdefault("content", {})
+            for kind in kinds:
+                content.setdefault(
+                    FILE_TYPES[kind], {"schema": {"type": "string", "format": "binary"}}
+                )
+
+
+def _id_beyond_64_bits(request: Request, exc: Exception) -> str | None:
+    """The name of a path or query parameter holding an integer no database column can
+    hold, when that is what the driver refused (SQLite: ``OverflowError``; asyncpg:
+    "out of int64 range"); such an id names nothing, so the answer is 404, not 500.
+    Found by schemathesis (docs/reliability.md, "Hostile input and security")."""
+    if not (isinstance(exc, OverflowError) or "out of int64 range" in str(exc)):
+        return None
+    for name, value in [*request.path_params.items(), *request.query_params.items()]:
+        digits = str(value).lstrip("+-")
+        if digits.isdigit() and int(digits) > INT64_MAX:
+            return str(name)
+    return None
+
+
 def _internal_error() -> Response:
     return problems.problem(
         500, "internal_error", "the server failed; nothing was written; retry the call"
@@ -230,7 +291,10 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
         return problems.problem(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        beyond = _id_beyond_64_bits(request, exc)
+        if beyond is not None:
+            return problems.problem(404, "not_found", "no such object", field=beyond)
         return _unexpected_error(exc)
 
     # Swagger UI from the package itself (swagger-ui-dist, vendored): /docs works offline.
@@ -292,6 +356,7 @@ def create_app(rt: Runtime, *, sweep_every_s: float = 10.0) -> FastAPI:
             "adminToken": {"type": "http", "scheme": "bearer"},
         }
         schema["security"] = [{"terminalKey": []}]
+        _document_file_formats(schema)
         app.openapi_schema = schema
         return schema
 

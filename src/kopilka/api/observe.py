@@ -224,6 +224,22 @@ def not_ready(why: str) -> Response:
 # --- logs ------------------------------------------------------------------------------
 
 
+_PHONE = re.compile(r"(?<![\w])(\+7|8)(\d{6})(\d{4})(?!\d)")
+_SECRET_FIELD = re.compile(r"""(["']?(?:code|pin)["']?\s*[:=]\s*["']?)\d{4,8}""", re.IGNORECASE)
+
+
+def mask_personal(text: str) -> str:
+    """A phone number keeps its last four digits; a code or PIN field loses its value.
+    Applied to every log line the app writes (issue 10: no phone or PIN in a log)."""
+    text = _PHONE.sub(lambda m: m.group(1) + "••••••" + m.group(3), text)
+    return _SECRET_FIELD.sub(lambda m: m.group(1) + "••••", text)
+
+
+class MaskingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_personal(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, exception."""
 
@@ -240,7 +256,7 @@ class JsonFormatter(logging.Formatter):
             out["request_id"] = rid
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
+        return mask_personal(json.dumps(out, ensure_ascii=False))
 
 
 class RequestIdFilter(logging.Filter):
@@ -258,7 +274,7 @@ def configure_logging(level: str = "warning") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            MaskingFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     logger = logging.getLogger("kopilka")
     logger.handlers[:] = [handler]

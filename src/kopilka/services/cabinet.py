@@ -21,7 +21,7 @@ from kopilka.domain import qr
 from kopilka.domain.identifiers import is_valid_card_number
 from kopilka.domain.ledger import Balance, balance_of
 from kopilka.domain.money import ZERO
-from kopilka.services import audit, member_auth, programs
+from kopilka.services import audit, consents, erasure, member_auth, programs
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.member_auth import MemberSession
@@ -334,6 +334,19 @@ async def do_update_profile(
             p.consent_sms,
             p.consent_email,
         )
+        await consents.record(
+            conn,
+            program_id=s.program_id,
+            customer_id=s.customer_id,
+            changes={
+                ch: bool(after[f"consent_{ch}"])
+                for ch in ("sms", "email")
+                if after[f"consent_{ch}"] != before[f"consent_{ch}"]
+            },
+            at=now,
+            source="cabinet",
+            actor="member",
+        )
         changed = [k for k in after if after[k] != before[k]]
         await audit.record(
             conn,
@@ -472,42 +485,21 @@ async def export_personal_data(rt: Runtime, s: MemberSession) -> dict[str, Any]:
 async def do_delete_personal_data(
     rt: Runtime, s: MemberSession, confirm: str, *, ip: str | None = None
 ) -> None:
-    """Anonymise the member (152-FZ): names, phone, e-mail, birthday, device cleared,
-    consents withdrawn, the phone's identifier removed, status ``deleted``, every
-    session ended.  The account, cards' numbers, ledger and receipts stay for accounting.
+    """Anonymise the member (152-FZ; ``erasure.erase_in``): personal data replaced by a
+    pseudonym, consents withdrawn, every identifier removed, status ``deleted``, every
+    session ended.  The account, ledger and receipts stay for accounting.
     The member confirms by typing ``DELETE``."""
     if confirm.strip().upper() != DELETE_WORD:
         raise ServiceError("validation_failed", f"type {DELETE_WORD} to confirm", field="confirm")
     now = rt.now()
     async with rt.engine.begin() as conn:
-        row = await _customer(conn, s)
-        await conn.execute(
-            update(cu)
-            .where(cu.c.id == s.customer_id)
-            .values(
-                first_name="",
-                last_name="",
-                middle_name="",
-                phone=None,
-                email=None,
-                birthday=None,
-                gender=None,
-                device_id=None,
-                consent_sms=False,
-                consent_email=False,
-                status="deleted",
-            )
-        )
-        card_ids = select(t.cards.c.id).where(t.cards.c.customer_id == s.customer_id)
-        await conn.execute(
-            t.identifiers.delete().where(
-                t.identifiers.c.kind == "phone", t.identifiers.c.card_id.in_(card_ids)
-            )
-        )
-        await conn.execute(
-            update(t.phone_codes)
-            .where(t.phone_codes.c.customer_id == s.customer_id, t.phone_codes.c.used_at.is_(None))
-            .values(used_at=now)
+        pseudonym, had = await erasure.erase_in(
+            conn,
+            program_id=s.program_id,
+            customer_id=s.customer_id,
+            now=now,
+            source="cabinet",
+            actor="member",
         )
         await member_auth.end_all(conn, s.customer_id, now)
         await audit.record(
@@ -519,6 +511,6 @@ async def do_delete_personal_data(
             at=now,
             program_id=s.program_id,
             reason="the member's own request (152-FZ)",
-            before={"had_phone": row.phone is not None, "had_email": row.email is not None},
-            after={"status": "deleted"},
+            before=had,
+            after={"status": "deleted", "pseudonym": pseudonym},
         )

@@ -31,7 +31,7 @@ from kopilka.domain.identifiers import make_card_number
 from kopilka.domain.ledger import ZERO, Balance, EntryKind, Lot, Take, balance_of
 from kopilka.domain.money import fmt2
 from kopilka.domain.roles import Perm
-from kopilka.services import accounts, audit, cards
+from kopilka.services import accounts, audit, cards, consents
 from kopilka.services.customers import VIRTUAL_CARD_PREFIX
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
@@ -48,6 +48,21 @@ SORTS = ("name", "registered", "balance")
 
 
 # --- scope ------------------------------------------------------------------------------
+
+
+async def program_code_of(rt: Runtime, customer_id: int) -> str:
+    """The code of the program a customer belongs to (404 for an unknown id)."""
+    async with rt.engine.connect() as conn:
+        code = (
+            await conn.execute(
+                select(t.programs.c.code)
+                .join(cu, cu.c.program_id == t.programs.c.id)
+                .where(cu.c.id == customer_id)
+            )
+        ).scalar()
+    if code is None:
+        raise ServiceError("customer_not_found", f"no customer {customer_id}", field="customer_id")
+    return str(code)
 
 
 def check_scope(actor: audit.Actor, program_id: int) -> None:
@@ -683,6 +698,22 @@ async def set_consents(
         after = {"consent_sms": sms, "consent_email": email}
         await conn.execute(
             update(cu).where(cu.c.id == customer_id).values(consent_sms=sms, consent_email=email)
+        )
+        await consents.record(
+            conn,
+            program_id=program_id,
+            customer_id=customer_id,
+            changes={
+                ch: now
+                for ch, was, now in (
+                    ("sms", before["consent_sms"], sms),
+                    ("email", before["consent_email"], email),
+                )
+                if was != now
+            },
+            at=rt.now(),
+            source="admin",
+            actor=f"{actor.kind}:{actor.name}",
         )
         await audit.record(
             conn,

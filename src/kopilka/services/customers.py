@@ -24,7 +24,7 @@ from kopilka.domain.money import ZERO, fmt2
 from kopilka.domain.rules.compiler import CompiledProgram
 from kopilka.domain.rules.engine import card_discount_percent
 from kopilka.domain.rules.facts import CustomerContext
-from kopilka.services import audit, views
+from kopilka.services import audit, consents, sms_caps, views
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 from kopilka.services.offers import offers_view
@@ -245,6 +245,26 @@ async def do_register(
                 card_number=reg.card_number,
                 phone=reg.phone,
             )
+            await sms_caps.check_and_count(
+                conn,
+                rt.sms_caps,
+                program_id=term.program_id,
+                phone=reg.phone,
+                now=now,
+                terminal_id=term.id,
+            )
+            # registering at the till is agreeing to the program's processing of the data
+            await consents.record(
+                conn,
+                program_id=term.program_id,
+                customer_id=cust_id,
+                changes={"pd": True}
+                | ({"sms": True} if reg.consent_sms else {})
+                | ({"email": True} if reg.consent_email else {}),
+                at=now,
+                source="till",
+                actor=f"terminal:{term.id}" if actor is None else f"{actor.kind}:{actor.name}",
+            )
             await _send_phone_code(conn, term.program_id, cust_id, reg.phone, now)
             if actor is not None:
                 await audit.record(
@@ -359,6 +379,14 @@ async def do_resend_code(rt: Runtime, term: Terminal, customer_id: int) -> dict[
                 field="customer_id",
                 retry_after_s=int(wait.total_seconds()),
             )
+        await sms_caps.check_and_count(
+            conn,
+            rt.sms_caps,
+            program_id=term.program_id,
+            phone=cust.phone,
+            now=now,
+            terminal_id=term.id,
+        )
         await _send_phone_code(conn, term.program_id, customer_id, cust.phone, now)
     return {"customer_id": customer_id, "phone_confirmation": "sms_sent"}
 

@@ -4,9 +4,10 @@
   are), valid ``LOGIN_CODE_TTL``, used once; it leaves through the outbox as the
   ``sms.send`` event (template ``phone_code``: the "login code" message), which the
   worker delivers by SMS — always, whatever the marketing consent.
-- ``CODE_ATTEMPTS`` wrong tries spend a code; ``PHONE_FAILURES`` wrong tries per phone
-  within ``LOCKOUT`` (counted in quarter-hour windows of ``rate_counters``) lock the
-  phone out until they age out.
+- ``CODE_ATTEMPTS`` wrong tries spend a code; ``PHONE_FAILURES`` (5) wrong tries per
+  phone within ``LOCKOUT`` (counted in quarter-hour windows of ``rate_counters``) lock
+  the phone out until they age out: the 6th try fails even with the right code.
+- Sends are capped per phone and per client IP (``services/sms_caps.py``).
 - A new code at most once per ``RESEND_AFTER``, ``CODES_PER_HOUR`` an hour.
 - An unknown phone gets the same answer as a known one (no SMS is sent): the page does
   not tell who is a member.
@@ -24,6 +25,7 @@ import orjson
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.services import sms_caps
 from kopilka.services.customers import hash_code
 from kopilka.services.errors import ServiceError
 from kopilka.services.phones import to_e164
@@ -34,7 +36,7 @@ LOGIN_CODE_TTL = timedelta(minutes=5)
 RESEND_AFTER = timedelta(seconds=60)
 CODES_PER_HOUR = 5
 CODE_ATTEMPTS = 5
-PHONE_FAILURES = 10
+PHONE_FAILURES = 5  # issue 10: the 6th try fails even with the right code
 LOCKOUT = timedelta(hours=1)
 SESSION_TTL = timedelta(days=30)
 SESSION_IDLE = timedelta(days=7)
@@ -111,15 +113,21 @@ async def _customer_by_phone(conn: AsyncConnection, program_id: int, phone: str)
     return None if row is None else int(row.id)
 
 
-async def request_code(rt: Runtime, program_id: int, raw_phone: str) -> str:
+async def request_code(
+    rt: Runtime, program_id: int, raw_phone: str, *, ip: str | None = None
+) -> str:
     """Send a login code to a member's phone; returns the normalised phone.  Refuses
-    (``too_many_attempts``) while the phone is locked out or a code went out too
-    recently."""
+    (``too_many_attempts``) while the phone is locked out, a code went out too
+    recently, or the phone or the client's ``ip`` is past its SMS cap (sms_caps.py:
+    counted for unknown phones too, so the caps tell nothing about membership)."""
     phone = normalise_phone(raw_phone)
     now = rt.now()
     async with rt.engine.begin() as conn:
         if await _failures(conn, program_id, phone, now) >= PHONE_FAILURES:
             raise _locked()
+        await sms_caps.check_and_count(
+            conn, rt.sms_caps, program_id=program_id, phone=phone, now=now, ip=ip
+        )
         customer_id = await _customer_by_phone(conn, program_id, phone)
         if customer_id is None:
             return phone  # the same answer as for a member; nothing is sent

@@ -35,6 +35,7 @@ from kopilka.domain.program import (
 from kopilka.domain.rules.compiler import CompiledProgram, compile_program, program_from_settings
 from kopilka.domain.rules.facts import StoreContext
 from kopilka.domain.rules.model import ProgramDoc
+from kopilka.services.sms_caps import SmsCaps
 from kopilka.store import tables as t
 from kopilka.store.db import create_engine, is_sqlite
 from kopilka.store.raw import PgTx, SqliteTx, Tx, sqlite_connect
@@ -102,6 +103,8 @@ class Runtime:
     _seen: dict[int, datetime] = field(default_factory=dict)
     last_seen_every_s: float = 30.0
     _seen_flushed: float = 0.0
+    # caps on one-time codes sent by SMS (services/sms_caps.py; KOPILKA_SMS_PER_*)
+    sms_caps: SmsCaps = field(default_factory=SmsCaps.from_env)
 
     @property
     def hot(self) -> HotPath:

@@ -45,7 +45,9 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     url = async_url(url)
     if is_sqlite(url):
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            url, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
+        )
         _sqlite_pragmas(engine)
     else:
         engine = create_async_engine(
@@ -53,6 +55,8 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
             pool_size=pool_size,
             max_overflow=0,
             pool_pre_ping=False,
+            # an error's text carries no bound values (phones, codes) into a log line (issue 10)
+            hide_parameters=True,
             connect_args={"server_settings": {"application_name": "kopilka"}},
         )
     if crash.ARMED:  # the crash drills only (KOPILKA_CRASH_POINTS)

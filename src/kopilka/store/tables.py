@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     Float,
@@ -1223,4 +1224,25 @@ signing_keys = Table(
     Column("cert_pem", Text, nullable=False),
     Column("fingerprint", String(64), nullable=False),  # SHA-256 of the certificate (DER)
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every grant and withdrawal of a consent (issue 10, migration 0029): channel sms | email |
+# pd (processing of personal data), the version and SHA-256 of the text shown, the source
+# till | cabinet | admin | import.  Appended only; customers.consent_* hold the current state.
+consents = Table(
+    "consents",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("text_version", String(32), nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("actor", String(200), nullable=False, server_default=""),
+    CheckConstraint("channel IN ('sms', 'email', 'pd')", name="channel"),
+    CheckConstraint("source IN ('till', 'cabinet', 'admin', 'import')", name="source"),
+    Index(None, "customer_id", "id"),
 )

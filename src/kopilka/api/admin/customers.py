@@ -23,7 +23,9 @@ from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.api.pos.schemas import NO_CONTROL, Strict
 from kopilka.domain.money import fmt2
 from kopilka.domain.roles import Perm
-from kopilka.services import customer_admin
+from kopilka.services import consents as consent_records
+from kopilka.services import customer_admin, erasure
+from kopilka.services.errors import ServiceError
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
 
@@ -338,3 +340,81 @@ async def consents(request: Request, code: str, customer_id: int) -> Response:
         _rt(request), actor, pid, customer_id, sms=body.sms, email=body.email, reason=body.reason
     )
     return _ok({"customer_id": customer_id, "consents": {"sms": body.sms, "email": body.email}})
+
+
+# --- consent history and erasure (issue 10) -----------------------------------------------
+
+
+class EraseIn(Strict):
+    confirm: Annotated[int, Field(ge=1)] = Field(
+        description="the customer's id again: erasure cannot be undone"
+    )
+    reason: Reason
+
+
+SCHEMAS = (*SCHEMAS, EraseIn)
+
+
+@router.get(
+    "/programs/{code}/customers/{customer_id}/consents",
+    responses=ERRORS,
+    openapi_extra=SECURITY,
+    summary="The customer's consent history: channel, granted or withdrawn, time, text "
+    "version and its SHA-256, source",
+)
+async def consent_history(request: Request, code: str, customer_id: int) -> Response:
+    _, pid = await _who(request, code, Perm.CUSTOMERS_READ)
+    await customer_admin.get_customer(_rt(request), pid, customer_id)  # 404 if not here
+    rows = await consent_records.history(_rt(request), pid, customer_id)
+    return _ok(
+        {
+            "customer_id": customer_id,
+            "records": [
+                {
+                    "channel": r.channel,
+                    "granted": r.granted,
+                    "at": _iso(r.at),
+                    "text_version": r.text_version,
+                    "text_sha256": r.text_hash,
+                    "source": r.source,
+                    "actor": r.actor,
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+async def _erase(request: Request, code: str, customer_id: int) -> Response:
+    actor, pid = await _who(request, code, Perm.CUSTOMERS_WRITE)
+    body = EraseIn.model_validate_json(await request.body())
+    if body.confirm != customer_id:
+        raise ServiceError(
+            "validation_failed", "confirm with the customer's id from the URL", field="confirm"
+        )
+    pseudonym = await erasure.do_erase_customer(
+        _rt(request), actor, pid, customer_id, reason=body.reason
+    )
+    return _ok({"customer_id": customer_id, "status": "deleted", "pseudonym": pseudonym})
+
+
+@router.post(
+    "/programs/{code}/customers/{customer_id}/erase",
+    responses=ERRORS,
+    openapi_extra=_body("EraseIn"),
+    summary="Erase the customer's personal data (irreversible); points, receipts and the "
+    "ledger stay under a pseudonym",
+)
+async def erase(request: Request, code: str, customer_id: int) -> Response:
+    return await _erase(request, code, customer_id)
+
+
+@router.post(
+    "/customers/{customer_id}/erase",
+    responses=ERRORS,
+    openapi_extra=_body("EraseIn"),
+    summary="The same, found by the customer's id alone",
+)
+async def erase_by_id(request: Request, customer_id: int) -> Response:
+    code = await customer_admin.program_code_of(_rt(request), customer_id)
+    return await _erase(request, code, customer_id)

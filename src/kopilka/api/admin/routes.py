@@ -100,7 +100,7 @@ async def get_program(request: Request, code: str) -> Response:
 
 @router.put(
     "/programs/{code}",
-    responses=ERRORS,
+    responses={**ERRORS, 201: {"description": "the program was created (version 1)"}},
     openapi_extra=_doc_body("ProgramDoc"),
     summary="Replace the whole document (a new version; creates the program if new)",
 )
@@ -180,6 +180,8 @@ async def put_logo(request: Request, code: str) -> Response:
 
 @router.delete(
     "/programs/{code}/logo",
+    status_code=204,
+    response_class=Response,
     responses=ERRORS,
     openapi_extra=SECURITY,
     summary="Remove the cabinet's logo",
@@ -357,7 +359,7 @@ async def get_promotion(request: Request, code: str, promotion_id: str) -> Respo
 
 @router.put(
     "/programs/{code}/promotions/{promotion_id}",
-    responses=ERRORS,
+    responses={**ERRORS, 201: {"description": "the promotion was added (a new version)"}},
     openapi_extra=_doc_body("Promotion"),
     summary="Add or replace one promotion (a new version)",
 )

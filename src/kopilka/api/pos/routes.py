@@ -187,6 +187,57 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: PROBLEM,
     422: PROBLEM,
 }
+# Endpoints that send an SMS code answer 429 (with ``retry_after_s``) past the caps.
+CODE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 429: PROBLEM}
+
+
+def _path(template: str, method: str = "post") -> str:
+    """A JSON pointer to an operation of this router, for an OpenAPI link's operationRef."""
+    return (
+        "#/paths/" + (router.prefix + template).replace("~", "~0").replace("/", "~1") + "/" + method
+    )
+
+
+def _links(status: int, description: str, **links: tuple[str, str]) -> dict[str, Any]:
+    """OpenAPI links (name → (path template, runtime expression of the path parameter)):
+    they tell client generators and the fuzzer which call follows which, and with what."""
+    out: dict[str, Any] = {}
+    for name, (template, expression) in links.items():
+        param = template.split("{", 1)[1].split("}", 1)[0]
+        out[name] = {"operationRef": _path(template), "parameters": {param: expression}}
+    return {"responses": {str(status): {"description": description, "links": out}}}
+
+
+_RECEIPT = "$request.body#/receipt_id"
+_AFTER_CALCULATE = _links(
+    200,
+    "the calculated receipt; points are held until confirm or cancel",
+    confirm=("/purchases/{receipt_id}/confirm", _RECEIPT),
+    cancel=("/purchases/{receipt_id}/cancel", _RECEIPT),
+)
+_AFTER_SALE = _links(
+    200,
+    "the confirmed receipt",
+    refund=("/purchases/{receipt_id}/refunds", _RECEIPT),
+)
+_AFTER_CONFIRM = _links(
+    200,
+    "the confirmed receipt",
+    refund=("/purchases/{receipt_id}/refunds", "$request.path.receipt_id"),
+)
+_AFTER_REGISTER = _links(
+    201,
+    "the new customer and card; an SMS code was sent",
+    confirm_phone=("/customers/{customer_id}/confirm-phone", "$response.body#/customer_id"),
+    resend_code=("/customers/{customer_id}/resend-code", "$response.body#/customer_id"),
+)
+
+
+def _extra(*parts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        out.update(part)
+    return out
 
 
 @router.get(
@@ -343,7 +394,7 @@ async def reward_order(request: Request) -> Response:
 @router.post(
     "/purchases/calculate",
     responses=ERRORS,
-    openapi_extra=_openapi_body(PurchaseIn),
+    openapi_extra=_extra(_openapi_body(PurchaseIn), _AFTER_CALCULATE),
     summary="Calculate a receipt (preliminary cheque); holds redeemed points",
 )
 async def calculate(request: Request) -> Response:
@@ -356,7 +407,7 @@ async def calculate(request: Request) -> Response:
 @router.post(
     "/purchases",
     responses=ERRORS,
-    openapi_extra=_openapi_body(PurchaseIn),
+    openapi_extra=_extra(_openapi_body(PurchaseIn), _AFTER_SALE),
     summary="Calculate and confirm in one call (also offline uploads)",
 )
 async def purchase(request: Request) -> Response:
@@ -425,7 +476,7 @@ async def batch(request: Request) -> Response:
 @router.post(
     "/purchases/{receipt_id}/confirm",
     responses=ERRORS,
-    openapi_extra=_openapi_body(ConfirmIn, required=False),
+    openapi_extra=_extra(_openapi_body(ConfirmIn, required=False), _AFTER_CONFIRM),
     summary="The sale went through: burn held points, credit earned points",
 )
 async def confirm(request: Request, receipt_id: str) -> Response:
@@ -466,8 +517,8 @@ async def refund(request: Request, receipt_id: str) -> Response:
 
 @router.post(
     "/customers",
-    responses=ERRORS,
-    openapi_extra=_openapi_body(CustomerIn),
+    responses=CODE_ERRORS,
+    openapi_extra=_extra(_openapi_body(CustomerIn), _AFTER_REGISTER),
     status_code=201,
     summary="Register a customer at the till; an SMS code follows",
 )
@@ -499,7 +550,7 @@ async def register(request: Request) -> Response:
 
 @router.post(
     "/customers/{customer_id}/confirm-phone",
-    responses=ERRORS,
+    responses=CODE_ERRORS,
     openapi_extra=_openapi_body(PhoneCodeIn),
     summary="Confirm the phone with the one-time code from the SMS",
 )
@@ -512,7 +563,7 @@ async def confirm_phone(request: Request, customer_id: int) -> Response:
 
 @router.post(
     "/customers/{customer_id}/resend-code",
-    responses=ERRORS,
+    responses=CODE_ERRORS,
     summary="Send a new one-time code (at most one a minute, five a day)",
 )
 async def resend_code(request: Request, customer_id: int) -> Response:

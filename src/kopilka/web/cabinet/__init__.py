@@ -224,7 +224,9 @@ async def login_send(request: Request, program: str) -> Response:
     form = await _login_form_ok(request)
     token = form["csrf"]
     try:
-        phone = await member_auth.request_code(rt, prog.id, form.get("phone", ""))
+        phone = await member_auth.request_code(
+            rt, prog.id, form.get("phone", ""), ip=request.client.host if request.client else None
+        )
     except ServiceError as exc:
         if exc.code == "too_many_attempts" and exc.field == "phone":
             # a code went out a moment ago: go on to the code form, it is still valid

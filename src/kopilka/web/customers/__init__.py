@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from kopilka.domain.roles import Perm
+from kopilka.services import consents, erasure
 from kopilka.services import customer_admin as ca
 from kopilka.services.errors import ServiceError
 from kopilka.web import i18n
@@ -69,6 +70,7 @@ async def customer_page(
     if tab not in TABS:
         tab = "receipts"
     ctx: dict[str, Any] = {"cust": cust, "tab": tab, "tabs": TABS}
+    ctx["consent_history"] = await consents.history(c.rt, program.id, customer_id)
     if tab == "receipts":
         pr = PageRequest.of(
             request, sorts=ca.RECEIPT_SORTS, default="occurred_at", default_dir="desc", per_page=20
@@ -228,6 +230,38 @@ async def consents_submit(
     except ServiceError as exc:
         return _refused(request, c, "consents", cust, values, exc, default_field="reason")
     return _back(customer_id, c, "Consents saved.")
+
+
+@router.get("/admin/customers/{customer_id}/erase")
+async def erase_form(
+    request: Request, customer_id: int, c: Annotated[Console, Depends(WRITE)]
+) -> Response:
+    return _form_page(request, "erase", await _customer(c, customer_id))
+
+
+@router.post("/admin/customers/{customer_id}/erase")
+async def erase_submit(
+    request: Request, customer_id: int, c: Annotated[Console, Depends(WRITE)]
+) -> Response:
+    cust = await _customer(c, customer_id)
+    values = await _form(request)
+    if values.get("confirm", "").strip() != str(customer_id):
+        exc = ServiceError(
+            "validation_failed", "type the customer number again to confirm", field="confirm"
+        )
+        return _refused(request, c, "erase", cust, values, exc, default_field="confirm")
+    try:
+        pseudonym = await erasure.do_erase_customer(
+            c.rt, c.actor, cust.program_id, customer_id, reason=values.get("reason")
+        )
+    except ServiceError as exc:
+        return _refused(request, c, "erase", cust, values, exc, default_field="reason")
+    return _back(
+        customer_id,
+        c,
+        "Personal data erased; the customer is now {pseudonym}.",
+        pseudonym=pseudonym,
+    )
 
 
 @router.get("/admin/customers/{customer_id}/city")

@@ -120,6 +120,25 @@ RU = {
     "Issue a virtual card": "Выпустить виртуальную карту",
     "Merge a duplicate": "Объединить с дублем",
     "Change consents": "Изменить согласия",
+    "Consent history": "История согласий",
+    "When": "Когда",
+    "Consent": "Согласие",
+    "Given or withdrawn": "Дано или отозвано",
+    "Where": "Где",
+    "Text version": "Версия текста",
+    "Personal data processing": "Обработка персональных данных",
+    "given": "дано",
+    "withdrawn": "отозвано",
+    "till": "касса",
+    "cabinet": "личный кабинет",
+    "console / admin API": "консоль / admin API",
+    "import": "импорт",
+    "Erase personal data": "Удалить персональные данные",
+    "Erase": "Удалить",
+    "The name, phone, e-mail, birthday, city and device are erased and replaced by a pseudonym; the cards stop identifying the customer; consents are withdrawn. Points, receipts and the ledger stay under the pseudonym. This cannot be undone.": "Имя, телефон, e-mail, дата рождения, город и устройство удаляются и заменяются псевдонимом; карты больше не узнают участника; согласия отзываются. Баллы, чеки и журнал операций остаются под псевдонимом. Отменить нельзя.",  # noqa: E501
+    "Type the customer number again to confirm": "Введите номер участника ещё раз для подтверждения",  # noqa: E501
+    "type the customer number again to confirm": "введите номер участника ещё раз для подтверждения",  # noqa: E501
+    "Personal data erased; the customer is now {pseudonym}.": "Персональные данные удалены; участник теперь {pseudonym}.",  # noqa: E501
     "This customer was merged into": "Клиент объединён с клиентом",
     "No receipts yet.": "Чеков пока нет.",
     "No movements yet.": "Движений пока нет.",

@@ -3,7 +3,7 @@ issued to members, and the burns tills made under them, each applied once (the u
 ``(program_id, token_id, use_no)`` key; ``receipt_pk`` unique too).
 
 Revision ID: 0030
-Revises: 0027
+Revises: 0029
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from kopilka.store.types import Money, UTCDateTime
 
 revision = "0030"
-down_revision = "0027"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 
