@@ -8,6 +8,15 @@ SQLite has one writer anyway, and queueing coroutines for the connection in-proc
 far cheaper than letting them collide on the file lock and sleep in the busy handler.
 Every transaction starts with ``BEGIN IMMEDIATE`` so that a transaction that reads and
 then writes never deadlocks against another process (CLI jobs).
+
+Several PostgreSQL hosts (a primary and its standbys, docs/deployment.md) are written the
+way SQLAlchemy documents it for asyncpg, the hosts as repeated ``host`` parameters::
+
+    postgresql://kopilka@/kopilka?host=db1:5432&host=db2:5432&target_session_attrs=read-write
+
+The driver then connects to whichever of them accepts writes (after a failover, the
+promoted standby).  ``KOPILKA_DATABASE_REPLICA_URL`` names a hot standby that serves
+lookups and reports (ADR 0032).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 ENV_URL = "KOPILKA_DATABASE_URL"
+ENV_REPLICA_URL = "KOPILKA_DATABASE_REPLICA_URL"
 DEFAULT_URL = "sqlite:///kopilka.db"
 
 
@@ -33,6 +43,21 @@ def async_url(url: str) -> str:
         u = u.set(drivername="sqlite+aiosqlite")
     elif u.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
         u = u.set(drivername="postgresql+asyncpg")
+    return u.render_as_string(hide_password=False)
+
+
+def replica_url_from_env() -> str | None:
+    return os.environ.get(ENV_REPLICA_URL) or None
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The URL as asyncpg's own ``connect``/``create_pool`` read it: a libpq DSN whose
+    several hosts are one comma-separated ``host`` parameter (asyncpg keeps only the last
+    of repeated parameters, SQLAlchemy's form)."""
+    u = make_url(url).set(drivername="postgresql")
+    hosts = u.query.get("host")
+    if isinstance(hosts, tuple):
+        u = u.update_query_dict({"host": ",".join(hosts)})
     return u.render_as_string(hide_password=False)
 
 
