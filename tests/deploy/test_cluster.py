@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,60 @@ def test_two_worker_processes_deliver_every_webhook_once(
     assert len(receiver.seen) == len(expected)
     workers = {p.name for p in cluster.procs if p.name.startswith("worker")}
     assert workers == {"worker1", "worker2"}
+
+
+def test_lookups_read_the_standby_and_see_the_tills_own_confirm(
+    cluster: Cluster, fixture: Any
+) -> None:
+    import httpx
+
+    card = fixture.cards[7]
+    api = cluster.lb_url + "/api/pos/v1"
+    headers = {"Authorization": f"Bearer {fixture.keys[0]}"}
+    with httpx.Client(headers=headers, timeout=10) as http:
+        before = http.get(f"{api}/customers/lookup", params={"identifier": card}).json()
+        body = {
+            "receipt_id": "ryw-1",
+            "identifier": card,
+            "lines": [{"sku": "A1", "name": "Чай", "quantity": 1, "price": "1000.00"}],
+        }
+        assert http.post(f"{api}/purchases/calculate", json=body).status_code == 200
+        confirmed = http.post(f"{api}/purchases/ryw-1/confirm")
+        assert confirmed.status_code == 200
+        after = http.get(f"{api}/customers/lookup", params={"identifier": card}).json()
+
+    # the default program earns 5 %: 50.00 points on 1000.00
+    assert Decimal(str(confirmed.json()["points_earned"])) == Decimal("50.00")
+    mine = [x for x in after["last_purchases"] if x["receipt_id"] == "ryw-1"]
+    assert [Decimal(str(x["points_earned"])) for x in mine] == [Decimal("50.00")]
+    assert all(x["receipt_id"] != "ryw-1" for x in before["last_purchases"])
+    readers = cluster.psql(
+        cluster.standby_port,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kopilka-replica'",
+    )
+    assert int(readers) >= 1  # the lookups were served by the standby
+
+
+def test_a_dead_replica_sends_lookups_to_the_primary(cluster: Cluster, fixture: Any) -> None:
+    from kopilka.services.customers import check_lookup
+    from kopilka.services.runtime import Runtime
+
+    async def lookup() -> tuple[dict[str, Any], str]:
+        rt = Runtime.from_url(cluster.primary_url)
+        rt.replica_url = "postgresql://postgres@127.0.0.1:1/kopilka"  # nothing listens
+        try:
+            term = await rt.terminal_by_key(fixture.keys[0])
+            assert term is not None
+            found = await check_lookup(rt, term, fixture.cards[3])
+            assert rt.hot._replica is not None
+            return found, rt.hot._replica.reason
+        finally:
+            await rt.close()
+
+    found, reason = asyncio.run(lookup())
+
+    assert found["balance"]["available"] is not None
+    assert reason.startswith("failed: ")
 
 
 def test_failover_drill_loses_no_acknowledged_receipt(cluster: Cluster, fixture: Any) -> None:
