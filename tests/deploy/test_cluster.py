@@ -147,6 +147,41 @@ def test_lookups_read_the_standby_and_see_the_tills_own_confirm(
     assert int(readers) >= 1  # the lookups were served by the standby
 
 
+def test_the_summary_report_reads_the_standby(cluster: Cluster, fixture: Any) -> None:
+    from datetime import date, timedelta
+
+    from kopilka.analytics import summary
+    from kopilka.domain.summary import Period
+    from kopilka.services.runtime import Runtime
+
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kopilka-reports'"
+
+    async def report() -> tuple[summary.Figures, str, str]:
+        rt = Runtime.from_url(cluster.primary_url)
+        rt.replica_url = cluster.replica_url
+        try:
+            today = date.today()
+            figures = await summary.figures(
+                rt,
+                program_id=fixture.program_id,
+                period=Period(today - timedelta(days=1), today + timedelta(days=1)),
+                filters=summary.NO_FILTERS,
+                actor=None,
+                use_tables=False,
+            )
+            # the report's pooled connection is still open: where is it?
+            on_standby = await asyncio.to_thread(cluster.psql, cluster.standby_port, sql)
+            on_primary = await asyncio.to_thread(cluster.psql, cluster.primary_port, sql)
+            return figures, on_standby, on_primary
+        finally:
+            await rt.close()
+
+    figures, on_standby, on_primary = asyncio.run(report())
+
+    assert figures.counts.members_total == 200  # the fixture's members
+    assert (on_standby, on_primary) == ("1", "0")
+
+
 def test_a_dead_replica_sends_lookups_to_the_primary(cluster: Cluster, fixture: Any) -> None:
     from kopilka.services.customers import check_lookup
     from kopilka.services.runtime import Runtime

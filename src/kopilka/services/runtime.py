@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.rules.compiler import CompiledProgram, compile_program, program_from_settings
@@ -96,6 +96,7 @@ class Runtime:
     # A hot standby for lookups (ADR 0032); None: everything reads the primary.
     replica_url: str | None = None
     replica_max_lag_s: float = 5.0
+    _report_engine: AsyncEngine | None = None
 
     @property
     def hot(self) -> HotPath:
@@ -117,7 +118,32 @@ class Runtime:
     async def close(self) -> None:
         if self._hot is not None:
             await self._hot.close()
+        if self._report_engine is not None:
+            await self._report_engine.dispose()
         await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def report_conn(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for read-only reports: on the replica while it answers and lags
+        less than ``replica_max_lag_s`` (ADR 0032), on the primary otherwise."""
+        if self.replica_url is not None and await self.hot.replica_usable():
+            if self._report_engine is None:
+                self._report_engine = create_engine(
+                    self.replica_url, pool_size=3, name="kopilka-reports"
+                )
+            conn: AsyncConnection | None = None
+            try:
+                conn = await self._report_engine.connect()
+            except Exception as exc:  # the standby went away since the check
+                self.hot.replica_failed(exc)
+            if conn is not None:
+                try:
+                    yield conn
+                finally:
+                    await conn.close()
+                return
+        async with self.engine.connect() as conn:
+            yield conn
 
     async def terminal_by_key(self, key: str) -> Terminal | None:
         """The terminal this key belongs to, cached for ``cache_ttl_s`` (also when unknown)."""
@@ -421,6 +447,20 @@ class HotPath:
         pool = await self._pg_pool()
         async with pool.acquire() as conn:
             yield PgTx(conn)
+
+    async def replica_usable(self) -> bool:
+        """The replica answers and does not lag too far (checked at most once a second)."""
+        if self._replica is None:
+            return False
+        conn = await self._replica.acquire()
+        if conn is None:
+            return False
+        await self._replica.release(conn)
+        return True
+
+    def replica_failed(self, exc: BaseException) -> None:
+        if self._replica is not None:
+            self._replica.failed(exc)
 
     @contextlib.asynccontextmanager
     async def lookup(self) -> AsyncIterator[Tx]:

@@ -65,7 +65,8 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, name: str = "kopilka") -> AsyncEngine:
+    """``name``: the ``application_name`` PostgreSQL shows for these connections."""
     url = async_url(url)
     if is_sqlite(url):
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
@@ -76,7 +77,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "kopilka"}},
+        connect_args={"server_settings": {"application_name": name}},
     )
 
 
