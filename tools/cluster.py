@@ -138,6 +138,7 @@ class Cluster:
     lb_port: int = 0
     procs: list[Proc] = field(default_factory=list)
     promoted: bool = False
+    dbname: str = DBNAME
 
     # --- paths and URLs -------------------------------------------------------------------
 
@@ -165,7 +166,7 @@ class Cluster:
     @property
     def app_db_url(self) -> str:
         if self.pgbouncer:
-            return pg_url(self.bouncer_port)
+            return pg_url(self.bouncer_port, self.dbname)
         return multi_host_url([self.primary_port, self.standby_port])
 
     @property
@@ -338,7 +339,7 @@ class Cluster:
         self.bouncer_port = free_port()
         (bdir / "userlist.txt").write_text('"postgres" ""\n')
         text = string.Template((DEPLOY / "pgbouncer.ini.tmpl").read_text()).substitute(
-            dbname=DBNAME,
+            dbname=self.dbname,
             pg_host="127.0.0.1",
             pg_port=self.primary_port,
             port=self.bouncer_port,
