@@ -204,6 +204,29 @@ def test_a_dead_replica_sends_lookups_to_the_primary(cluster: Cluster, fixture: 
     assert reason.startswith("failed: ")
 
 
+def test_a_lagging_replica_sends_lookups_to_the_primary(cluster: Cluster, fixture: Any) -> None:
+    from kopilka.services.customers import check_lookup
+    from kopilka.services.runtime import Runtime
+
+    async def lookup() -> tuple[dict[str, Any], str]:
+        rt = Runtime.from_url(cluster.primary_url)
+        rt.replica_url = cluster.replica_url
+        rt.replica_max_lag_s = -1.0  # any lag, even none, is too much
+        try:
+            term = await rt.terminal_by_key(fixture.keys[0])
+            assert term is not None
+            found = await check_lookup(rt, term, fixture.cards[3])
+            assert rt.hot._replica is not None
+            return found, rt.hot._replica.reason
+        finally:
+            await rt.close()
+
+    found, reason = asyncio.run(lookup())
+
+    assert found["balance"]["available"] is not None
+    assert reason == "lagging 0.0 s"
+
+
 def test_failover_drill_loses_no_acknowledged_receipt(cluster: Cluster, fixture: Any) -> None:
     result = run_drill(cluster, tills=TILLS, before_s=2.5, after_s=4.0, fx=fixture)
     print(result)
