@@ -279,6 +279,8 @@ class Cluster:
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
+                "max_connections=300",
+                "-c",
                 f"fsync={'on' if self.fsync else 'off'}",
                 *(f"'{o}'" if o != "-c" else o for o in options),
             ]
@@ -333,6 +335,12 @@ class Cluster:
             time.sleep(0.2)
         raise RuntimeError("the standby did not start streaming")
 
+    def connections_needed(self) -> int:
+        """Session pooling: every pooled client connection holds a server connection, so
+        the server pool covers all pools: per app process 8 (KOPILKA_DB_POOL here) + 5,
+        per worker 10 + 20 (their defaults), and a few for us."""
+        return self.apps * 13 + self.workers * 30 + 5
+
     def start_pgbouncer(self) -> None:
         bdir = self.dir / "pgbouncer"
         bdir.mkdir(exist_ok=True)
@@ -344,7 +352,7 @@ class Cluster:
             pg_port=self.primary_port,
             port=self.bouncer_port,
             dir=bdir,
-            pool_size=max(20, 12 * self.apps),
+            pool_size=self.connections_needed(),
         )
         ini = bdir / "pgbouncer.ini"
         ini.write_text(text)
@@ -476,9 +484,8 @@ class Cluster:
             ini.write_text(
                 ini.read_text().replace(f"port={self.primary_port}", f"port={self.standby_port}")
             )
-            for p in self.procs:
-                if p.name == "pgbouncer":
-                    os.kill(p.pid, signal.SIGHUP)
+            # its admin console: a signal would reach runuser, not PgBouncer
+            self.psql(self.bouncer_port, "RELOAD", db="pgbouncer")
         self.save()
         return {"stop_began": t0, "primary_stopped": t1, "standby_promoted": t2}
 

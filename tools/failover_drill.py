@@ -75,6 +75,8 @@ async def till_loop(
                     drill.ok.append((t0, t1))
                 return data
             drill.failed.append((t1, f"{status} {data[:120]!r}"))
+            if t1 > stop_at + 30:  # the deployment did not come back: say so, do not hang
+                raise RuntimeError(f"{method.decode()} {path} still failing: {status}")
             if status == 0 or status >= 500:
                 await asyncio.sleep(0.1)
                 continue

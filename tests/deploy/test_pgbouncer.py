@@ -2,7 +2,7 @@
 hot path's asyncpg pool with its prepared statements and SQLAlchemy's connections both
 work through it, many tills at once.  In session mode a pooled client connection holds
 its server connection, so PgBouncer's pool must be at least the sum of the app pools
-(here 10 + 20 = 30 against 48)."""
+(here 10 + 20 = 30 against 117)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def bouncer(pg_url: str) -> Iterator[str]:
     c.logs.mkdir()
     c.logs.chmod(0o777)
     c.primary_port, c.dbname = u.port or 5432, str(u.database)
-    c.start_pgbouncer()  # default_pool_size 48 for "4 apps"
+    c.start_pgbouncer()  # default_pool_size: 4 x 13 + 2 x 30 + 5 = 117
     yield str(u.set(port=c.bouncer_port))
     c.stop()
     shutil.rmtree(c.dir, ignore_errors=True)
