@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -101,6 +102,7 @@ def one_run(apps: int, args: argparse.Namespace, *, replica_lookups: bool) -> di
         r = asyncio.run(drive("127.0.0.1", c.lb_port, app_pid, fx, load_args(args)))
     finally:
         c.stop()
+        shutil.rmtree(c.dir, ignore_errors=True)
     out = {"apps": apps, "replica_lookups": replica_lookups, **figures(r)}
     print(json.dumps(out), flush=True)
     return out
@@ -134,6 +136,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             print(json.dumps(row), flush=True)
     finally:
         c.stop()
+        shutil.rmtree(c.dir, ignore_errors=True)
     return {"apps": apps, "seconds": args.soak, "minutes": minutes}
 
 
