@@ -44,7 +44,31 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     upgrade(args.db)
     print(f"schema is up to date ({_safe(args.db)})", file=sys.stderr)
+    if getattr(args, "partitioned", False):
+        return _partition(args.db, args.partitions)
     return 0
+
+
+def _partition(url: str, partitions: int) -> int:
+    from kopilka.store.partition import PartitionError, partition_hot_tables
+
+    async def run(rt: Runtime) -> int:
+        async with rt.engine.begin() as conn:
+            report = await partition_hot_tables(conn, partitions=partitions)
+        print(f"partitioned by program_id ({partitions} partitions): "
+              f"{', '.join(report.partitioned)}", file=sys.stderr)  # fmt: skip
+        for fk in report.dropped_foreign_keys:
+            print(f"dropped foreign key {fk}", file=sys.stderr)
+        return 0
+
+    if is_sqlite(url):
+        print("error: --partitioned is for PostgreSQL", file=sys.stderr)
+        return 2
+    try:
+        return _run(run, url)
+    except PartitionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _safe(url: str) -> str:
@@ -703,7 +727,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(fn=cmd_migrate)
+    mg = sub.add_parser("migrate", help="create or upgrade the schema")
+    mg.add_argument(
+        "--partitioned",
+        action="store_true",
+        help="PostgreSQL, new database: hash-partition the hot tables by program_id "
+        "(docs/scaling.md)",
+    )
+    mg.add_argument("--partitions", type=int, default=8, help="with --partitioned")
+    mg.set_defaults(fn=cmd_migrate)
 
     def serve_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--host", default="127.0.0.1")

@@ -212,7 +212,7 @@ async def figures(
     """Everything the report needs of one period.  ``use_tables=False`` aggregates the
     receipts even without a group filter (the benchmark's baseline; tests compare)."""
     settings = await rt.program(program_id)
-    async with rt.engine.connect() as conn:
+    async with rt.report_conn() as conn:  # the replica, when there is one (ADR 0032)
         stores = await store_ids(conn, program_id, filters, actor)
         sc = Scope(program_id, settings.timezone, rt.sqlite, stores,
                    customer_group(program_id, filters))  # fmt: skip

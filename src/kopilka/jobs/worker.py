@@ -40,7 +40,14 @@ async def run(rt: Runtime, jobs: Sequence[Periodic], *, every_s: float, once: bo
     while True:
         for job in jobs:
             if job.due(loop.time()):
-                said = await job.run(rt)
+                try:
+                    said = await job.run(rt)
+                except Exception as exc:
+                    if once:
+                        raise
+                    # The database away (a failover, a restart): the worker stays up and
+                    # the job runs again when due; its work is in the database, not here.
+                    said = f"failed, will run again: {type(exc).__name__}: {exc}"[:500]
                 job.last = loop.time()
                 if said:
                     print(f"{job.name}: {said}", file=sys.stderr)

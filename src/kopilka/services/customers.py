@@ -45,7 +45,7 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
     """Everything the cashier needs before the sale; reads only."""
     now = rt.now()
     compiled = await rt.compiled(term.program_id)
-    async with rt.hot.read() as tx:
+    async with rt.hot.lookup() as tx:  # the replica, when there is one (ADR 0032)
         acc = await load_by_identifier(
             tx, program_id=term.program_id, values=identifier_values(identifier), lock=False
         )

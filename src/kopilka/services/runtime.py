@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka import crash
 from kopilka.crash import ARMED as CRASH_ARMED
@@ -37,7 +37,7 @@ from kopilka.domain.rules.facts import StoreContext
 from kopilka.domain.rules.model import ProgramDoc
 from kopilka.services.sms_caps import SmsCaps
 from kopilka.store import tables as t
-from kopilka.store.db import create_engine, is_sqlite
+from kopilka.store.db import asyncpg_dsn, create_engine, is_sqlite
 from kopilka.store.raw import PgTx, SqliteTx, Tx, sqlite_connect
 
 NO_STORE = StoreContext()
@@ -105,6 +105,10 @@ class Runtime:
     _seen_flushed: float = 0.0
     # caps on one-time codes sent by SMS (services/sms_caps.py; KOPILKA_SMS_PER_*)
     sms_caps: SmsCaps = field(default_factory=SmsCaps.from_env)
+    # A hot standby for lookups (ADR 0032); None: everything reads the primary.
+    replica_url: str | None = None
+    replica_max_lag_s: float = 5.0
+    _report_engine: AsyncEngine | None = None
 
     @property
     def hot(self) -> HotPath:
@@ -126,7 +130,32 @@ class Runtime:
     async def close(self) -> None:
         if self._hot is not None:
             await self._hot.close()
+        if self._report_engine is not None:
+            await self._report_engine.dispose()
         await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def report_conn(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for read-only reports: on the replica while it answers and lags
+        less than ``replica_max_lag_s`` (ADR 0032), on the primary otherwise."""
+        if self.replica_url is not None and await self.hot.replica_usable():
+            if self._report_engine is None:
+                self._report_engine = create_engine(
+                    self.replica_url, pool_size=3, name="kopilka-reports"
+                )
+            conn: AsyncConnection | None = None
+            try:
+                conn = await self._report_engine.connect()
+            except Exception as exc:  # the standby went away since the check
+                self.hot.replica_failed(exc)
+            if conn is not None:
+                try:
+                    yield conn
+                finally:
+                    await conn.close()
+                return
+        async with self.engine.connect() as conn:
+            yield conn
 
     async def terminal_by_key(self, key: str) -> Terminal | None:
         """The terminal this key belongs to, cached for ``cache_ttl_s`` (also when unknown)."""
@@ -328,6 +357,88 @@ async def _keep_session(conn: Any) -> None:
     resetting."""
 
 
+# How far behind the primary a standby is, in seconds: 0 when it has replayed all it has
+# received (an idle primary sends nothing, so the replay timestamp alone would grow).
+_LAG_SQL = (
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0::float8 "
+    "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 "
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, "
+    "1e9::float8) END"
+)
+
+
+class Replica:
+    """A read-only pool on a hot standby, with its health: the lag is measured at most
+    once every ``check_every_s`` (one statement, off the till's statement count); after
+    a failure the standby is left alone for ``retry_after_s`` and reads go to the primary.
+    """
+
+    check_every_s = 1.0
+    retry_after_s = 5.0
+
+    def __init__(self, url: str, max_lag_s: float) -> None:
+        self.url = url
+        self.max_lag_s = max_lag_s
+        self._pool: Any = None
+        self._checked = -1e9
+        self._down_until = 0.0
+        self._usable = False
+        self._checking = False
+        self.lag_s: float | None = None
+        self.reason = "not checked yet"
+
+    def failed(self, exc: BaseException) -> None:
+        self._usable = False
+        self.reason = f"failed: {type(exc).__name__}"
+        self._down_until = time.monotonic() + self.retry_after_s
+
+    async def acquire(self) -> Any:
+        """A connection to the standby, or None: read the primary."""
+        now = time.monotonic()
+        if now < self._down_until:
+            return None
+        try:
+            if self._pool is None:
+                import asyncpg
+
+                self._pool = await asyncpg.create_pool(
+                    asyncpg_dsn(self.url),
+                    reset=_keep_session,
+                    min_size=0,
+                    max_size=5,
+                    timeout=2.0,
+                    server_settings={"application_name": "kopilka-replica"},
+                )
+            conn = await self._pool.acquire(timeout=2.0)
+        except Exception as exc:  # any failure to reach the standby: read the primary
+            self.failed(exc)
+            return None
+        if now - self._checked >= self.check_every_s and not self._checking:
+            self._checking = True
+            try:
+                self.lag_s = float(await conn.fetchval(_LAG_SQL, timeout=2.0))
+                self._usable = self.lag_s <= self.max_lag_s
+                self.reason = "" if self._usable else f"lagging {self.lag_s:.1f} s"
+            except Exception as exc:
+                self.failed(exc)
+            finally:
+                self._checked = now
+                self._checking = False
+        if not self._usable:
+            await self.release(conn)
+            return None
+        return conn
+
+    async def release(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
 class HotPath:
     """Transactions for the till's hot path on the driver itself (store/raw.py)."""
 
@@ -337,6 +448,7 @@ class HotPath:
         self._pool: Any = None
         self._sqlite: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._replica = Replica(rt.replica_url, rt.replica_max_lag_s) if rt.replica_url else None
 
     @contextlib.asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
@@ -383,6 +495,42 @@ class HotPath:
         async with pool.acquire() as conn:
             yield PgTx(conn)
 
+    async def replica_usable(self) -> bool:
+        """The replica answers and does not lag too far (checked at most once a second)."""
+        if self._replica is None:
+            return False
+        conn = await self._replica.acquire()
+        if conn is None:
+            return False
+        await self._replica.release(conn)
+        return True
+
+    def replica_failed(self, exc: BaseException) -> None:
+        if self._replica is not None:
+            self._replica.failed(exc)
+
+    @contextlib.asynccontextmanager
+    async def lookup(self) -> AsyncIterator[Tx]:
+        """Like ``read``, from the replica when one is configured, answers and is not
+        lagging more than ``replica_max_lag_s`` behind; from the primary otherwise."""
+        conn = await self._replica.acquire() if self._replica is not None else None
+        if conn is None:
+            async with self.read() as tx:
+                yield tx
+            return
+        assert self._replica is not None
+        try:
+            yield PgTx(conn)
+        except (TimeoutError, OSError) as exc:
+            self._replica.failed(exc)
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith("asyncpg") and conn.is_closed():
+                self._replica.failed(exc)
+            raise
+        finally:
+            await self._replica.release(conn)
+
     @contextlib.asynccontextmanager
     async def single(self) -> AsyncIterator[Tx]:
         """For work whose only write is one statement: no transaction on PostgreSQL (the
@@ -407,9 +555,8 @@ class HotPath:
                 if self._pool is None:
                     import asyncpg
 
-                    dsn = make_url(self.rt.url).set(drivername="postgresql")
                     self._pool = await asyncpg.create_pool(
-                        dsn.render_as_string(hide_password=False),
+                        asyncpg_dsn(self.rt.url),
                         reset=_keep_session,
                         min_size=1,
                         max_size=self.pool_size,
@@ -421,6 +568,8 @@ class HotPath:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self._replica is not None:
+            await self._replica.close()
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None

@@ -8,6 +8,15 @@ SQLite has one writer anyway, and queueing coroutines for the connection in-proc
 far cheaper than letting them collide on the file lock and sleep in the busy handler.
 Every transaction starts with ``BEGIN IMMEDIATE`` so that a transaction that reads and
 then writes never deadlocks against another process (CLI jobs).
+
+Several PostgreSQL hosts (a primary and its standbys, docs/deployment.md) are written the
+way SQLAlchemy documents it for asyncpg, the hosts as repeated ``host`` parameters::
+
+    postgresql://kopilka@/kopilka?host=db1:5432&host=db2:5432&target_session_attrs=read-write
+
+The driver then connects to whichever of them accepts writes (after a failover, the
+promoted standby).  ``KOPILKA_DATABASE_REPLICA_URL`` names a hot standby that serves
+lookups and reports (ADR 0032).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from kopilka import crash
 
 ENV_URL = "KOPILKA_DATABASE_URL"
+ENV_REPLICA_URL = "KOPILKA_DATABASE_REPLICA_URL"
 DEFAULT_URL = "sqlite:///kopilka.db"
 
 
@@ -38,11 +48,27 @@ def async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+def replica_url_from_env() -> str | None:
+    return os.environ.get(ENV_REPLICA_URL) or None
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The URL as asyncpg's own ``connect``/``create_pool`` read it: a libpq DSN whose
+    several hosts are one comma-separated ``host`` parameter (asyncpg keeps only the last
+    of repeated parameters, SQLAlchemy's form)."""
+    u = make_url(url).set(drivername="postgresql")
+    hosts = u.query.get("host")
+    if isinstance(hosts, tuple):
+        u = u.update_query_dict({"host": ",".join(hosts)})
+    return u.render_as_string(hide_password=False)
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, name: str = "kopilka") -> AsyncEngine:
+    """``name``: the ``application_name`` PostgreSQL shows for these connections."""
     url = async_url(url)
     if is_sqlite(url):
         engine = create_async_engine(
@@ -57,7 +83,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
             pool_pre_ping=False,
             # an error's text carries no bound values (phones, codes) into a log line (issue 10)
             hide_parameters=True,
-            connect_args={"server_settings": {"application_name": "kopilka"}},
+            connect_args={"server_settings": {"application_name": name}},
         )
     if crash.ARMED:  # the crash drills only (KOPILKA_CRASH_POINTS)
         crash.arm_engine(engine.sync_engine)
