@@ -125,6 +125,8 @@ def values(w: World, scope: str) -> dict[str, str]:
         "token": "x",
         "schedule_id": "1",
         "lang": "en",
+        "period": prog.period,
+        "partner": side.partner_code,
     }
 
 
@@ -165,6 +167,8 @@ def expect(route: str, rule: Rule, role: Role, scope: str) -> str:
     if rule.also is not None and not can(role.value, rule.also):
         return "403"
     if rule.whole_program and role in PARTNER_SCOPED:
+        return "403"
+    if rule.partner_level and role in STORE_SCOPED:
         return "403"
     if scope == "other_program":
         return "403" if names_program(route, rule) else "404"
@@ -262,6 +266,8 @@ async def route_cells(
                 continue
             own["scope"] = scope
             cell = Cell(route, "terminal", scope, exp, resp.status_code)
+            if resp.status_code not in DENIED:
+                cell.leak = leak_in(resp, w.pos_markers(scope))
             POS_DENIED[route + " " + scope] = resp.status_code
             cells.append(cell)
             continue
