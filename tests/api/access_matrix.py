@@ -48,6 +48,7 @@ class Rule:
     also: Perm | None = None  # a second permission the route needs
     roles: frozenset[str] | None = None  # only these roles (e.g. a report's editors)
     whole_program: bool = False  # refused to partner-scoped callers (covers every store)
+    partner_level: bool = False  # refused (403) to a store's staff: a partner's as a whole
     why: str = ""
 
 
@@ -62,6 +63,7 @@ def api(perm: Perm | None, obj: str = NONE, **kw: Any) -> Rule:
 
 A = "/api/admin/v1"
 PC = "/api/admin/v1/programs/{code}"
+S = "/api/admin/v1/settlement/{program}"
 
 # The program is named by ``?program=`` (reports) or in the body (events, offers).
 REPORT_Q = {"program": "{program}", "from": "2026-01-01", "to": "2026-12-31", "min_support": "0.5"}
@@ -83,6 +85,8 @@ ROUTES: dict[str, Rule] = {
     "GET /my": r(None, PUBLIC),
     "GET /my/{program}/lang/{lang}": r(None, PUBLIC),
     "GET /my/{program}/login": r(None, PUBLIC),
+    "GET /my/{program}/brand.css": r(None, PUBLIC, why="the program's public colours"),
+    "GET /my/{program}/logo": r(None, PUBLIC, why="the program's public logo"),
     "POST /my/{program}/login": r(None, PUBLIC),
     "POST /my/{program}/login/code": r(None, PUBLIC),
     # --- the member cabinet: a member's session, its own program only ----------------------
@@ -96,6 +100,7 @@ ROUTES: dict[str, Rule] = {
     "POST /my/{program}/profile": r(None, MEMBER),
     "GET /my/{program}/data": r(None, MEMBER),
     "GET /my/{program}/data/export.json": r(None, MEMBER),
+    "GET /my/{program}/card/offline-token": r(None, MEMBER),
     "POST /my/{program}/data/delete": r(
         None, MEMBER, run=False, why="erases the member (its refusal elsewhere is tested)"
     ),
@@ -119,6 +124,8 @@ ROUTES: dict[str, Rule] = {
         None, POS, body={"code": "000000"}, deny_only=True
     ),
     "GET /api/pos/v1/rewards": r(None, POS),
+    # the till's own program's keys (another program's keys are a leak: ``pos_markers``)
+    "GET /api/pos/v1/offline/keys": r(None, POS),
     "POST /api/pos/v1/rewards/orders": r(None, POS),
     "GET /api/pos/v1/gift-cards/{number}": r(None, POS, params={"number": "{gift_card}"}),
     "POST /api/pos/v1/gift-cards/{number}/activate": r(None, POS, params={"number": "{gift_card}"}),
@@ -136,6 +143,11 @@ ROUTES: dict[str, Rule] = {
     f"PUT {PC}/promotions/{{promotion_id}}": api(P.PROGRAMS_WRITE, PROGRAM),
     f"DELETE {PC}/promotions/{{promotion_id}}": api(P.PROGRAMS_WRITE, PROGRAM, deny_only=True),
     f"GET {PC}/partner/promotions": api(P.STORES_READ, PROGRAM),
+    # per-program settings and the cabinet's logo (ADR 0027)
+    f"GET {PC}/settings": api(P.PROGRAMS_READ, PROGRAM),
+    f"PATCH {PC}/settings": api(P.PROGRAMS_WRITE, PROGRAM),
+    f"PUT {PC}/logo": api(P.PROGRAMS_WRITE, PROGRAM, why="a JSON body: refused as no image"),
+    f"DELETE {PC}/logo": api(P.PROGRAMS_WRITE, PROGRAM, why="the world's programs have none"),
     f"GET {PC}/receipts": api(P.STORES_READ, PROGRAM),
     f"POST {A}/simulate": api(
         P.SIMULATE,
@@ -270,6 +282,19 @@ ROUTES: dict[str, Rule] = {
     f"GET {A}/reports/stores": api(P.REPORTS_READ, query=REPORT_Q),
     f"GET {A}/reports/cohorts": api(P.REPORTS_READ, query=REPORT_Q),
     f"GET {A}/reports/basket": api(P.REPORTS_READ, query=REPORT_Q),
+    # --- admin API: coalition settlement (ADR 0025): a partner's as a whole ----------------
+    f"GET {S}/report": api(P.REPORTS_READ, query={"period": "{period}"}, partner_level=True),
+    f"GET {S}/periods": api(P.REPORTS_READ, partner_level=True),
+    f"GET {S}/statements/{{period}}/{{partner}}.pdf": api(
+        P.REPORTS_READ, PARTNER_WIDE, partner_level=True
+    ),
+    f"PUT {S}/terms": api(P.PROGRAMS_WRITE, why="the body {}: the default terms again"),
+    f"POST {S}/periods/{{period}}/close": api(
+        P.PROGRAMS_WRITE, why="the world's period is closed already: 409 when allowed"
+    ),
+    f"PUT {S}/partners/{{code}}": api(
+        P.STORES_WRITE, PARTNER_WIDE, params={"code": "{partner}"}, body={"inn": "7701234567"}
+    ),
     f"GET {A}/reports/clv": api(
         P.REPORTS_READ,
         query={"program": "{program}", "as_of": "2020-01-01"},  # no data: no model fit
@@ -304,6 +329,12 @@ ROUTES: dict[str, Rule] = {
     ),
     "POST /admin/programs/{code}/preview": r(
         P.PROGRAMS_READ, PROGRAM, params={"code": "{program}"}
+    ),
+    "GET /admin/programs/{code}/settings": r(
+        P.PROGRAMS_READ, PROGRAM, params={"code": "{program}"}
+    ),
+    "POST /admin/programs/{code}/settings": r(
+        P.PROGRAMS_WRITE, PROGRAM, params={"code": "{program}"}
     ),
     "GET /admin/programs/{code}/versions": r(
         P.PROGRAMS_READ, PROGRAM, params={"code": "{program}"}
@@ -463,6 +494,20 @@ ROUTES: dict[str, Rule] = {
     "POST /admin/reports/basket/save": r(P.PROGRAMS_WRITE),
     "GET /admin/reports/clv": r(P.REPORTS_READ),
     "GET /admin/reports/clv/export": r(P.REPORTS_READ),
+    # coalition settlement of the console's program (ADR 0025); the statement names a
+    # partner of that program: program 2's partner (another code) is not found there
+    "GET /admin/reports/settlement": r(
+        P.REPORTS_READ, query={"period": "{period}"}, partner_level=True
+    ),
+    "GET /admin/reports/settlement.{fmt}": r(
+        P.REPORTS_READ, params={"fmt": "csv"}, query={"period": "{period}"}, partner_level=True
+    ),
+    "GET /admin/reports/settlement/{period}/{party}.pdf": r(
+        P.REPORTS_READ, PARTNER_WIDE, params={"party": "{partner}"}, partner_level=True
+    ),
+    "POST /admin/reports/settlement/close": r(
+        P.PROGRAMS_WRITE, why="no confirmation typed: the form again (422) when allowed"
+    ),
     "GET /admin/fraud": r(P.AUDIT_READ),
     "GET /admin/fraud/export": r(P.AUDIT_READ),
     "GET /admin/fraud/settings": r(P.AUDIT_READ),

@@ -14,17 +14,19 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
+from argon2 import PasswordHasher
 from sqlalchemy import insert, select, update
 
 from kopilka.domain.roles import Role
-from kopilka.services import admin, users
+from kopilka.services import admin, offline, settlement, settlement_files, signing, users
 from kopilka.services.audit import CLI
 from kopilka.services.runtime import Runtime, hash_key
 from kopilka.store import tables as t
 from kopilka.store.queries import insert_id
-from tests.conftest import Member, Shop, new_shop, receipt
+from tests.conftest import Clock, Member, Shop, new_shop, receipt
 
 MARK_B = "ZQPARTB"
 MARK_P2 = "ZQPROGTWO"
@@ -72,6 +74,8 @@ class Program:
     promotion: str = ""
     user_id: int = 0  # a console user of the program (an object to manage)
     version: int = 0
+    period: str = ""  # a closed settlement month, its statements signed
+    offline_key: str = ""  # the public key of the program's offline burn tokens
 
 
 @dataclass
@@ -102,6 +106,13 @@ class World:
 
     def program(self, scope: str) -> Program:
         return self.p2 if scope == "other_program" else self.p1
+
+    def pos_markers(self, scope: str) -> tuple[str, ...]:
+        """What an answer to a till of this scope must never contain: the other
+        program's objects (its marker, its offline burn key)."""
+        if scope == "other_program":
+            return (self.p1.offline_key,)
+        return (MARK_P2, self.p2.offline_key)
 
 
 async def _second_partner(
@@ -156,10 +167,12 @@ async def _side(rt: Runtime, shop: Shop, *, mark: str, second: bool) -> Side:
                 await conn.execute(select(t.terminals.c.id).where(t.terminals.c.store_id == store))
             ).scalar_one()
             if mark:
+                # a code of its own: a console URL naming it in program 1 finds nothing
+                pcode = f"c{secrets.token_hex(3)}"
                 await conn.execute(
                     update(t.partners)
                     .where(t.partners.c.id == partner)
-                    .values(name=f"Partner {mark}")
+                    .values(name=f"Partner {mark}", code=pcode)
                 )
                 await conn.execute(
                     update(t.stores).where(t.stores.c.id == store).values(name=f"Store {mark}")
@@ -268,7 +281,7 @@ async def _program_objects(
     doc = {
         "code": code,
         "name": f"Program {mark}",
-        "points": {"earn_percent": 5},
+        "points": {"earn_percent": 5, "offline_cap_max": 100},
         "promotions": [
             {
                 "id": prog.promotion,
@@ -359,7 +372,45 @@ async def _saved_report(client: httpx.AsyncClient, token: str, code: str, mark: 
     return int(r.json()["id"])
 
 
+async def _close_month(rt: Runtime, *programs: Program) -> None:
+    """Close this month of each program (its receipts: partner A's and B's in program 1, C's
+    in program 2), the statements signed: the clock is moved past the month's end for the
+    close only."""
+    clock = rt.clock
+    assert isinstance(clock, Clock)
+    await signing.current_key(rt)  # the signing key made at real time
+    try:
+        for prog in programs:
+            found = await settlement.find_program(rt, prog.code)
+            tz = ZoneInfo(found.settings.timezone)
+            prog.period = f"{rt.now().astimezone(tz):%Y-%m}"
+            _, end = settlement.month_window(prog.period, found.settings.timezone)
+            clock.set(end + timedelta(minutes=1))
+            await settlement.do_close(
+                rt,
+                found,
+                prog.period,
+                actor=CLI,
+                statements=settlement_files.statement_maker(rt, "en"),
+            )
+            clock.frozen = None
+    finally:
+        clock.frozen = None
+
+
 async def build_world(rt: Runtime, client: httpx.AsyncClient) -> World:
+    """The world; its users' passwords hashed with argon2's cheapest parameters: the matrix
+    is about what a signed-in caller reaches, not passwords (20 hashes at the defaults and
+    8 logins: ~2 s of each database's build on the shared machine)."""
+    hasher = users._hasher
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    try:
+        return await _build_world(rt, client)
+    finally:
+        users._hasher = hasher
+
+
+async def _build_world(rt: Runtime, client: httpx.AsyncClient) -> World:
     shop1 = await new_shop(rt, client)
     shop2 = await new_shop(rt, client)
     a = await _side(rt, shop1, mark="", second=False)
@@ -368,6 +419,9 @@ async def build_world(rt: Runtime, client: httpx.AsyncClient) -> World:
     p1 = await _program_objects(client, rt, a, "")
     p2 = await _program_objects(client, rt, c, MARK_P2)
     world = World(rt, a, b, c, p1, p2)
+    for prog in (p1, p2):
+        prog.offline_key = (await offline.do_rotate_keys(rt, program_id=prog.id)).public_key
+    await _close_month(rt, p1, p2)
     for role in Role:
         world.callers[role] = await _console_user(rt, role, a)
     # saved reports owned by a partner of each side (partner-scoped, shared with every role)

@@ -88,9 +88,10 @@ async def test_a_partner_token_sees_only_its_own_settlement(
     assert body["between"] == [
         {"a": "apteka", "b": "coffee", "points": "30.00", "roubles": "30.00"}
     ]
-    assert theirs.status_code == 403 and theirs.json()["field"] == "partner"
+    # another party's: as a partner that does not exist (ADR 0026)
+    assert theirs.status_code == 404 and theirs.json()["field"] == "partner"
     assert own_pdf.status_code == 200
-    assert (other_pdf.status_code, operator_pdf.status_code) == (403, 403)
+    assert (other_pdf.status_code, operator_pdf.status_code) == (404, 404)
     assert unscoped.value.field == "partner"
     assert close.status_code == 403
 

@@ -112,7 +112,7 @@ async def test_a_partner_user_sees_only_its_own_settlement(
         "apteka"
     ]
     assert own.status_code == 200 and own.content.startswith(b"%PDF")
-    assert other.status_code == 403
+    assert other.status_code == 404  # as a partner that does not exist (ADR 0026)
     assert close.status_code == 403
 
 

@@ -106,3 +106,10 @@ def require_whole_program(actor: Actor, what: str = "this report") -> None:
         raise ServiceError(
             "forbidden", f"{what} covers the whole program: not for a partner or a store"
         )
+
+
+def require_partner_level(actor: Actor, what: str = "the settlement") -> None:
+    """Refuse (403) a store's staff what is a partner's as a whole and cannot be cut to a
+    store (the coalition's settlement: positions, obligations, statements are a partner's)."""
+    if actor.store_id is not None:
+        raise ServiceError("forbidden", f"{what} is a partner's matter: not for a store's staff")

@@ -11,7 +11,8 @@
 
 A token scoped to a partner (``kopilka admin token add --role partner --partner CODE``)
 sees only its partner's position, the obligations it is a side of and its statement;
-asking for another partner's is 403.
+another partner's (or the operator's) is answered 404, as a partner that does not exist; a
+store's staff are refused (403): settlement is a partner's as a whole (ADR 0026).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from kopilka.api.admin.common import who
 from kopilka.api.admin.routes import ERRORS, SECURITY, _json
 from kopilka.domain.roles import Perm
 from kopilka.domain.settlement import Party
-from kopilka.services import exports, pdf, settlement, settlement_files
+from kopilka.services import exports, pdf, scope, settlement, settlement_files
 from kopilka.services.audit import Actor
 from kopilka.services.errors import ServiceError
 
@@ -39,6 +40,7 @@ async def _program(request: Request, code: str, perm: Perm) -> tuple[Actor, sett
     actor, _ = await who(request, code, perm)
     if actor.role == "partner" and actor.partner_id is None:
         raise ServiceError("forbidden", "a partner token must be scoped to its partner")
+    scope.require_partner_level(actor)
     return actor, await settlement.find_program(_rt(request), code)
 
 
@@ -53,9 +55,13 @@ async def _party(request: Request, program: settlement.Program, code: str) -> Pa
     raise ServiceError("not_found", f"partner: no partner {code!r}", field="partner")
 
 
-def _may_see(actor: Actor, party: Party | int) -> None:
-    if actor.partner_id is not None and party != actor.partner_id:
-        raise ServiceError("forbidden", "a partner sees only its own settlement", field="partner")
+def _may_see(actor: Actor, prog: settlement.Program, party: Party | int, code: str) -> None:
+    """Another partner's (or the operator's) settlement is, to a partner, a partner that does
+    not exist: 404, as for any object of another partner (ADR 0026)."""
+    partner = None if party == ALL else party
+    scope.check_object(
+        actor, "partner", repr(code), program_id=prog.id, partner_id=partner, field="partner"
+    )
 
 
 def report_json(rep: settlement.Report, party: Party | int) -> dict[str, Any]:
@@ -138,7 +144,7 @@ async def settlement_report(
     party: Party | int = ALL if partner is None else await _party(request, prog, partner)
     if actor.partner_id is not None:
         if partner is not None:
-            _may_see(actor, party)
+            _may_see(actor, prog, party, partner)
         party = actor.partner_id
     if period is not None:
         rep = await settlement.period_report(rt, prog, settlement.parse_period(period))
@@ -202,7 +208,7 @@ async def settlement_statement(
     actor, prog = await _program(request, program, Perm.REPORTS_READ)
     month = settlement.parse_period(period)
     party = await _party(request, prog, partner)
-    _may_see(actor, party)
+    _may_see(actor, prog, party, partner)
     rt = _rt(request)
     data = await settlement.stored_statement(rt, prog, month, party)
     if data is None:

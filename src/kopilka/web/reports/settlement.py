@@ -2,7 +2,9 @@
 
 Everyone with ``reports.read`` sees every party; a partner's user (``users.partner_id``)
 sees only its own position, the obligations it is a side of, and its own signed
-statement.  ``programs.write`` may close a finished month, typing the month to confirm.
+statement (another's: 404); a store's staff are refused (403), settlement being a
+partner's as a whole (ADR 0026).  ``programs.write`` may close a finished month,
+typing the month to confirm.
 Downloads: the report as CSV / Excel / PDF, each party's signed PDF statement.
 """
 
@@ -18,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from kopilka.domain.roles import Perm
 from kopilka.domain.settlement import Party
-from kopilka.services import exports, pdf, settlement, settlement_files
+from kopilka.services import exports, pdf, scope, settlement, settlement_files
 from kopilka.services.errors import ServiceError
 from kopilka.web import i18n
 from kopilka.web.auth import Console, console
@@ -51,6 +53,7 @@ def _scope(c: Console) -> Party | int:
 async def _report(
     c: Console, period_text: str | None
 ) -> tuple[settlement.Program, str, dict[str, str], settlement.Report | None]:
+    scope.require_partner_level(c.actor)
     ref = c.need_program()
     prog = await settlement.find_program(c.rt, ref.code)
     period = (period_text or "").strip() or _last_month(c, prog)
@@ -77,10 +80,10 @@ async def _page(
     close_errors: dict[str, str],
     status: int,
 ) -> Response:
-    scope = _scope(c)
+    seen = _scope(c)
     clearing = None
     if rep is not None:
-        clearing = rep.clearing if scope == ALL else settlement.scoped(rep.clearing, scope)  # type: ignore[arg-type]
+        clearing = rep.clearing if seen == ALL else settlement.scoped(rep.clearing, seen)  # type: ignore[arg-type]
     closed = [p["period"] for p in await settlement.list_periods(c.rt, prog.id)]
     ctx: dict[str, Any] = {
         "values": {"period": period},
@@ -89,8 +92,8 @@ async def _page(
         "c_": clearing,
         "closed": closed,
         "query": urlencode({"period": period}),
-        "scope_all": scope == ALL,
-        "may_close": c.can(Perm.PROGRAMS_WRITE) and scope == ALL,
+        "scope_all": seen == ALL,
+        "may_close": c.can(Perm.PROGRAMS_WRITE) and seen == ALL,
         "close_errors": close_errors,
         "statement_parties": (
             []
@@ -137,9 +140,8 @@ async def statement_file(
         if not found:
             raise ServiceError("not_found", "No such partner.")
         who = found[0]
-    scope = _scope(c)
-    if scope != ALL and who != scope:
-        raise ServiceError("forbidden", "A partner sees only its own statement.")
+    # another partner's (or the operator's) statement: a partner that does not exist (404)
+    scope.check_object(c.actor, "partner", party, program_id=prog.id, partner_id=who)
     data = await settlement.stored_statement(c.rt, prog, month, who)
     if data is None:
         data = await settlement_files.signed_statement(c.rt, rep, who, c.lang)
