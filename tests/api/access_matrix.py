@@ -223,6 +223,13 @@ ROUTES: dict[str, Rule] = {
     f"POST {PC}/customers/{{customer_id}}/merge": api(P.CUSTOMERS_WRITE, PARTNER),
     f"POST {PC}/customers/{{customer_id}}/virtual-card": api(P.CUSTOMERS_WRITE, PARTNER),
     f"PUT {PC}/customers/{{customer_id}}/consents": api(P.CUSTOMERS_WRITE, PARTNER),
+    f"GET {PC}/customers/{{customer_id}}/consents": api(P.CUSTOMERS_READ, PARTNER),
+    f"POST {PC}/customers/{{customer_id}}/erase": api(
+        P.CUSTOMERS_WRITE, PARTNER, body={"confirm": 1, "reason": "matrix"}, deny_only=True
+    ),
+    f"POST {A}/customers/{{customer_id}}/erase": r(
+        P.CUSTOMERS_WRITE, PARTNER, body={"confirm": 1, "reason": "matrix"}, deny_only=True
+    ),
     # --- admin API: stores, terminals, users, audit -----------------------------------------
     f"GET {PC}/stores": api(P.STORES_READ, PROGRAM),
     f"POST {PC}/stores": api(P.STORES_WRITE, PROGRAM),
@@ -355,6 +362,10 @@ ROUTES: dict[str, Rule] = {
     "GET /admin/customers/{customer_id}/virtual-card": r(P.CUSTOMERS_WRITE, PARTNER),
     "POST /admin/customers/{customer_id}/virtual-card": r(P.CUSTOMERS_WRITE, PARTNER),
     "GET /admin/customers/{customer_id}/merge": r(P.CUSTOMERS_WRITE, PARTNER),
+    "GET /admin/customers/{customer_id}/erase": r(P.CUSTOMERS_WRITE, PARTNER),
+    "POST /admin/customers/{customer_id}/erase": r(
+        P.CUSTOMERS_WRITE, PARTNER, body={"confirm": "{customer_id}"}, deny_only=True
+    ),
     "POST /admin/customers/{customer_id}/merge": r(P.CUSTOMERS_WRITE, PARTNER),
     "GET /admin/customers/{customer_id}/cards/{number}/{action}": r(
         P.CARDS_BLOCK, PARTNER, params={"number": "{card}", "action": "block"}

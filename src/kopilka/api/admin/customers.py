@@ -24,7 +24,7 @@ from kopilka.api.pos.schemas import NO_CONTROL, Strict
 from kopilka.domain.money import fmt2
 from kopilka.domain.roles import Perm
 from kopilka.services import consents as consent_records
-from kopilka.services import customer_admin, erasure
+from kopilka.services import admin, customer_admin, erasure
 from kopilka.services.errors import ServiceError
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
@@ -416,5 +416,11 @@ async def erase(request: Request, code: str, customer_id: int) -> Response:
     summary="The same, found by the customer's id alone",
 )
 async def erase_by_id(request: Request, customer_id: int) -> Response:
+    token = await admin.check_token(_rt(request), request.headers.get("authorization", ""))
+    token.actor().require(Perm.CUSTOMERS_WRITE)  # the permission first: 403 without it
     code = await customer_admin.program_code_of(_rt(request), customer_id)
+    if token.program_code is not None and code != token.program_code:
+        # the URL names a customer, not a program: one outside the token's scope is not
+        # found (ADR 0026), as it would be under /programs/{code}/customers/{id}
+        raise ServiceError("not_found", "no such customer", field="customer_id")
     return await _erase(request, code, customer_id)
