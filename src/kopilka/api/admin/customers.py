@@ -23,8 +23,8 @@ from kopilka.api.admin.routes import ERRORS, JSON, SECURITY
 from kopilka.api.pos.schemas import NO_CONTROL, Strict
 from kopilka.domain.money import fmt2
 from kopilka.domain.roles import Perm
-from kopilka.services import consents as consent_records
 from kopilka.services import admin, customer_admin, erasure
+from kopilka.services import consents as consent_records
 from kopilka.services.errors import ServiceError
 
 router = APIRouter(prefix="/api/admin/v1", tags=["Admin"])
