@@ -74,7 +74,9 @@ async def test_tills_through_pgbouncer_session_pooling(bouncer: str) -> None:
 
     assert results == [(200, "10.00")] * 36  # 10 % of 100.00, every one
     assert [b["available"] for b in balances] == ["160.00"] * 6  # 100 + 6 receipts x 10
-    assert discrepancies == []
+    # (other tests' deliberate corruptions of the session database are not ours to judge)
+    mine = {m.account_id for m in members}
+    assert [d for d in discrepancies if d.account_id in mine] == []
     # the app really talked to PgBouncer: its admin console has a pool for our database
     u = make_url(bouncer)
     done = await asyncio.to_thread(
