@@ -283,7 +283,7 @@ async def _snapshot(rt: Runtime, program_id: int) -> dict[str, list[Any]]:
     return out
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(ops=OPS)
 async def test_incremental_maintenance_equals_a_rebuild(
