@@ -4,6 +4,11 @@ Chromium through Playwright (never a downloaded browser).
 The server runs against the same database as the ``rt`` fixture (SQLite and
 PostgreSQL), so a test sets its data up with services and then works in the browser as
 a user would.  Each test gets a fresh browser context (no cookies).
+
+The browser tests run on SQLite only (ADR 0033): what a page shows comes from the same
+services the API and service tests prove on both databases, and a second Chromium pass
+over PostgreSQL cost minutes of the 15-minute suite.  ``KOPILKA_BROWSER_PG=1`` runs them
+on PostgreSQL too.  The console's in-process tests (no browser) still run on both.
 """
 
 from __future__ import annotations
@@ -148,3 +153,25 @@ async def shot(page: Page, name: str) -> None:
     if SHOTS is not None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+BROWSER_FIXTURES = {"web_base", "page", "context", "browser"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the browser tests' PostgreSQL pass unless KOPILKA_BROWSER_PG=1 (ADR 0033);
+    left-out tests are deselected (reported as such), never skipped."""
+    if os.environ.get("KOPILKA_BROWSER_PG") == "1":
+        return
+    web = Path(__file__).parent
+    drop = [
+        item
+        for item in items
+        if web in Path(str(item.fspath)).parents
+        and "[pg" in item.nodeid
+        and BROWSER_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        gone = set(map(id, drop))
+        items[:] = [item for item in items if id(item) not in gone]
