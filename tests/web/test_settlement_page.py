@@ -119,11 +119,9 @@ async def test_a_partner_user_sees_only_its_own_settlement(
 async def test_the_owner_closes_the_month_by_typing_it(
     coalition: Coalition, page: Page, make_user: MakeUser
 ) -> None:
+    # (SQLite only, like every browser test: ADR 0033; closing on PostgreSQL is tested
+    # above and in tests/settlement — API, CLI, two closes at once)
     c = coalition  # the served app runs on the real clock: November 2026 is over
-    if not c.a.rt.url.startswith("sqlite"):
-        # The form is the same on both databases; what closing does on PostgreSQL is
-        # tested above and in tests/settlement (API, CLI, two closes at once).
-        pytest.skip("the browser walk runs on SQLite only (test time budget)")
     who = await make_user("owner", c.a)
     await login(page, who, next_url="/admin/reports/settlement?period=2026-11")
 
