@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from kopilka.domain.settlement import Clearing, Party
+from kopilka.domain.settlement import Clearing, Party, Position
 from kopilka.services import exports, pdf, signing
 from kopilka.services.runtime import Runtime
 from kopilka.services.settlement import Report, scoped
@@ -259,28 +259,32 @@ def statement_maker(rt: Runtime, lang: str = "ru") -> Callable[[Report, Party], 
 # --- the clearing report as tables ------------------------------------------------------------
 
 
+def _figures(p: Position) -> list[object]:
+    """A party's position figures in the positions table's column order (shared by the
+    CSV/XLSX report and the PDF statement)."""
+    return [getattr(p, n) for n in POSITION_FIGURES]
+
+
+POSITION_FIGURES = (
+    "issued",
+    "burned",
+    "burned_elsewhere",
+    "expired",
+    "taken_back",
+    "given_back",
+    "adjusted",
+    "pays",
+    "receives",
+    "fee",
+    "net",
+)
+
+
 def report_tables(rep: Report, *, party: Party | int = -1, lang: str = "en") -> list[exports.Table]:
     """Positions, obligations and nets between partners (``party`` >= 0 or None: only
     what that party sees; -1: everything)."""
     c: Clearing = rep.clearing if party == -1 else scoped(rep.clearing, party)  # type: ignore[arg-type]
-    positions = [
-        [
-            rep.code(p.party),
-            rep.name(p.party),
-            p.issued,
-            p.burned,
-            p.burned_elsewhere,
-            p.expired,
-            p.taken_back,
-            p.given_back,
-            p.adjusted,
-            p.pays,
-            p.receives,
-            p.fee,
-            p.net,
-        ]
-        for p in c.positions
-    ]
+    positions = [[rep.code(p.party), rep.name(p.party), *_figures(p)] for p in c.positions]
     obligations = [
         [rep.code(o.issuer), rep.code(o.acceptor), o.points, o.roubles, o.fee, o.to_acceptor]
         for o in c.obligations
@@ -329,23 +333,7 @@ def report_pdf(rep: Report, *, party: Party | int = -1, lang: str = "en") -> byt
         pdf.PdfTable(
             tr(lang, "Positions"),
             head("Positions"),
-            [
-                [
-                    name(p.party),
-                    p.issued,
-                    p.burned,
-                    p.burned_elsewhere,
-                    p.expired,
-                    p.taken_back,
-                    p.given_back,
-                    p.adjusted,
-                    p.pays,
-                    p.receives,
-                    p.fee,
-                    p.net,
-                ]
-                for p in c.positions
-            ],
+            [[name(p.party), *_figures(p)] for p in c.positions],
         ),
         pdf.PdfTable(
             tr(lang, "Obligations"),
