@@ -529,15 +529,22 @@ class Load:
             self.receipts += 1
             self.kinds[kind] += 1
 
-    async def run_mixed(self, tills: list[Till], warmup: float, duration: float) -> None:
+    async def run_mixed(
+        self, tills: list[Till], warmup: float, duration: float, on_window: Any = None
+    ) -> None:
         start = time.perf_counter()
         self.window = (start + warmup, start + warmup + duration)
+
+        async def window_start() -> None:
+            await asyncio.sleep(warmup)
+            if on_window is not None:
+                on_window()
 
         async def loop(till: Till) -> None:
             while time.perf_counter() < self.window[1]:
                 await self.receipt(till)
 
-        await asyncio.gather(*(loop(x) for x in tills))
+        await asyncio.gather(window_start(), *(loop(x) for x in tills))
 
     async def precalculate(self, till: Till, count: int) -> list[str]:
         """Member receipts that each hold a few points, for the confirm-only measurement."""
@@ -635,6 +642,30 @@ def cpu_ticks_of_tree(root: int) -> float:
     return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
+def db_cpu_seconds(db_name: str | None) -> float:
+    """CPU seconds of the PostgreSQL processes serving ``db_name`` (their backends, whose
+    titles name the database) and of the WAL writer, when PostgreSQL runs on this
+    machine; 0 for SQLite (the database is inside the server process)."""
+    if not db_name:
+        return 0.0
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            title = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ")
+            if not title.startswith(b"postgres: "):
+                continue
+            if db_name.encode() not in title and b"walwriter" not in title:
+                continue
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2 :].split()
+        total += int(rest[11]) + int(rest[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -666,10 +697,19 @@ async def drive(host: str, port: int, server_pid: int, fx: Fixture, args: Any) -
     ]
     for till in tills:
         await till.conn.open()
-    cpu0, mach0, own0 = cpu_ticks_of_tree(server_pid), machine_ticks(), time.process_time()
-    await load.run_mixed(tills, args.warmup, args.duration)
-    cpu1, mach1, own1 = cpu_ticks_of_tree(server_pid), machine_ticks(), time.process_time()
-    elapsed = args.warmup + args.duration  # CPU figures cover warm-up + measurement
+    db_name = getattr(args, "db_name", None)
+    marks: list[tuple[float, tuple[int, int], float, float]] = []
+
+    def mark() -> None:  # CPU figures cover the measured window only
+        marks.append(
+            (cpu_ticks_of_tree(server_pid), machine_ticks(), time.process_time(),
+             db_cpu_seconds(db_name))
+        )  # fmt: skip
+
+    await load.run_mixed(tills, args.warmup, args.duration, on_window=mark)
+    mark()
+    (cpu0, mach0, own0, db0), (cpu1, mach1, own1, db1) = marks[0], marks[-1]
+    elapsed = args.duration
     calls = {c: summary(load.lat.get(c, []), args.duration) for c in CALLS}
     mixed = {
         "receipts": load.receipts,
@@ -680,6 +720,8 @@ async def drive(host: str, port: int, server_pid: int, fx: Fixture, args: Any) -
             "server_s_per_receipt_ms": round((cpu1 - cpu0) / max(load.receipts, 1) * 1000, 3),
             "server_cores": round((cpu1 - cpu0) / elapsed, 2),
             "loadgen_cores": round((own1 - own0) / elapsed, 2),
+            "db_cores": round((db1 - db0) / elapsed, 2),
+            "db_s_per_receipt_ms": round((db1 - db0) / max(load.receipts, 1) * 1000, 3),
             "machine_busy_cores": round(
                 (mach1[0] - mach0[0]) / max(mach1[1] - mach0[1], 1) * (os.cpu_count() or 1), 2
             ),
@@ -1092,6 +1134,7 @@ def run_backend(backend: str, args: Any) -> dict[str, Any]:
             f"{backend}: {args.tills} tills, {args.warmup:g} s warm-up + {args.duration:g} s, "
             f"then {args.confirm_n} confirms alone"
         )
+        args.db_name = db_name
         load = run_async(drive("127.0.0.1", port, server.pid, fx, args))
         stop_server(server, signal.SIGINT if profile else signal.SIGTERM)
         problems = [] if profile else server_log_problems(log)
@@ -1190,7 +1233,9 @@ def report(r: dict[str, Any]) -> str:
             )
     out.append(
         f"CPU: server {m['cpu']['server_cores']} cores ({m['cpu']['server_s_per_receipt_ms']} ms "
-        f"per receipt), load generator {m['cpu']['loadgen_cores']}, machine busy "
+        f"per receipt), database {m['cpu'].get('db_cores', 0)} cores "
+        f"({m['cpu'].get('db_s_per_receipt_ms', 0)} ms per receipt), "
+        f"load generator {m['cpu']['loadgen_cores']}, machine busy "
         f"{m['cpu']['machine_busy_cores']} of {r['machine']['cpus']}"
     )
     if c:

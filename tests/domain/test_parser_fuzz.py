@@ -158,6 +158,58 @@ def test_a_batch_receipt_with_a_number_a_float_would_round_is_refused_by_name(
     assert rounded_numbers(body.replace(raw, b'"' + raw + b'"')) == []
 
 
+_RISKY_SPEC = re.compile(rb"[0-9.]{16}|[0-9.][eE][-+]?[0-9]")
+
+
+@settings(max_examples=300)
+@given(
+    raw=st.binary(max_size=60)
+    | st.text(alphabet='0123456789.eE+-x" ,:', max_size=60).map(str.encode)
+)
+@example(raw=b"510E-.+1")  # a dot is not the exponent's digit
+@example(raw=b"1.000000000000000")  # 16 digits and dots
+@example(raw=b"1e5")
+def test_the_pre_check_finds_exactly_what_its_pattern_describes(raw: bytes) -> None:
+    """The fast pre-check (no regular expression) flags a body exactly when the pattern in
+    its docstring matches: a body it misses would let a float round a number."""
+    from kopilka.api.pos.numbers import _risky
+
+    assert _risky(raw) == bool(_RISKY_SPEC.search(raw))
+
+
+number_token = st.from_regex(r"\A-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?\Z")
+
+
+@settings(max_examples=200)
+@given(
+    items=st.lists(
+        st.one_of(st.text(max_size=24), st.from_regex(r"\A[0-9]{12,20}\Z"), number_token),
+        max_size=8,
+    ),
+    as_number=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_numbers_are_checked_and_strings_like_card_numbers_are_not(
+    items: list[str], as_number: list[bool]
+) -> None:
+    """A body with a number the pattern flags always gets the full check; strings (a
+    16-digit card number, a SKU) never cause it unless the body has escapes."""
+    from kopilka.api.pos.numbers import _outside_strings, _risky
+
+    tokens, numbers = [], []
+    for item, numeric in zip(items, as_number, strict=False):
+        if numeric and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", item):
+            tokens.append(item.encode())
+            numbers.append(item.encode())
+        else:
+            tokens.append(orjson.dumps(item))
+    raw = b"[" + b",".join(tokens) + b"]"
+    flagged = _risky(_outside_strings(raw))
+    if any(_RISKY_SPEC.search(n) for n in numbers):
+        assert flagged
+    elif b"\\" not in raw:
+        assert not flagged
+
+
 # --- phones -----------------------------------------------------------------------------
 
 

@@ -357,6 +357,17 @@ async def _keep_session(conn: Any) -> None:
     resetting."""
 
 
+async def _hot_session(conn: Any) -> None:
+    """A new hot-path connection plans each prepared statement once.
+
+    Every hot statement finds its rows by key, so the generic plan is the custom one; in
+    the default mode PostgreSQL re-planned the statements whose custom plans it estimated
+    cheaper (the confirm's write statement, the identifier lookups): ~10 % of the
+    database's CPU under the POS benchmark (docs/performance.md).  A ``SET`` rather than
+    a startup parameter, so that PgBouncer (which refuses unknown ones) carries it."""
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+
+
 # How far behind the primary a standby is, in seconds: 0 when it has replayed all it has
 # received (an idle primary sends nothing, so the replay timestamp alone would grow).
 _LAG_SQL = (
@@ -558,6 +569,7 @@ class HotPath:
                     self._pool = await asyncpg.create_pool(
                         asyncpg_dsn(self.rt.url),
                         reset=_keep_session,
+                        init=_hot_session,
                         min_size=1,
                         max_size=self.pool_size,
                         server_settings={"application_name": "kopilka-hot"},

@@ -8,17 +8,49 @@ significant digits (``1 000 000 000.00``), which a float keeps exactly, so a num
 float changes is one the schema must refuse: ``too_many_decimals``.
 
 The check costs a second parse, so it runs only on bodies that can hold such a number
-(a run of 16 digits or dots, or an exponent); anything else passes untouched.
+(a run of 16 digits or dots, or an exponent, outside the body's strings: a card number
+is text); anything else passes untouched.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from typing import Any
 
-_RISKY = re.compile(rb"[0-9.]{16}|[0-9.][eE][-+]?[0-9]")
+
+# ``[0-9.]{16}|[0-9.][eE][-+]?[0-9]`` without a regular expression (which cost ~90 µs on a
+# 20-line receipt, more than validating it): the body's bytes mapped to classes, then
+# substring searches.  Runs: digits and dots -> 0, anything else -> space.  Exponents:
+# digit -> 0, dot -> ., e/E -> e, sign -> +, anything else -> space.
+def _classes(pairs: dict[bytes, int]) -> bytes:
+    table = bytearray(b" " * 256)
+    for chars, cls in pairs.items():
+        for b in chars:
+            table[b] = cls
+    return bytes(table)
+
+
+_RUNS = _classes({b"0123456789.": ord("0")})
+_EXPONENTS = _classes({b"0123456789": ord("0"), b".": ord("."), b"eE": ord("e"), b"+-": ord("+")})
+_LONG_RUN = b"0" * 16
+
+
+def _risky(raw: bytes) -> bool:
+    """A run of 16 digits or dots, or an exponent after a digit or a dot."""
+    if _LONG_RUN in raw.translate(_RUNS):
+        return True
+    exp = raw.translate(_EXPONENTS)
+    return any(p in exp for p in (b"0e0", b".e0", b"0e+0", b".e+0"))
+
+
+def _outside_strings(raw: bytes) -> bytes:
+    """The body without the contents of its JSON strings (a 16-digit card number or a
+    SKU is text, never rounded), or the whole body when it has a backslash (an escaped
+    quote would shift where strings begin: scanning more is only slower, never wrong)."""
+    if b"\\" in raw:
+        return raw
+    return b" ".join(raw.split(b'"')[0::2])
 
 
 def _changed_by_float(value: Decimal) -> bool:
@@ -40,7 +72,7 @@ def _walk(node: Any, path: str, out: list[str]) -> None:
 
 def rounded_numbers(raw: bytes) -> list[str]:
     """The fields (``lines[0].price``) whose JSON number a float would change."""
-    if not _RISKY.search(raw):
+    if not _risky(_outside_strings(raw)):
         return []
     try:
         doc = json.loads(raw, parse_float=Decimal)
