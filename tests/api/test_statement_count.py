@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from kopilka.services.runtime import Runtime
 from kopilka.store import raw
@@ -104,6 +104,38 @@ async def test_non_redeeming_calculate_is_one_read_and_one_write(
 
     assert r.status_code == 200
     assert data_statements(seen) == ["SELECT", "INSERT"]
+
+
+async def test_a_guests_receipt_is_one_write_to_calculate_and_two_statements_to_confirm(
+    make_shop: Any, rt: Runtime
+) -> None:
+    """A receipt without a customer (most receipts in many chains): calculate stores it,
+    confirm locks it and writes its lines and state (on PostgreSQL in one statement)."""
+    shop = await make_shop()
+    await shop.post("/purchases/calculate", receipt("warm", None, *basket(3)))  # caches
+
+    with counting(rt) as calc:
+        r = await shop.post("/purchases/calculate", receipt("g1", None, *basket(20)))
+    with counting(rt) as conf:
+        c = await shop.post("/purchases/g1/confirm")
+
+    assert r.status_code == 200 and c.status_code == 200, (r.text, c.text)
+    assert c.json()["state"] == "confirmed" and len(c.json()["lines"]) == 20
+    assert data_statements(calc) == ["INSERT"]
+    if rt.sqlite:
+        assert data_statements(conf) == ["SELECT", "INSERT", "UPDATE"]
+    else:
+        assert data_statements(conf) == ["WITH", "WITH"]
+    again = await shop.post("/purchases/g1/confirm")  # a retry: the same bytes, no writes
+    assert again.content == c.content
+    async with rt.engine.connect() as conn:  # the lines are stored for the analytics
+        stored = await conn.execute(
+            text(
+                "SELECT count(*), sum(l.amount) FROM receipt_lines l "
+                "JOIN receipts r ON r.id = l.receipt_pk WHERE r.pos_receipt_id = 'g1'"
+            )
+        )
+        assert tuple(stored.one()) == (20, sum(round(105 * (1 + i % 3)) for i in range(20)) * 10)
 
 
 def promotions(n: int) -> list[dict[str, Any]]:

@@ -918,6 +918,26 @@ UPDATE receipts SET state = 'confirmed', confirmed_at = $8, confirm_response = $
 WHERE id = $6
 """
 
+# A guest's (non-member's) confirm on PostgreSQL: the lines and the receipt's state in one
+# statement (the receipt is locked by the caller).
+SETTLE_GUEST_PG = """
+WITH lns AS (
+  INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, quantity,
+      price, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned)
+  SELECT $1, x.idx, $2, x.sku, x.name, x.category, x.quantity, x.price, x.amount,
+         x.discount, x.points_redeemed, x.redeemed_value, x.to_pay, x.points_earned
+  FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+              $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
+              $13::bigint[], $14::bigint[])
+       AS x(idx, sku, name, category, quantity, price, amount, discount, points_redeemed,
+            redeemed_value, to_pay, points_earned)
+  RETURNING 1
+)
+UPDATE receipts SET state = 'confirmed', confirmed_at = $15, confirm_response = $16,
+       earned_lot_id = NULL
+WHERE id = $1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class EarnPart:
@@ -1099,6 +1119,12 @@ async def _settle(
         ).decode()
     if tx.pg and posting is not None and account is not None:
         await _settle_pg(tx, posting, account, lines, payload, answer, now)
+        return answer
+    if tx.pg and account is None:  # a guest's receipt: lines and the receipt, one statement
+        cols = [list(c) for c in zip(*lines, strict=True)]
+        await tx.execute(
+            SETTLE_GUEST_PG, receipt_pk, term.program_id, cols[1], *cols[3:], now, answer
+        )
         return answer
     earned_lot_id = await posting.flush(tx) if posting is not None else None
     await insert_rows(tx, INSERT_LINES, lines)
