@@ -14,17 +14,25 @@ import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from kopilka.notify.states import STATES as OUTBOX_STATES
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
-from kopilka.store import tables as t
-from kopilka.store.db import is_sqlite, resolve_url
+
+if TYPE_CHECKING:
+    from kopilka.services.runtime import Runtime
+
+# Building the parser imports only argparse definitions: each command imports the
+# services it needs when it runs, so `kopilka --help` and every command start without
+# loading fpdf, numpy, openpyxl and the other commands' services
+# (tests/test_cli_startup.py).
 
 
 def _run(coro_fn: Callable[[Runtime], Awaitable[int]], url: str) -> int:
+    from kopilka.services.runtime import Runtime
+
     async def main() -> int:
         rt = Runtime.from_url(url)
         try:
@@ -50,6 +58,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _partition(url: str, partitions: int) -> int:
+    from kopilka.store.db import is_sqlite
     from kopilka.store.partition import PartitionError, partition_hot_tables
 
     async def run(rt: Runtime) -> int:
@@ -80,6 +89,8 @@ def _safe(url: str) -> str:
 def default_workers(url: str) -> int:
     """SQLite: one process (one writer; more would fight over the file lock).
     PostgreSQL: one per core, the CPU being what limits a worker."""
+    from kopilka.store.db import is_sqlite
+
     return 1 if is_sqlite(url) else max(os.cpu_count() or 1, 1)
 
 
@@ -122,6 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from kopilka.demo.loader import load_demo
+    from kopilka.store.db import is_sqlite
     from kopilka.store.migrate import upgrade
 
     upgrade(args.db)
@@ -538,6 +550,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     from kopilka.services import users
     from kopilka.services.audit import CLI
     from kopilka.services.setup import program_id
+    from kopilka.store import tables as t
 
     def password() -> str:
         if not sys.stdin.isatty():
@@ -637,9 +650,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def outbox_states() -> tuple[str, ...]:
-    from kopilka.notify.outbox import STATES
-
-    return STATES
+    return OUTBOX_STATES
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
@@ -1024,6 +1035,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kopilka.store.db import resolve_url
+
     args = build_parser().parse_args(argv)
     args.db = resolve_url(args.db)
     code: int = args.fn(args)

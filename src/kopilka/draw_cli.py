@@ -17,7 +17,6 @@ import orjson
 
 from kopilka.domain import draws as d
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
 
 
 def parse_prize(text: str) -> dict[str, Any]:
@@ -111,6 +110,7 @@ def _verify(file: str) -> int:
 
 async def _with_runtime(args: argparse.Namespace) -> int:
     from kopilka.services import draws
+    from kopilka.services.runtime import Runtime
 
     rt = Runtime.from_url(args.db)
     try:

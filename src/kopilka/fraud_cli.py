@@ -10,19 +10,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kopilka import report_cli
 from kopilka.domain import fraud as df
-from kopilka.services import audit, fraud
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
-from kopilka.services.setup import program_id
 
-OPERATOR = audit.Actor("cli", None, "cli", role="owner")
+if TYPE_CHECKING:
+    from kopilka.services import audit
+    from kopilka.services.runtime import Runtime
+
+# the services are imported by the commands, not here: building the parser stays light
+
+
+def _operator() -> audit.Actor:
+    from kopilka.services import audit
+
+    return audit.Actor("cli", None, "cli", role="owner")
 
 
 def _run(args: argparse.Namespace, go: Any) -> int:
+    from kopilka.services.runtime import Runtime
+
     async def main() -> int:
         rt = Runtime.from_url(args.db)
         try:
@@ -41,6 +49,7 @@ def _run(args: argparse.Namespace, go: Any) -> int:
 
 async def _program(rt: Runtime, code: str | None) -> int:
     from kopilka.services import programs
+    from kopilka.services.setup import program_id
 
     if code is None:
         codes = [p.code for p in await programs.list_programs(rt)]
@@ -66,6 +75,8 @@ def _pairs(items: list[str]) -> dict[str, str]:
 
 
 def cmd_fraud(args: argparse.Namespace) -> int:
+    from kopilka.services import fraud
+
     async def go(rt: Runtime) -> int:
         if args.action == "scan":
             pid = None if args.program is None else await _program(rt, args.program)
@@ -78,7 +89,7 @@ def cmd_fraud(args: argparse.Namespace) -> int:
         pid = await _program(rt, args.program)
         if args.action == "alerts":
             flt = fraud.parse_filter(args.rule or "", args.state or "", "")
-            rows, total = await fraud.list_alerts(rt, OPERATOR, pid, flt, limit=args.limit)
+            rows, total = await fraud.list_alerts(rt, _operator(), pid, flt, limit=args.limit)
             for r in rows:
                 print(
                     f"{r.id}\t{r.created_at:%Y-%m-%d %H:%M}\t{r.rule}\t{r.severity}\t{r.state}\t"
@@ -92,7 +103,7 @@ def cmd_fraud(args: argparse.Namespace) -> int:
                 name = sorted(unknown)[0]
                 raise ServiceError("validation_failed", f"no setting {name!r}", field=name)
             s = await fraud.do_save_settings(
-                rt, OPERATOR, pid, _pairs(args.set), disabled=_disabled(args)
+                rt, _operator(), pid, _pairs(args.set), disabled=_disabled(args)
             )
         else:
             s = await fraud.load_settings(rt, pid)
@@ -133,10 +144,13 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from kopilka import report_cli
+    from kopilka.services import fraud
+
     async def go(rt: Runtime) -> int:
         pid = await _program(rt, args.program)
         flt = fraud.parse_filter(args.rule or "", args.state or "", args.store or "")
-        table = fraud.alerts_table(rt, OPERATOR, pid, flt)
+        table = fraud.alerts_table(rt, _operator(), pid, flt)
         await report_cli.write_tables([table], fmt=args.format, out=args.out)
         return 0
 
@@ -144,6 +158,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def register_report(rs: Any) -> None:
+    from kopilka import report_cli
+
     p = rs.add_parser("fraud-alerts", help="fraud alerts with their rule, subject and state")
     report_cli.add_output_args(p)
     p.add_argument("--state", default="", help="open|assigned|resolved|dismissed|active")

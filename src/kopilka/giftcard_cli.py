@@ -11,10 +11,12 @@ import sys
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kopilka.services import giftcards
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from kopilka.services.runtime import Runtime
 
 
 def _decimal(text: str) -> Decimal:
@@ -33,6 +35,8 @@ def _date(text: str) -> datetime:
 
 
 async def _go(args: argparse.Namespace, rt: Runtime) -> int:
+    from kopilka.services import giftcards
+
     if args.what == "series":
         cards = await giftcards.do_create_series(
             rt,
@@ -80,6 +84,8 @@ async def _go(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def cmd_giftcard(args: argparse.Namespace) -> int:
+    from kopilka.services.runtime import Runtime
+
     async def main() -> int:
         rt = Runtime.from_url(args.db)
         try:

@@ -9,14 +9,17 @@ suspected leak.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kopilka.fraud_cli import _program, _run
-from kopilka.services import offline
-from kopilka.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from kopilka.services.runtime import Runtime
 
 
 def cmd_offline(args: argparse.Namespace) -> int:
+    from kopilka.services import offline
+
     async def go(rt: Runtime) -> int:
         pid = await _program(rt, args.program)
         if args.action == "keys" and args.keys_action == "rotate":

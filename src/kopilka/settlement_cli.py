@@ -13,14 +13,18 @@ import asyncio
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kopilka.services import audit, settlement
+from kopilka.domain.settlement import LEGAL_FIELDS
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
 
-# settlement_files (openpyxl, fpdf2) and signing (cryptography, pyHanko) are imported by
-# the commands that write files or sign: every other ``kopilka`` command starts without them.
+if TYPE_CHECKING:
+    from kopilka.services import settlement
+    from kopilka.services.runtime import Runtime
+
+# settlement (the database) is imported by the commands, settlement_files (openpyxl,
+# fpdf2) and signing (cryptography, pyHanko) by those that write files or sign: building
+# the parser, and every other ``kopilka`` command, goes without them.
 
 EXIT = {"period_not_finished": 3, "period_closed": 4}
 
@@ -64,7 +68,7 @@ def add_settlement_commands(sub: Any) -> None:
     pa = ss.add_parser("partner", help="show or set a partner's legal details")
     pa.add_argument("--partner", required=True, help="partner code")
     pa.add_argument("--program", default=None)
-    for f in settlement.LEGAL_FIELDS:
+    for f in LEGAL_FIELDS:
         pa.add_argument("--" + f.replace("_", "-"), dest=f, default=None)
 
     kg = ss.add_parser("keygen", help="make a new signing key and print its certificate")
@@ -85,6 +89,9 @@ def cmd_settlement(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from kopilka.services import settlement
+    from kopilka.services.runtime import Runtime
+
     rt = Runtime.from_url(args.db)
     try:
         if args.action == "keygen":
@@ -104,7 +111,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _close(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
-    from kopilka.services import settlement_files
+    from kopilka.services import audit, settlement, settlement_files
 
     period = settlement.parse_period(args.period)
     rep = await settlement.do_close(
@@ -122,7 +129,7 @@ async def _close(rt: Runtime, program: settlement.Program, args: argparse.Namesp
 
 async def _report(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
     from kopilka import report_cli
-    from kopilka.services import settlement_files
+    from kopilka.services import settlement, settlement_files
 
     if args.period is not None:
         rep = await settlement.period_report(rt, program, settlement.parse_period(args.period))
@@ -147,6 +154,8 @@ async def _report(rt: Runtime, program: settlement.Program, args: argparse.Names
 
 
 async def _party(rt: Runtime, program: settlement.Program, code: str) -> int | None:
+    from kopilka.services import settlement
+
     if code == "operator":
         return None
     async with rt.engine.connect() as conn:
@@ -158,7 +167,7 @@ async def _party(rt: Runtime, program: settlement.Program, code: str) -> int | N
 
 
 async def _statement(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
-    from kopilka.services import settlement_files
+    from kopilka.services import settlement, settlement_files
 
     period = settlement.parse_period(args.period)
     party = await _party(rt, program, args.partner)
@@ -172,6 +181,8 @@ async def _statement(rt: Runtime, program: settlement.Program, args: argparse.Na
 
 
 async def _check(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
+    from kopilka.services import settlement
+
     period = settlement.parse_period(args.period)
     diffs = await settlement.check_period(rt, program, period)
     for d in diffs:
@@ -184,6 +195,8 @@ async def _check(rt: Runtime, program: settlement.Program, args: argparse.Namesp
 
 
 async def _terms(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
+    from kopilka.services import audit, settlement
+
     async with rt.engine.connect() as conn:
         terms = await settlement.current_terms(conn, program)
     if args.rate is not None or args.fee is not None:
@@ -201,15 +214,17 @@ async def _terms(rt: Runtime, program: settlement.Program, args: argparse.Namesp
 
 
 async def _partner(rt: Runtime, program: settlement.Program, args: argparse.Namespace) -> int:
+    from kopilka.services import audit, settlement
+
     party = await _party(rt, program, args.partner)
     if party is None:
         raise ServiceError("validation_failed", "partner: the operator has no partner record")
-    changes = {f: getattr(args, f) for f in settlement.LEGAL_FIELDS if getattr(args, f) is not None}
+    changes = {f: getattr(args, f) for f in LEGAL_FIELDS if getattr(args, f) is not None}
     if changes:
         await settlement.do_set_legal(rt, program, party, changes, actor=audit.CLI)
     async with rt.engine.connect() as conn:
         p = (await settlement.load_partners(conn, program.id))[party]
-    for f in settlement.LEGAL_FIELDS:
+    for f in LEGAL_FIELDS:
         print(f"{f}: {p.legal[f]}")
     return 0
 

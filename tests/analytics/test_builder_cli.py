@@ -1,4 +1,7 @@
-"""``kopilka report custom``: a definition file or a saved report, as CSV, XLSX or PDF."""
+"""``kopilka report custom``: a definition file or a saved report, as CSV, XLSX or PDF.
+
+Each test runs the command in a process of its own at least once; the other invocations
+run ``cli.main`` in this process (``tests.inprocess``)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ from pathlib import Path
 
 import openpyxl
 import pypdf
+import pytest
 
 from kopilka.services import saved_reports
 from kopilka.services.audit import Actor
 from tests.analytics.conftest import NOV, Till
+from tests.inprocess import kopilka_async
 from tests.notify.test_worker_cli import kopilka
 
 YAML = """\
@@ -21,17 +26,19 @@ period: {from: 2026-11-01, to: 2026-11-30}
 """
 
 
-async def test_a_definition_file_as_csv_xlsx_and_pdf(november: Till, tmp_path: Path) -> None:
+async def test_a_definition_file_as_csv_xlsx_and_pdf(
+    november: Till, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "by_category.yaml"
     spec.write_text(YAML, encoding="utf-8")
     base = ["report", "custom", "--definition", str(spec), "--program", november.shop.code]
 
     csv = await asyncio.to_thread(kopilka, november.rt.url, *base)
-    xlsx = await asyncio.to_thread(
-        kopilka, november.rt.url, *base, "--format", "xlsx", "--out", str(tmp_path / "r.xlsx")
+    xlsx = await kopilka_async(
+        capsys, november.rt.url, *base, "--format", "xlsx", "--out", str(tmp_path / "r.xlsx")
     )
-    pdf = await asyncio.to_thread(
-        kopilka,
+    pdf = await kopilka_async(
+        capsys,
         november.rt.url,
         *base,
         "--lang",
@@ -76,20 +83,23 @@ async def test_a_saved_report_by_id(november: Till) -> None:
     assert out.stdout.splitlines() == ["City,Sales", "Казань,591.00", "Москва,200.49"]
 
 
-async def test_bad_input_is_an_error_naming_the_field(november: Till, tmp_path: Path) -> None:
+async def test_bad_input_is_an_error_naming_the_field(
+    november: Till, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text("measures: [profit]\n", encoding="utf-8")
     url = november.rt.url
 
-    bad = await asyncio.to_thread(
-        kopilka, url, "report", "custom", "--definition", str(spec), "--program", november.shop.code
+    bad = await kopilka_async(
+        capsys, url, "report", "custom", "--definition", str(spec), "--program", november.shop.code
     )
-    missing = await asyncio.to_thread(
-        kopilka, url, "report", "custom", "--definition", str(tmp_path / "none.yaml")
+    missing = await kopilka_async(
+        capsys, url, "report", "custom", "--definition", str(tmp_path / "none.yaml")
     )
-    unknown = await asyncio.to_thread(kopilka, url, "report", "custom", "--id", "999999")
+    unknown = await kopilka_async(capsys, url, "report", "custom", "--id", "999999")
     good = tmp_path / "good.yaml"
     good.write_text(YAML, encoding="utf-8")
+    # the one refusal that ends the process by SystemExit: in a process of its own
     no_out = await asyncio.to_thread(
         kopilka,
         url,

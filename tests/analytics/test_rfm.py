@@ -27,6 +27,7 @@ from kopilka.services.errors import ServiceError
 from kopilka.store import tables as t
 from tests.api.test_promotions_at_till import publish
 from tests.conftest import Member, Shop, receipt
+from tests.inprocess import kopilka_sync
 
 MSK = ZoneInfo("Europe/Moscow")
 AS_OF = date(2026, 6, 30)
@@ -494,9 +495,11 @@ async def test_the_cli_prints_the_report_as_csv_and_saves_with_the_actor(
     ],
 )
 def test_bad_cli_input_is_an_error_naming_the_option(
-    args: list[str], message: str, tmp_path: Path
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = kopilka(f"sqlite:///{tmp_path}/none.db", "report", "rfm", *args)
+    # `cli.main` in this process (tests.inprocess): the tests around run `kopilka report
+    # rfm` in processes of their own, these four refusals need no interpreter each
+    out = kopilka_sync(capsys, f"sqlite:///{tmp_path}/none.db", "report", "rfm", *args)
 
     assert (out.returncode, out.stderr.strip(), out.stdout) == (2, message, "")
 

@@ -300,22 +300,27 @@ def test_the_log_scan_finds_phones_codes_and_pins_and_not_dates_or_card_numbers(
     ]
 
 
-async def test_the_operator_erases_a_customer_from_the_command_line(make_shop: Any) -> None:
+async def test_the_operator_erases_a_customer_from_the_command_line(
+    make_shop: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.inprocess import kopilka_async
     from tests.services.test_fraud_cli import kopilka
 
     shop: Shop = await make_shop()
     m = await shop.customer(points=15)
 
-    unconfirmed = await kopilka(
-        shop, "customer", "erase", str(m.customer_id), "--confirm", "0", "--reason", "152-FZ"
-    )
+    # the erasure in a process of its own; the two refusals `cli.main` in this one
+    unconfirmed = await kopilka_async(
+        capsys, shop.rt.url, "customer", "erase", str(m.customer_id), "--confirm", "0",
+        "--reason", "152-FZ",
+    )  # fmt: skip
     done = await kopilka(
         shop, "customer", "erase", str(m.customer_id), "--confirm", str(m.customer_id),
         "--reason", "written request of 7 December",
     )  # fmt: skip
-    again = await kopilka(
-        shop, "customer", "erase", str(m.customer_id), "--confirm", str(m.customer_id),
-        "--reason", "again",
+    again = await kopilka_async(
+        capsys, shop.rt.url, "customer", "erase", str(m.customer_id), "--confirm",
+        str(m.customer_id), "--reason", "again",
     )  # fmt: skip
     lookup = await shop.get("/customers/lookup", params={"identifier": m.card})
 

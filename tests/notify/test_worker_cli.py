@@ -9,11 +9,13 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 from tests.conftest import receipt
+from tests.inprocess import kopilka_async
 from tests.notify.conftest import HttpReceiver
 
 
@@ -29,7 +31,7 @@ def kopilka(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str
 
 
 async def test_the_worker_sends_the_receipt_sms_and_the_cli_requeues_dead_letters(
-    make_shop: Any, rt: Runtime, http_receiver: HttpReceiver
+    make_shop: Any, rt: Runtime, http_receiver: HttpReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shop = await make_shop(earn_percent="10")
     member = await shop.customer()
@@ -50,9 +52,8 @@ async def test_the_worker_sends_the_receipt_sms_and_the_cli_requeues_dead_letter
     http_receiver.status = 503
 
     failed = await asyncio.to_thread(kopilka, rt.url, *worker, **env)
-    dead = await asyncio.to_thread(
-        kopilka, rt.url, "outbox", "dead", "--program", str(shop.program_id)
-    )
+    # `outbox retry` below runs in a process of its own; `outbox dead` in this one
+    dead = await kopilka_async(capsys, rt.url, "outbox", "dead", "--program", str(shop.program_id))
     requeue = await asyncio.to_thread(
         kopilka, rt.url, "outbox", "retry", "--program", str(shop.program_id)
     )

@@ -17,6 +17,7 @@ from kopilka.services import audit, basket
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
+from tests.inprocess import kopilka_async
 from tests.services.receipts_data import Sale, add_sales
 
 # Tan, Steinbach & Kumar, table 6.1
@@ -177,15 +178,19 @@ async def test_cli_writes_the_rules_csv_and_saves_them_for_the_cashier(
     assert await basket.suggestions(rt, shop.program_id, ["beer", "diapers"]) == []
 
 
-async def test_cli_itemsets_and_bad_input(make_shop: Any, db_url: str) -> None:
+async def test_cli_itemsets_and_bad_input(
+    make_shop: Any, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     shop = await _textbook_shop(make_shop)
 
     res = kopilka(
         db_url, "basket", "--program", shop.code, "--min-support", "0.5", "--what", "itemsets"
     )
-    bad = kopilka(db_url, "basket", "--program", shop.code, "--min-support", "2")
-    bad_date = kopilka(
-        db_url, "basket", "--program", shop.code, "--min-support", "0.5", "--from", "2026-13-01"
+    # the refusals: `cli.main` in this process (tests.inprocess), the same exit code and text
+    basket_args = ("report", "basket", "--program", shop.code)
+    bad = await kopilka_async(capsys, db_url, *basket_args, "--min-support", "2")
+    bad_date = await kopilka_async(
+        capsys, db_url, *basket_args, "--min-support", "0.5", "--from", "2026-13-01"
     )
 
     assert res.returncode == 0, res.stderr

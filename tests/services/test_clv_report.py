@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from kopilka.services import audit, clv
 from kopilka.services.errors import ServiceError
 from kopilka.store import tables as t
+from tests.inprocess import kopilka_async
 from tests.services.receipts_data import Sale, add_customers, add_sales
 
 # shipped with lifetimes (found without importing it)
@@ -173,7 +174,9 @@ async def test_customers_are_named_by_external_id_then_oldest_card_then_id(
     assert bare not in names  # the report writes "#<id>"
 
 
-async def test_too_little_data_is_a_clear_error(make_shop: Any, db_url: str) -> None:
+async def test_too_little_data_is_a_clear_error(
+    make_shop: Any, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     shop = await make_shop()
     ids = await add_customers(shop, ["only"])
     await add_sales(
@@ -186,8 +189,11 @@ async def test_too_little_data_is_a_clear_error(make_shop: Any, db_url: str) -> 
             shop.rt, audit.CLI, shop.program_id, clv.parse_query({"as_of": "2026-02-01"})
         )
     res = kopilka(db_url, "--program", shop.code, "--as-of", "2026-02-01")
-    bad = kopilka(db_url, "--program", shop.code, "--as-of", "2026-02-01", "--time-unit", "hour")
-    no_date = kopilka(db_url, "--program", shop.code, "--as-of", "01.02.2026")
+    clv_args = ("report", "clv", "--program", shop.code)  # in this process: tests.inprocess
+    bad = await kopilka_async(
+        capsys, db_url, *clv_args, "--as-of", "2026-02-01", "--time-unit", "hour"
+    )
+    no_date = await kopilka_async(capsys, db_url, *clv_args, "--as-of", "01.02.2026")
 
     assert exc.value.field == "as_of"
     assert "need at least 3" in exc.value.detail

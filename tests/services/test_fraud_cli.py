@@ -1,5 +1,9 @@
 """`kopilka fraud scan | alerts | settings` and `kopilka report fraud-alerts`, run as the
-operator runs them, on the session's database (both engines)."""
+operator runs them, on the session's database (both engines).
+
+Each test runs each command family in a process of its own once; the other invocations
+run ``cli.main`` in this process (``tests.inprocess``): the same exit codes and output
+without the interpreter's start-up each time."""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import Shop, receipt
+from tests.inprocess import kopilka_async
 
 KOPILKA = str(Path(sys.executable).with_name("kopilka"))
 
@@ -40,17 +46,20 @@ async def _cashier_swipes(shop: Shop) -> str:
     return card.card
 
 
-async def test_scan_then_list_then_export(make_shop: Any, tmp_path: Path) -> None:
+async def test_scan_then_list_then_export(
+    make_shop: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shop = await make_shop()
     card = await _cashier_swipes(shop)
 
     scan = await kopilka(shop, "fraud", "scan", "--program", shop.code)
-    again = await kopilka(shop, "fraud", "scan", "--program", shop.code)
-    listed = await kopilka(shop, "fraud", "alerts", "--program", shop.code)
+    again = await kopilka_async(capsys, shop.rt.url, "fraud", "scan", "--program", shop.code)
+    listed = await kopilka_async(capsys, shop.rt.url, "fraud", "alerts", "--program", shop.code)
     report = await kopilka(shop, "report", "fraud-alerts", "--program", shop.code)
     xlsx = tmp_path / "alerts.xlsx"
-    book = await kopilka(
-        shop,
+    book = await kopilka_async(
+        capsys,
+        shop.rt.url,
         "report",
         "fraud-alerts",
         "--program",
@@ -75,17 +84,20 @@ async def test_scan_then_list_then_export(make_shop: Any, tmp_path: Path) -> Non
     assert ws is not None and ws.cell(2, 3).value == "cashier_card"
 
 
-async def test_settings_are_shown_changed_and_bad_values_refused(make_shop: Any) -> None:
+async def test_settings_are_shown_changed_and_bad_values_refused(
+    make_shop: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     shop = await make_shop()
 
     changed = await kopilka(
         shop, "fraud", "settings", "--program", shop.code, "--set", "adjust_limit=5000",
         "--disable", "terminal_burst",
     )  # fmt: skip
-    bad = await kopilka(shop, "fraud", "settings", "--program", shop.code, "--set", "refund_days=0")
-    unknown = await kopilka(shop, "fraud", "settings", "--program", shop.code, "--set", "x=1")
-    bad_state = await kopilka(
-        shop, "report", "fraud-alerts", "--program", shop.code, "--state", "z"
+    settings = ("fraud", "settings", "--program", shop.code)
+    bad = await kopilka_async(capsys, shop.rt.url, *settings, "--set", "refund_days=0")
+    unknown = await kopilka_async(capsys, shop.rt.url, *settings, "--set", "x=1")
+    bad_state = await kopilka_async(
+        capsys, shop.rt.url, "report", "fraud-alerts", "--program", shop.code, "--state", "z"
     )
 
     assert changed.returncode == 0, changed.stderr

@@ -1,5 +1,9 @@
 """``kopilka import receipts`` as an operator runs it, on a fresh database of each kind:
-exit codes, the summary line, the rejects file, and ``kopilka ledger verify`` after it."""
+exit codes, the summary line, the rejects file, and ``kopilka ledger verify`` after it.
+
+Each test runs the command in a process of its own once or more; the other invocations run
+``cli.main`` in this process (``tests.inprocess``): the same exit codes and output without
+the interpreter's start-up each time."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pytest
 
 from kopilka.services.runtime import Runtime
 from tests.conftest import PG_ADMIN, _pg_admin
+from tests.inprocess import kopilka_sync
 
 GOOD_AND_BAD = (
     "receipt_id,occurred_at,store,customer,sku,name,category,quantity,price,amount\n"
@@ -46,7 +51,9 @@ def fresh_url(rt: Runtime, tmp_path: Path) -> Iterator[str]:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def test_import_from_the_command_line(fresh_url: str, tmp_path: Path) -> None:
+def test_import_from_the_command_line(
+    fresh_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert kopilka(fresh_url, "migrate").returncode == 0
     file = tmp_path / "history.csv"
     file.write_text(GOOD_AND_BAD, encoding="utf-8")
@@ -57,12 +64,14 @@ def test_import_from_the_command_line(fresh_url: str, tmp_path: Path) -> None:
         2,
         "error: give --program CODE (there is no program)\n",
     )
-    created = kopilka(fresh_url, "program", "create", "--code", "shop", "--name", "Shop")
+    created = kopilka_sync(
+        capsys, fresh_url, "program", "create", "--code", "shop", "--name", "Shop"
+    )
     assert created.returncode == 0, created.stderr
 
     first = kopilka(fresh_url, "import", "receipts", str(file))
-    again = kopilka(fresh_url, "import", "receipts", str(file), "--program", "shop")
-    verify = kopilka(fresh_url, "ledger", "verify")
+    again = kopilka_sync(capsys, fresh_url, "import", "receipts", str(file), "--program", "shop")
+    verify = kopilka_sync(capsys, fresh_url, "ledger", "verify")
 
     rejects = tmp_path / "history.rejects.csv"
     assert (first.returncode, first.stdout) == (
@@ -85,18 +94,22 @@ def test_import_from_the_command_line(fresh_url: str, tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_a_clean_file_exits_0_and_a_broken_one_2(fresh_url: str, tmp_path: Path) -> None:
-    assert kopilka(fresh_url, "migrate").returncode == 0
-    kopilka(fresh_url, "program", "create", "--code", "shop", "--name", "Shop")
+def test_a_clean_file_exits_0_and_a_broken_one_2(
+    fresh_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert kopilka_sync(capsys, fresh_url, "migrate").returncode == 0
+    kopilka_sync(capsys, fresh_url, "program", "create", "--code", "shop", "--name", "Shop")
     clean = tmp_path / "clean.csv"
     clean.write_text(GOOD_AND_BAD.rsplit("\n", 2)[0] + "\n", encoding="utf-8")
     broken = tmp_path / "broken.csv"
     broken.write_text("receipt_id;occurred_at;store;customer;quantity;amount\n", encoding="utf-8")
 
     ok = kopilka(fresh_url, "import", "receipts", str(clean), "--rejects", str(tmp_path / "r.csv"))
-    bad = kopilka(fresh_url, "import", "receipts", str(broken))
-    missing = kopilka(fresh_url, "import", "receipts", str(tmp_path / "nope.csv"))
-    zone = kopilka(fresh_url, "import", "receipts", str(clean), "--tz", "Europe/Nowhere")
+    bad = kopilka_sync(capsys, fresh_url, "import", "receipts", str(broken))
+    missing = kopilka_sync(capsys, fresh_url, "import", "receipts", str(tmp_path / "nope.csv"))
+    zone = kopilka_sync(
+        capsys, fresh_url, "import", "receipts", str(clean), "--tz", "Europe/Nowhere"
+    )
 
     assert (ok.returncode, ok.stdout) == (
         0,

@@ -16,17 +16,19 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kopilka import report_cli
 from kopilka.domain import basket as b
-from kopilka.services import audit, basket
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from kopilka.services.runtime import Runtime
 
 
 def run(db: str, go: Callable[[Runtime], Awaitable[int]]) -> int:
     """Run a report's coroutine; a refusal is ``error: FIELD: detail`` and exit code 2."""
+    from kopilka.services.runtime import Runtime
 
     async def main() -> int:
         rt = Runtime.from_url(db)
@@ -50,6 +52,8 @@ def run(db: str, go: Callable[[Runtime], Awaitable[int]]) -> int:
 
 
 def cmd_basket(args: argparse.Namespace) -> int:
+    from kopilka.services import audit, basket
+
     values = {
         "min_support": args.min_support,
         "min_confidence": args.min_confidence,

@@ -8,16 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
-
-import yaml  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from kopilka import report_cli
-from kopilka.analytics import builder
-from kopilka.services import programs, saved_reports
-from kopilka.services.audit import CLI
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from kopilka.services.runtime import Runtime
 
 
 def register(sub: Any) -> None:
@@ -35,6 +32,8 @@ def register(sub: Any) -> None:
 
 
 def _read_definition(path: str) -> Any:
+    import yaml  # type: ignore[import-untyped]
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -46,6 +45,8 @@ def _read_definition(path: str) -> Any:
 
 
 async def _program_id(rt: Runtime, code: str | None) -> int:
+    from kopilka.services import programs
+
     rows = await programs.list_programs(rt, code=code)
     if code is not None and not rows:
         raise programs.not_found(code)
@@ -55,6 +56,10 @@ async def _program_id(rt: Runtime, code: str | None) -> int:
 
 
 async def run(rt: Runtime, args: argparse.Namespace) -> int:
+    from kopilka.analytics import builder
+    from kopilka.services import saved_reports
+    from kopilka.services.audit import CLI
+
     tr = builder.translator(args.lang)
     if args.id is not None:
         rep, res = await saved_reports.run_saved(rt, CLI, args.id)

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kopilka import report_cli
 from kopilka.analytics.basket_cli import run
-from kopilka.services import audit, basket, clv
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from kopilka.services.runtime import Runtime
 
 
 def cmd_clv(args: argparse.Namespace) -> int:
+    from kopilka.services import audit, basket, clv
+
     values = {
         "as_of": args.as_of,
         "time_unit": args.time_unit,

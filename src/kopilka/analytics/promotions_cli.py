@@ -8,9 +8,7 @@ import asyncio
 import sys
 from typing import Any
 
-from kopilka.analytics import promotions
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
 
 
 def register(rs: Any) -> None:
@@ -50,6 +48,8 @@ def cmd_promotions(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from kopilka import report_cli
+    from kopilka.analytics import promotions
+    from kopilka.services.runtime import Runtime
 
     if args.format == "xlsx" and args.out is None:
         raise ServiceError("validation_failed", "out: --format xlsx needs --out FILE", field="out")

@@ -36,8 +36,8 @@ from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
-SEGMENTS_ENV = "KOPILKA_RFM_SEGMENTS"  # a YAML file with the installation's segment map
-DEFAULT_WINDOW_DAYS = 365
+SEGMENTS_ENV = rfm.SEGMENTS_ENV
+DEFAULT_WINDOW_DAYS = rfm.DEFAULT_WINDOW_DAYS
 MAX_WINDOW_DAYS = 36_500
 HEADER = (
     "customer",

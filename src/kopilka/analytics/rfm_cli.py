@@ -10,18 +10,16 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, Any
 
 from kopilka import report_cli
-from kopilka.analytics import rfm as report
 from kopilka.domain import rfm
-from kopilka.services import audit
-from kopilka.services import rfm as service
 from kopilka.services.errors import ServiceError
-from kopilka.services.runtime import Runtime
-from kopilka.store import tables as t
+
+if TYPE_CHECKING:
+    from kopilka.services.runtime import Runtime
+
+# the report and the services are imported by the commands: building the parser stays light
 
 
 def register(sub: Any) -> None:
@@ -69,18 +67,22 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--window-days",
         default=None,
         metavar="N",
-        help=f"days in the window (default {report.DEFAULT_WINDOW_DAYS})",
+        help=f"days in the window (default {rfm.DEFAULT_WINDOW_DAYS})",
     )
     p.add_argument(
         "--segments",
         default=None,
         metavar="FILE",
-        help=f"YAML segment map (default: ${report.SEGMENTS_ENV} or the built-in map)",
+        help=f"YAML segment map (default: ${rfm.SEGMENTS_ENV} or the built-in map)",
     )
 
 
 async def program_of(rt: Runtime, code: str | None) -> int:
     """The program named by ``--program``, or the only one there is."""
+    from sqlalchemy import select
+
+    from kopilka.store import tables as t
+
     p = t.programs
     async with rt.engine.connect() as conn:
         if code is not None:
@@ -101,6 +103,9 @@ def _fail(message: str) -> int:
 
 
 def _run(args: argparse.Namespace, go: Any) -> int:
+    from kopilka.analytics import rfm as report
+    from kopilka.services.runtime import Runtime
+
     if args.format == "xlsx" and args.out is None:
         return _fail("--format xlsx needs --out FILE")
     try:
@@ -129,6 +134,10 @@ def _run(args: argparse.Namespace, go: Any) -> int:
 
 
 def cmd_rfm(args: argparse.Namespace) -> int:
+    from kopilka.analytics import rfm as report
+    from kopilka.services import audit
+    from kopilka.services import rfm as service
+
     try:
         as_of = report.parse_as_of(args.as_of, field="--as-of")
     except ServiceError as exc:
@@ -157,6 +166,8 @@ def cmd_rfm(args: argparse.Namespace) -> int:
 
 
 def cmd_migration(args: argparse.Namespace) -> int:
+    from kopilka.analytics import rfm as report
+
     try:
         a = report.parse_as_of(args.date_from, field="--from")
         b = report.parse_as_of(args.date_to, field="--to")

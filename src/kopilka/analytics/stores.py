@@ -26,8 +26,7 @@ from kopilka.services.audit import Actor
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
-SORTS = ("sales", "receipts", "members_share", "points_per_receipt", "refunds",
-         "refund_amount", "store")  # fmt: skip
+SORTS = dm.STORE_SORTS
 HEADER = ("store_code", "store", "city", "cashier", "receipts", "sales", "member_sales",
           "members_share", "points_earned", "points_per_receipt", "refunds",
           "refund_amount")  # fmt: skip

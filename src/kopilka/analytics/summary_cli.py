@@ -15,17 +15,17 @@ import argparse
 import asyncio
 import sys
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from kopilka.analytics import cohorts, facts, stores, summary
-from kopilka.analytics.facts import local_date
-from kopilka.domain.summary import GRANULARITIES, Period, PeriodError
+from kopilka.domain.summary import GRANULARITIES, STORE_SORTS, Period, PeriodError
 from kopilka.report_cli import add_output_args, write_tables
-from kopilka.services import exports
-from kopilka.services.runtime import Runtime
-from kopilka.store import tables as t
+
+if TYPE_CHECKING:
+    from kopilka.analytics import summary
+    from kopilka.services import exports
+    from kopilka.services.runtime import Runtime
+
+# the analytics modules are imported by the commands: building the parser stays light
 
 
 class Usage(Exception):
@@ -58,7 +58,7 @@ def register_summary(rs: Any) -> None:
     p.set_defaults(fn=lambda a: _run(a, _summary))
     p = rs.add_parser("stores", help="sales, members' share, refunds by store and cashier")
     _filters_args(p, group=False)
-    p.add_argument("--sort", choices=stores.SORTS, default="sales")
+    p.add_argument("--sort", choices=STORE_SORTS, default="sales")
     p.add_argument("--no-cashiers", dest="cashiers", action="store_false")
     p.set_defaults(fn=lambda a: _run(a, _stores))
     p = rs.add_parser("cohorts", help="retention by month of the first purchase")
@@ -71,6 +71,8 @@ def register_summary(rs: Any) -> None:
 
 
 def _run(args: argparse.Namespace, fn: Any) -> int:
+    from kopilka.services.runtime import Runtime
+
     async def main() -> int:
         rt = Runtime.from_url(args.db)
         try:
@@ -88,6 +90,10 @@ def _run(args: argparse.Namespace, fn: Any) -> int:
 
 async def program_id(rt: Runtime, code: str | None) -> int:
     """The program of ``--program CODE``, or the only one there is."""
+    from sqlalchemy import select
+
+    from kopilka.store import tables as t
+
     pr = t.programs
     async with rt.engine.connect() as conn:
         q = select(pr.c.id, pr.c.code)
@@ -100,6 +106,11 @@ async def program_id(rt: Runtime, code: str | None) -> int:
 
 
 async def _common(rt: Runtime, args: argparse.Namespace) -> tuple[int, Period, summary.Filters]:
+    from sqlalchemy import select
+
+    from kopilka.analytics import summary
+    from kopilka.store import tables as t
+
     pid = await program_id(rt, args.program)
     period = Period(_date("from", args.start), _date("to", args.end))
     ids: list[int] = []
@@ -125,6 +136,8 @@ async def _out(tables: list[exports.Table], args: argparse.Namespace) -> int:
 
 
 async def _summary(rt: Runtime, args: argparse.Namespace) -> int:
+    from kopilka.analytics import summary
+
     pid, period, f = await _common(rt, args)
     rep = await summary.summary_report(
         rt, program_id=pid, period=period, granularity=args.by, filters=f
@@ -148,6 +161,8 @@ def _freshness(as_of: Any, source: str) -> None:
 
 
 async def _stores(rt: Runtime, args: argparse.Namespace) -> int:
+    from kopilka.analytics import facts, stores
+
     pid, period, f = await _common(rt, args)
     rows = await stores.store_rows(
         rt, program_id=pid, period=period, filters=f, sort=args.sort, cashiers=args.cashiers
@@ -157,6 +172,9 @@ async def _stores(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _cohorts(rt: Runtime, args: argparse.Namespace) -> int:
+    from kopilka.analytics import cohorts, facts
+    from kopilka.analytics.facts import local_date
+
     pid, period, f = await _common(rt, args)
     settings = await rt.program(pid)
     rows = await cohorts.cohort_rows(
@@ -167,6 +185,8 @@ async def _cohorts(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _rebuild(rt: Runtime, args: argparse.Namespace) -> int:
+    from kopilka.analytics import facts
+
     done = await facts.rebuild(rt)
     print(f"rebuilt {done.days} days of {len(done.programs)} programs: {done.fact_rows} "
           f"sales rows; complete until {done.mark:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
@@ -174,6 +194,8 @@ async def _rebuild(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def _refresh(rt: Runtime, args: argparse.Namespace) -> int:
+    from kopilka.analytics import facts
+
     done = await facts.refresh(rt)
     what = "rebuilt" if done.rebuilt else "refreshed"
     print(f"{what} {done.days} days of {len(done.programs)} programs: {done.fact_rows} "

@@ -44,6 +44,8 @@ from decimal import Decimal
 from typing import Any
 
 SCORES = (1, 2, 3, 4, 5)
+SEGMENTS_ENV = "KOPILKA_RFM_SEGMENTS"  # a YAML file with the installation's segment map
+DEFAULT_WINDOW_DAYS = 365
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
 RANGE_RE = re.compile(r"^\s*([1-5])\s*(?:-\s*([1-5])\s*)?$")
 

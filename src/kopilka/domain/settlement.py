@@ -30,6 +30,20 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from kopilka.domain.money import KOPECK
 
+# a partner's legal details, as the statements print them
+LEGAL_FIELDS = (
+    "legal_name",
+    "inn",
+    "kpp",
+    "ogrn",
+    "legal_address",
+    "bank_name",
+    "bank_account",
+    "bank_bik",
+    "bank_corr_account",
+    "contact_email",
+)
+
 ZERO = Decimal("0.00")
 Party = int | None  # a partner's id, None: the operator
 

@@ -31,6 +31,9 @@ ZERO = Decimal("0")
 KOPECK = Decimal("0.01")
 TENTH = Decimal("0.1")
 GRANULARITIES = ("day", "week", "month")
+# the stores report's orders (analytics/stores.py)
+STORE_SORTS = ("sales", "receipts", "members_share", "points_per_receipt", "refunds",
+               "refund_amount", "store")  # fmt: skip
 MAX_DAYS = 3700  # ten years and a bit: a period longer is a typo
 
 

@@ -48,11 +48,11 @@ from kopilka.notify import consent, messages, templates
 from kopilka.notify.backoff import retry_delay
 from kopilka.notify.channels import Attachment, Channel, Outgoing, Reject, Retry
 from kopilka.notify.config import DeliveryPolicy
+from kopilka.notify.states import STATES
 from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 
 o, d = t.outbox, t.deliveries
-STATES = ("pending", "sending", "delivered", "failed", "dead")
 REDACTED = '{"redacted": true}'
 
 

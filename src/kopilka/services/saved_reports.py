@@ -36,7 +36,7 @@ from kopilka.analytics import builder
 from kopilka.domain import report_builder as rb
 from kopilka.domain.roles import Perm, Role
 from kopilka.notify.messages import REPORT_TOPIC
-from kopilka.services import exports, pdf
+from kopilka.services import exports
 from kopilka.services.audit import Actor, record
 from kopilka.services.errors import ServiceError
 from kopilka.services.runtime import Runtime, settings_from_json
@@ -401,6 +401,8 @@ async def report_file(
         return await exports.xlsx_bytes(table)
     if fmt == "csv":
         return await exports.csv_bytes(table)
+    from kopilka.services import pdf  # fpdf2 and Pillow: only for a PDF
+
     images: list[bytes] = []
     d = res.definition
     if d.dimensions and res.rows and d.chart != "table":
@@ -418,7 +420,11 @@ async def report_file(
 
 
 def media_type(fmt: str) -> str:
-    return pdf.PDF_TYPE if fmt == "pdf" else exports.media_type(fmt)
+    if fmt == "pdf":
+        from kopilka.services import pdf
+
+        return pdf.PDF_TYPE
+    return exports.media_type(fmt)
 
 
 def download_headers(name: str, fmt: str) -> dict[str, str]:

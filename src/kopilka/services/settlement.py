@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kopilka.domain.program import ProgramSettings
 from kopilka.domain.settlement import (
+    LEGAL_FIELDS,
     Clearing,
     Flow,
     Obligation,
@@ -42,18 +43,6 @@ from kopilka.store import tables as t
 
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 KINDS = ("earn", "burn", "refund", "expire", "adjust")
-LEGAL_FIELDS = (
-    "legal_name",
-    "inn",
-    "kpp",
-    "ogrn",
-    "legal_address",
-    "bank_name",
-    "bank_account",
-    "bank_bik",
-    "bank_corr_account",
-    "contact_email",
-)
 
 
 @dataclass(frozen=True)

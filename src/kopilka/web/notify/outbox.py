@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from kopilka.domain.roles import Perm
-from kopilka.notify.outbox import STATES
+from kopilka.notify.states import STATES
 from kopilka.services import notify_admin
 from kopilka.web.auth import Console, console
 from kopilka.web.notify.common import message
