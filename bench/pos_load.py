@@ -1118,6 +1118,9 @@ def run_backend(backend: str, args: Any) -> dict[str, Any]:
         if args.program is not None:
             apply_program(url, args.program, tmp)
         seed_s = time.perf_counter() - t0
+        if backend == "pg":  # every run starts right after a checkpoint, not at a random
+            # point of PostgreSQL's checkpoint cycle (full-page writes follow a checkpoint)
+            run_async(pg_exec(url, "CHECKPOINT"))
         say(
             f"{backend}: seeded {args.customers} customers, {terminals} terminals in {seed_s:.1f} s"
         )
