@@ -866,11 +866,30 @@ def _line_rows(
     ]
 
 
+def _lines_insert(*, receipt: str, program: str, first: int) -> str:
+    """The receipt's lines inserted from twelve column arrays, parameters ``$first`` on
+    (``_line_rows`` without its receipt and program columns): shared by the member's and
+    the guest's confirm statements."""
+    p = [f"${first + i}" for i in range(12)]
+    types = ["int", "text", "text", "text"] + ["bigint"] * 8
+    arrays = ", ".join(f"{x}::{t}[]" for x, t in zip(p, types, strict=True))
+    return (
+        "INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, "
+        "quantity, price, amount, discount, points_redeemed, redeemed_value, to_pay, "
+        f"points_earned) SELECT {receipt}, x.idx, {program}, x.sku, x.name, x.category, "
+        "x.quantity, x.price, x.amount, x.discount, x.points_redeemed, x.redeemed_value, "
+        f"x.to_pay, x.points_earned FROM unnest({arrays}) AS x(idx, sku, name, category, "
+        "quantity, price, amount, discount, points_redeemed, redeemed_value, to_pay, "
+        "points_earned) RETURNING 1"
+    )
+
+
 # The whole confirm write on PostgreSQL in one statement (data-modifying CTEs): the new
 # lot, burned lots, ledger entries, account totals, lines, outbox and the receipt row.
 # One round trip instead of eight; every part sees the same snapshot and touches other
 # rows, and the account is already locked by the caller.
-SETTLE_PG = """
+SETTLE_PG = (
+    """
 WITH new_lot AS (
   INSERT INTO lots (program_id, account_id, amount, remaining, activates_at, expires_at,
                     receipt_pk, funding_partner_id, burn_partner_id, created_at)
@@ -898,17 +917,9 @@ WITH new_lot AS (
 ), acc AS (
   UPDATE accounts SET balance = $17, held = $18, debt = $19, updated_at = $8 WHERE id = $2
   RETURNING id
-), lns AS (
-  INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, quantity,
-      price, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned)
-  SELECT $6, x.idx, $1, x.sku, x.name, x.category, x.quantity, x.price, x.amount,
-         x.discount, x.points_redeemed, x.redeemed_value, x.to_pay, x.points_earned
-  FROM unnest($20::int[], $21::text[], $22::text[], $23::text[], $24::bigint[],
-              $25::bigint[], $26::bigint[], $27::bigint[], $28::bigint[], $29::bigint[],
-              $30::bigint[], $31::bigint[])
-       AS x(idx, sku, name, category, quantity, price, amount, discount, points_redeemed,
-            redeemed_value, to_pay, points_earned)
-  RETURNING 1
+), lns AS ("""
+    + _lines_insert(receipt="$6", program="$1", first=20)
+    + """
 ), ob AS (
   INSERT INTO outbox (program_id, topic, payload, created_at, attempts)
   VALUES ($1, 'purchase.confirmed', $32, $8, 0) RETURNING id
@@ -917,26 +928,16 @@ UPDATE receipts SET state = 'confirmed', confirmed_at = $8, confirm_response = $
        earned_lot_id = (SELECT min(id) FROM new_lot)
 WHERE id = $6
 """
+)
 
 # A guest's (non-member's) confirm on PostgreSQL: the lines and the receipt's state in one
 # statement (the receipt is locked by the caller).
-SETTLE_GUEST_PG = """
-WITH lns AS (
-  INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, quantity,
-      price, amount, discount, points_redeemed, redeemed_value, to_pay, points_earned)
-  SELECT $1, x.idx, $2, x.sku, x.name, x.category, x.quantity, x.price, x.amount,
-         x.discount, x.points_redeemed, x.redeemed_value, x.to_pay, x.points_earned
-  FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[],
-              $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
-              $13::bigint[], $14::bigint[])
-       AS x(idx, sku, name, category, quantity, price, amount, discount, points_redeemed,
-            redeemed_value, to_pay, points_earned)
-  RETURNING 1
+SETTLE_GUEST_PG = (
+    "WITH lns AS ("
+    + _lines_insert(receipt="$1", program="$2", first=3)
+    + ") UPDATE receipts SET state = 'confirmed', confirmed_at = $15, confirm_response = $16, "
+    "earned_lot_id = NULL WHERE id = $1"
 )
-UPDATE receipts SET state = 'confirmed', confirmed_at = $15, confirm_response = $16,
-       earned_lot_id = NULL
-WHERE id = $1
-"""
 
 
 @dataclass(frozen=True, slots=True)
