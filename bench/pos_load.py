@@ -1360,6 +1360,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-baseline", action="store_true", help="skip the database ceiling")
     p.add_argument("--pg-admin", default=PG_ADMIN_DEFAULT, help="PostgreSQL admin URL")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--repeat", type=int, default=1, help="runs per backend; prints median, min, max (1)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the databases and the server log")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
     p.add_argument("--no-save", action="store_true", help="print only, write no results")
@@ -1388,17 +1391,46 @@ def apply_program(url: str, path: Path, tmp: Path) -> None:
     say(f"program: {path} ({len(doc.get('promotions', []))} promotions)")
 
 
+def spread(backend: str, runs: list[dict[str, Any]]) -> str:
+    """Median, min and max over repeated runs: on a shared machine one run can be 1.5x
+    another with the same code, so single figures mislead."""
+
+    def line(name: str, values: list[float]) -> str:
+        values = sorted(values)
+        median = values[len(values) // 2]
+        return f"  {name:<34} median {median:g}  (min {values[0]:g}, max {values[-1]:g})"
+
+    m = [r["mixed"] for r in runs]
+    return "\n".join(
+        [
+            f"== {backend}: {len(runs)} runs",
+            line("receipts/s", [x["receipts_per_s"] for x in m]),
+            line("calculate p99, ms", [x["calls"]["calculate"]["p99_ms"] for x in m]),
+            line("confirm p99, ms", [x["calls"]["confirm"]["p99_ms"] for x in m]),
+            line("server CPU per receipt, ms", [x["cpu"]["server_s_per_receipt_ms"] for x in m]),
+            line("database CPU per receipt, ms", [x["cpu"]["db_s_per_receipt_ms"] for x in m]),
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     backends = ["sqlite", "pg"] if args.backend == "both" else [args.backend]
     printed: list[str] = []
     for backend in backends:
-        r = run_backend(backend, args)
-        text = report(r)
-        print(text, flush=True)
-        printed.append(text)
-        if not args.no_save:
-            say(f"wrote {save(r, args.out).relative_to(ROOT)}")
+        runs = []
+        for _ in range(args.repeat):
+            r = run_backend(backend, args)
+            text = report(r)
+            print(text, flush=True)
+            printed.append(text)
+            runs.append(r)
+            if not args.no_save:
+                say(f"wrote {save(r, args.out).relative_to(ROOT)}")
+        if len(runs) > 1:
+            text = spread(backend, runs)
+            print(text, flush=True)
+            printed.append(text)
     if len(printed) > 1:
         print("\n" + "\n\n".join(printed))
     return 0
