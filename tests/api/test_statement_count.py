@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 
 from kopilka.services.runtime import Runtime
 from kopilka.store import raw
+from kopilka.store import tables as t
 from tests.conftest import receipt
 
 
@@ -105,6 +106,40 @@ async def test_non_redeeming_calculate_is_one_read_and_one_write(
 
     assert r.status_code == 200
     assert data_statements(seen) == ["SELECT", "INSERT"]
+
+
+async def test_the_lookup_reads_the_customer_and_recent_receipts_in_one_statement_on_pg(
+    make_shop: Any, rt: Runtime
+) -> None:
+    """The till's lookup: account, lots, card, customer (birthday, confirmed phone) and the
+    last receipts: one statement on PostgreSQL, two on SQLite, the same answer."""
+    shop = await make_shop(earn_percent="10")
+    member = await shop.customer()
+    today = rt.now().date()
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(t.customers)
+            .where(t.customers.c.id == member.customer_id)
+            .values(
+                birthday=today.replace(year=1992), phone_confirmed_at=rt.now()
+            )  # 1992: leap year
+        )
+    await shop.post(
+        "/purchases", receipt(f"lk-{uuid.uuid4().hex[:8]}", member.card, ("a", 1, "50.00"))
+    )
+    with counting(rt):  # caches
+        await shop.get("/customers/lookup", params={"identifier": member.card})
+
+    with counting(rt) as seen:
+        r = await shop.get("/customers/lookup", params={"identifier": member.card})
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["customer"]["phone_confirmed"] is True
+    assert [m["code"] for m in body["messages"]] == ["birthday"]
+    assert [x["to_pay"] for x in body["last_purchases"]] == ["50.00"]
+    assert body["balance"]["available"] == "5.00"
+    assert data_statements(seen) == (["SELECT", "SELECT"] if rt.sqlite else ["WITH"])
 
 
 async def test_a_guests_receipt_is_one_write_to_calculate_and_two_statements_to_confirm(

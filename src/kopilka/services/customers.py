@@ -33,7 +33,7 @@ from kopilka.services.purchases import identifier_values
 from kopilka.services.runtime import Runtime, Terminal
 from kopilka.store import tables as t
 from kopilka.store.queries import insert_id
-from kopilka.store.queries.accounts import AccountState, held_at, load_by_identifier
+from kopilka.store.queries.accounts import AccountState, held_at, load_for_lookup
 from kopilka.store.raw import dec2, parse_ts
 
 VIRTUAL_CARD_PREFIX = "29"
@@ -46,25 +46,16 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
     now = rt.now()
     compiled = await rt.compiled(term.program_id)
     async with rt.hot.lookup() as tx:  # the replica, when there is one (ADR 0032)
-        acc = await load_by_identifier(
-            tx, program_id=term.program_id, values=identifier_values(identifier), lock=False
+        # The account with its lots, the customer's own fields and the last five receipts
+        # (one statement on PostgreSQL, two on SQLite): one row per receipt (the
+        # customer's fields repeated), or one row of NULLs if none.
+        acc, rows = await load_for_lookup(
+            tx, program_id=term.program_id, values=identifier_values(identifier)
         )
         if acc is None:
             raise ServiceError(
                 "unknown_identifier", "no customer with this identifier", field="identifier"
             )
-        # The customer's own fields and the last five receipts in one statement: one row
-        # per receipt (the customer's fields repeated), or one row of NULLs if none.
-        rows = await tx.fetch(
-            "SELECT cu.birthday, cu.phone_confirmed_at, r.pos_receipt_id, r.occurred_at, "
-            "r.to_pay, r.points_earned, r.points_redeemed, s.name FROM customers cu "
-            "LEFT JOIN receipts r ON r.program_id = ? AND r.account_id = ? "
-            "AND r.state = 'confirmed' LEFT JOIN stores s ON s.id = r.store_id "
-            "WHERE cu.id = ? ORDER BY r.occurred_at DESC LIMIT 5",
-            term.program_id,
-            acc.id,
-            acc.customer_id,
-        )
         # What can be burned at this till (ADR 0024); the holds-by-partner read only
         # for an account with lots restricted to one partner.
         holds = await held_at(tx, acc)

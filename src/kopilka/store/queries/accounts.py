@@ -113,6 +113,60 @@ async def load_by_identifier(
     return state
 
 
+# The till's lookup: the customer's birthday, whether the phone is confirmed and the last
+# five confirmed receipts, besides the account with its lots.  On SQLite two statements; on
+# PostgreSQL one (the receipts as an array of records, computed once, not per lot row).
+LOOKUP_EXTRA = (
+    "SELECT cu.birthday, cu.phone_confirmed_at, r.pos_receipt_id, r.occurred_at, "
+    "r.to_pay, r.points_earned, r.points_redeemed, s.name FROM customers cu "
+    "LEFT JOIN receipts r ON r.program_id = ? AND r.account_id = ? "
+    "AND r.state = 'confirmed' LEFT JOIN stores s ON s.id = r.store_id "
+    "WHERE cu.id = ? ORDER BY r.occurred_at DESC LIMIT 5"
+)
+_X_CARD = (
+    "x.card_id, x.number, x.status, x.customer_id, x.first_name, x.last_name, x.tier, "
+    "x.discount_percent, x.tags, x.rfm_segment, x.birthday, x.phone"
+)
+LOOKUP_PG = (
+    f"WITH x AS (SELECT {_ACCOUNT}, c.id AS card_id, c.number, c.status, c.customer_id, "
+    "cu.first_name, cu.last_name, a.tier, a.discount_percent, cu.tags, cu.rfm_segment, "
+    "cu.birthday, cu.phone, cu.phone_confirmed_at "
+    f"{_BY_IDENTIFIER_FROM}WHERE i.program_id = ? AND i.value IN (?, ?) "
+    "ORDER BY i.kind LIMIT 1), "
+    "rec AS (SELECT ARRAY(SELECT ROW(r.pos_receipt_id, r.occurred_at, r.to_pay, "
+    "r.points_earned, r.points_redeemed, s.name) FROM x JOIN receipts r "
+    "ON r.program_id = x.program_id AND r.account_id = x.id AND r.state = 'confirmed' "
+    "LEFT JOIN stores s ON s.id = r.store_id ORDER BY r.occurred_at DESC LIMIT 5) AS recent) "
+    f"SELECT x.id, x.program_id, x.balance, x.held, x.debt, {_LOTS}, {_X_CARD}, "
+    "x.phone_confirmed_at, rec.recent FROM x CROSS JOIN rec "
+    "LEFT JOIN lots l ON l.program_id = x.program_id AND l.account_id = x.id "
+    "AND l.remaining > 0 ORDER BY l.id"
+)
+
+
+async def load_for_lookup(
+    tx: Tx, *, program_id: int, values: Sequence[str]
+) -> tuple[AccountState | None, list[Sequence[Any]]]:
+    """The account as ``load_by_identifier`` reads it, and the lookup's extra rows: one
+    per recent receipt ``(birthday, phone_confirmed_at, receipt id, occurred_at, to_pay,
+    points_earned, points_redeemed, store)``, or one with the receipt's fields None."""
+    if not tx.pg:
+        acc = await load_by_identifier(tx, program_id=program_id, values=values, lock=False)
+        if acc is None:
+            return None, []
+        extra = await tx.fetch(LOOKUP_EXTRA, program_id, acc.id, acc.customer_id)
+        return acc, list(extra)
+    v = list(values)[:2]
+    rows = await tx.fetch(LOOKUP_PG, program_id, v[0], v[-1])
+    acc = _fold(rows, with_card=True)
+    if acc is None:
+        return None, []
+    birthday, confirmed_at, recent = rows[0][21], rows[0][23], rows[0][24]
+    if not recent:
+        return acc, [(birthday, confirmed_at, None, None, None, None, None, None)]
+    return acc, [(birthday, confirmed_at, *r) for r in recent]
+
+
 async def load_account(tx: Tx, account_id: int, *, lock: bool) -> AccountState:
     """The account with its lots; with ``lock`` the row stays locked until commit."""
     if lock:
