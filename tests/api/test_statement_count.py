@@ -83,14 +83,14 @@ async def test_calculate_and_confirm_cost_the_same_for_10_and_30_lines(
     # confirm: receipt (locked), account (locked), its lots, hold -> confirmed, then the
     # writes: on PostgreSQL one statement (new lot, burned lots, entries, account, lines,
     # outbox, receipt); on SQLite each its own (in-process, no round trips to save)
-    # (PostgreSQL locks the receipt and the account in one statement, too)
+    # (PostgreSQL locks the receipt and the account and reads the lots in one statement)
     if rt.sqlite:
-        locks = ["SELECT", "SELECT"]
+        reads = ["SELECT", "SELECT", "SELECT"]
         writes = ["INSERT", "UPDATE", "INSERT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
     else:
-        locks = ["WITH"]
+        reads = ["WITH"]
         writes = ["WITH"]
-    assert conf_stmts == [*locks, "SELECT", "UPDATE", *writes]
+    assert conf_stmts == [*reads, "UPDATE", *writes]
 
 
 async def test_non_redeeming_calculate_is_one_read_and_one_write(

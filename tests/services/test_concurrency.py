@@ -428,3 +428,64 @@ async def test_served_confirm_and_cancel_at_once_resolve_the_hold_once(
     await confirm_and_cancel_at_once_resolve_the_hold_once(
         await make_served_shop(burn_max_percent="100")
     )
+
+
+# --- a confirm that waited for the account's lock reads the lots as the lock left them ---
+
+
+async def test_a_confirm_that_waited_for_the_lock_burns_the_lots_as_they_are_now(
+    make_shop: MakeShop,
+) -> None:
+    """Another transaction holds the account and empties its first lot; the till's confirm
+    arrives meanwhile and waits.  Once the other commits, the confirm must burn the second
+    lot: the lots it read before waiting are stale (on PostgreSQL, a read in the locking
+    statement sees the statement's snapshot; the hot path reads them fresh)."""
+    from sqlalchemy import insert, update
+
+    shop = await make_shop(burn_max_percent="100", points_step="0.01")
+    member = await shop.customer(points=50)
+    await do_adjust(shop.rt, member.account_id, Decimal(50), program_id=shop.program_id)
+    calc = await shop.post(
+        "/purchases/calculate", receipt("w1", member.card, ("a", 1, "100.00"), redeem_points="50")
+    )
+    assert calc.status_code == 200, calc.text
+    async with shop.rt.engine.connect() as conn:
+        first_lot = (
+            await conn.execute(
+                select(t.lots.c.id)
+                .where(t.lots.c.account_id == member.account_id)
+                .order_by(t.lots.c.id)
+                .limit(1)
+            )
+        ).scalar_one()
+
+    async with shop.rt.engine.begin() as other:
+        # the other transaction takes the account first (SQLite: the write lock)
+        await other.execute(
+            update(t.accounts)
+            .where(t.accounts.c.id == member.account_id)
+            .values(balance=t.accounts.c.balance - Decimal(50))
+        )
+        await other.execute(
+            update(t.lots).where(t.lots.c.id == first_lot).values(remaining=Decimal(0))
+        )
+        await other.execute(
+            insert(t.ledger_entries).values(
+                program_id=shop.program_id,
+                account_id=member.account_id,
+                kind="adjust",
+                amount=Decimal(-50),
+                held_delta=Decimal(0),
+                lot_id=first_lot,
+                created_at=shop.rt.now(),
+                note="test: spent elsewhere meanwhile",
+            )
+        )
+        confirm = asyncio.ensure_future(shop.post("/purchases/w1/confirm"))
+        await asyncio.sleep(0.5)  # the confirm is waiting for the account
+        assert not confirm.done()
+    answer = await confirm
+
+    assert outcome(answer) == "200"
+    assert await lots_of(shop, member) == [Decimal("0.00"), Decimal("0.00"), Decimal("2.50")]
+    assert await discrepancies(shop) == []

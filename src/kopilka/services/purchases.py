@@ -75,7 +75,7 @@ from kopilka.store.queries.accounts import (
     held_at,
     load_account,
     load_by_identifier,
-    read_lots,
+    lot_from_row,
 )
 from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, insert_rows, parse_ts, ts
 
@@ -755,12 +755,19 @@ class LockedReceipt:
 
 # PostgreSQL: the receipt and its account locked in one statement, receipt first (the
 # order every path takes).  Locked rows are read in their newest version, so both are
-# current; the lots are read afterwards (read_lots), in a fresh snapshot.
+# current; and the account's lots, read by ``kopilka_live_lots`` (migration 0032): a VOLATILE
+# function takes a fresh snapshot for its query, evaluated here once the account's lock is
+# held, so it sees a burn committed by the transaction the lock waited for.  (A join or a
+# plain subquery would see the statement's snapshot: stale lots, a double spend; pinned by
+# tests/services/test_concurrency.py::test_a_confirm_that_waited_for_the_lock_...)
 LOCK_RECEIPT_AND_ACCOUNT_PG = (
     "WITH r AS (" + LOCK_RECEIPT + " FOR UPDATE), "
     "a AS (SELECT id, program_id, balance, held, debt FROM accounts "
     "WHERE id = (SELECT account_id FROM r) FOR UPDATE) "
-    "SELECT r.*, a.id, a.program_id, a.balance, a.held, a.debt FROM r LEFT JOIN a ON true"
+    "SELECT r.*, a.id, a.program_id, a.balance, a.held, a.debt, "
+    "ARRAY(SELECT ROW(f.id, f.remaining, f.activates_at, f.expires_at, f.burn_partner_id, "
+    "f.funding_partner_id) FROM kopilka_live_lots(a.program_id, a.id) f) "
+    "FROM r LEFT JOIN a ON true"
 )
 
 
@@ -782,7 +789,7 @@ async def _lock_receipt_and_account(
     if x[7] is None:
         return rec, None
     account = AccountState(x[7], x[8], dec2(x[9]), dec2(x[10]), dec2(x[11]))
-    await read_lots(tx, account)
+    account.lots = [lot_from_row(r) for r in x[12]]
     return rec, account
 
 

@@ -187,6 +187,11 @@ async def read_lots(tx: Tx, state: AccountState) -> None:
     state.lots = [_lot(r) for r in rows]
 
 
+def lot_from_row(r: Sequence[Any]) -> Lot:
+    """A lot from ``_LOTS`` columns (or a record of them)."""
+    return _lot(r)
+
+
 def _lot(r: Sequence[Any]) -> Lot:
     """A lot from ``_LOTS`` columns."""
     return Lot(r[0], dec2(r[1]), parse_ts(r[2]), parse_ts(r[3]), r[4], r[5])  # type: ignore[arg-type]
