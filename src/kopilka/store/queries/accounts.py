@@ -95,7 +95,7 @@ def _fold(rows: Sequence[Any], *, with_card: bool) -> AccountState | None:
         rows = [r for r in rows if r[11] == state.card_id]
     for r in rows:
         if r[5] is not None:
-            state.lots.append(_lot(r[5:11]))
+            state.lots.append(lot_from_row(r[5:11]))
     return state
 
 
@@ -161,6 +161,7 @@ async def load_for_lookup(
     acc = _fold(rows, with_card=True)
     if acc is None:
         return None, []
+    # after _ACCOUNT (0-4), _LOTS (5-10) and the card's columns (11-22; birthday is 21)
     birthday, confirmed_at, recent = rows[0][21], rows[0][23], rows[0][24]
     if not recent:
         return acc, [(birthday, confirmed_at, None, None, None, None, None, None)]
@@ -184,16 +185,11 @@ async def load_account(tx: Tx, account_id: int, *, lock: bool) -> AccountState:
 async def read_lots(tx: Tx, state: AccountState) -> None:
     """Lots read after the account lock: a fresh snapshot on PostgreSQL."""
     rows = await tx.fetch(LOTS_OF, state.program_id, state.id)
-    state.lots = [_lot(r) for r in rows]
+    state.lots = [lot_from_row(r) for r in rows]
 
 
 def lot_from_row(r: Sequence[Any]) -> Lot:
     """A lot from ``_LOTS`` columns (or a record of them)."""
-    return _lot(r)
-
-
-def _lot(r: Sequence[Any]) -> Lot:
-    """A lot from ``_LOTS`` columns."""
     return Lot(r[0], dec2(r[1]), parse_ts(r[2]), parse_ts(r[3]), r[4], r[5])  # type: ignore[arg-type]
 
 
