@@ -234,3 +234,22 @@ def _pairs(obligations: Sequence[Obligation]) -> list[PairNet]:
             net.items(), key=lambda kv: (_order(kv[0][0]), _order(kv[0][1]))
         )
     ]
+
+
+# The settlement figures' names in Russian, shared by the signed statement
+# (services/settlement_files.py) and the console page (web/reports/settlement_strings.py).
+FIGURES_RU: dict[str, str] = {
+    "Burned here": "Списано у стороны",
+    "Burned elsewhere": "Списано у других",
+    "Expired": "Сгорело",
+    "Taken back": "Отозвано",
+    "Given back": "Восстановлено",
+    "Adjusted": "Корректировки",
+    "Pays, ₽": "Платит, ₽",
+    "Receives, ₽": "Получает, ₽",
+    "Fee, ₽": "Комиссия, ₽",
+    "Net, ₽": "Сальдо, ₽",
+    "Issuer": "Эмитент",
+    "Acceptor": "Принимающая сторона",
+    "To the acceptor, ₽": "Принимающей стороне, ₽",
+}

@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from kopilka.domain.settlement import Clearing, Party, Position
+from kopilka.domain.settlement import FIGURES_RU, Clearing, Party, Position
 from kopilka.services import exports, pdf, signing
 from kopilka.services.runtime import Runtime
 from kopilka.services.settlement import Report, scoped
 
 RU: dict[str, str] = {
+    **FIGURES_RU,
     "Settlement statement": "Акт взаиморасчётов",
     "Clearing report": "Клиринговый отчёт",
     "Program": "Программа",
@@ -68,19 +69,6 @@ RU: dict[str, str] = {
     "Between partners": "Между партнёрами",
     "Signed with the electronic signature of": "Подписан электронной подписью",
     "Issued": "Начислено",
-    "Burned here": "Списано у стороны",
-    "Burned elsewhere": "Списано у других",
-    "Expired": "Сгорело",
-    "Taken back": "Отозвано",
-    "Given back": "Восстановлено",
-    "Adjusted": "Корректировки",
-    "Pays, ₽": "Платит, ₽",
-    "Receives, ₽": "Получает, ₽",
-    "Fee, ₽": "Комиссия, ₽",
-    "Net, ₽": "Сальдо, ₽",
-    "Issuer": "Эмитент",
-    "Acceptor": "Принимающая сторона",
-    "To the acceptor, ₽": "Принимающей стороне, ₽",
     "A owes B, points": "A должен B, баллы",
     "A owes B, ₽": "A должен B, ₽",
     "certificate SHA-256": "сертификат SHA-256",

@@ -3,7 +3,10 @@ are in ``services.settlement_files.RU``."""
 
 from __future__ import annotations
 
+from kopilka.domain.settlement import FIGURES_RU
+
 RU: dict[str, str] = {
+    **FIGURES_RU,
     "Settlement": "Взаиморасчёты",
     "points burned at another partner: who owes whom, per month; closing and signed statements": (
         "баллы, списанные у другого партнёра: кто кому должен за месяц; закрытие периода и "
@@ -33,21 +36,8 @@ RU: dict[str, str] = {
     "₽ per point": "₽ за балл",
     "Party": "Сторона",
     "Points issued": "Начислено",
-    "Burned here": "Списано у стороны",
-    "Burned elsewhere": "Списано у других",
-    "Expired": "Сгорело",
-    "Taken back": "Отозвано",
-    "Given back": "Восстановлено",
-    "Adjusted": "Корректировки",
-    "Pays, ₽": "Платит, ₽",
-    "Receives, ₽": "Получает, ₽",
-    "Fee, ₽": "Комиссия, ₽",
-    "Net, ₽": "Сальдо, ₽",
-    "Issuer": "Эмитент",
-    "Acceptor": "Принимающая сторона",
     "Points": "Баллы",
     "Roubles": "Рубли",
-    "To the acceptor, ₽": "Принимающей стороне, ₽",
     "Obligations": "Обязательства",
     "No points were burned at another party in this month.": (
         "В этом месяце баллы не списывались у другой стороны."
