@@ -785,6 +785,30 @@ def wait_health(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: fl
     raise SystemExit(f"the server did not answer /health in {timeout} s:\n{log.read_text()}")
 
 
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on ``port`` (Linux: /proc/net/tcp*, state 0A)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for row in f.readlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def wait_listeners(port: int, workers: int, timeout: float = 60) -> None:
+    """Every worker listens on a socket of its own (SO_REUSEPORT, kopilka/api/listen.py),
+    and a connection goes only to a socket already listening: a till that connected
+    while the second worker was still starting would stay on the first for the whole
+    run. So the tills wait for all the workers (where /proc/net/tcp tells)."""
+    if workers < 2 or not os.path.exists("/proc/net/tcp"):
+        return
+    deadline = time.monotonic() + timeout
+    while listening_sockets(port) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def stop_server(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     """Stop our server's own session (uvicorn and its workers).  uvicorn re-raises the
     signal after a graceful shutdown; SIGINT then ends in KeyboardInterrupt, which lets
@@ -1124,7 +1148,7 @@ def run_backend(backend: str, args: Any) -> dict[str, Any]:
         say(
             f"{backend}: seeded {args.customers} customers, {terminals} terminals in {seed_s:.1f} s"
         )
-        workers = args.workers or (1 if backend == "sqlite" else 2)
+        workers = args.workers or max(os.cpu_count() or 1, 1)  # the server's default
         profile = None
         if args.profile:
             workers = 1
@@ -1133,6 +1157,7 @@ def run_backend(backend: str, args: Any) -> dict[str, Any]:
         port = free_port()
         server = start_server(url, port, workers, log, profile)
         wait_health(server, port, log)
+        wait_listeners(port, 1 if args.profile else workers)
         say(
             f"{backend}: {args.tills} tills, {args.warmup:g} s warm-up + {args.duration:g} s, "
             f"then {args.confirm_n} confirms alone"
@@ -1342,7 +1367,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--terminals", type=int, default=16, help="terminals (at least --tills)")
     p.add_argument(
-        "--workers", type=int, default=None, help="server workers (1 on SQLite, 2 on PostgreSQL)"
+        "--workers", type=int, default=None, help="server workers (default: one per core)"
     )
     p.add_argument("--member-share", type=float, default=0.7, help="member receipts (0.7)")
     p.add_argument(

@@ -87,11 +87,11 @@ def _safe(url: str) -> str:
 
 
 def default_workers(url: str) -> int:
-    """SQLite: one process (one writer; more would fight over the file lock).
-    PostgreSQL: one per core, the CPU being what limits a worker."""
-    from kopilka.store.db import is_sqlite
-
-    return 1 if is_sqlite(url) else max(os.cpu_count() or 1, 1)
+    """One per core on both databases: the CPU is what limits a worker. On SQLite the
+    processes take turns at the write lock through the write gate (ADR 0035); their
+    reads, parsing and pricing run side by side."""
+    del url
+    return max(os.cpu_count() or 1, 1)
 
 
 def prometheus_dir(workers: int) -> None:
@@ -117,17 +117,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers(args.db)
     if workers > 1:
         prometheus_dir(workers)
-    uvicorn.run(
-        "kopilka.api.asgi:make_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        log_level=args.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    settings: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": workers,
+        "log_level": args.log_level,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+    }
+    from kopilka.api.listen import reuseport_supported, serve_workers
+
+    if workers > 1 and reuseport_supported():
+        serve_workers(uvicorn.Config("kopilka.api.asgi:make_app", **settings))
+    else:
+        uvicorn.run("kopilka.api.asgi:make_app", **settings)
     return 0
 
 

@@ -3,11 +3,11 @@
 ``sqlite:///path.db`` and ``postgresql://...`` URLs are accepted as the operator writes
 them and mapped to the async drivers (aiosqlite, asyncpg).
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` and one connection per process:
-SQLite has one writer anyway, and queueing coroutines for the connection in-process is
-far cheaper than letting them collide on the file lock and sleep in the busy handler.
-Every transaction starts with ``BEGIN IMMEDIATE`` so that a transaction that reads and
-then writes never deadlocks against another process (CLI jobs).
+SQLite runs in WAL mode with ``synchronous=NORMAL``. SQLite has one writer anyway: the
+till's hot path (services/runtime.py ``HotPath``) writes through one connection per
+process, its server processes taking turns at a write gate (ADR 0035), and reads through
+another. Every transaction starts with ``BEGIN IMMEDIATE`` so that a transaction that
+reads and then writes never deadlocks against another process (CLI jobs).
 
 Several PostgreSQL hosts (a primary and its standbys, docs/deployment.md) are written the
 way SQLAlchemy documents it for asyncpg, the hosts as repeated ``host`` parameters::

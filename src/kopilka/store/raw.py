@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -148,6 +149,30 @@ class SqliteTx:
             if statement_listeners:
                 _observe(sql)
             self.conn.executemany(sql, rows)
+
+
+class SqliteSingle(SqliteTx):
+    """SQLite for work whose only write is one statement (``HotPath.single``): reads run
+    on ``conn`` in autocommit, each seeing what is committed (as on PostgreSQL without a
+    transaction); the write runs in a write transaction of its own, opened by ``write``
+    (``HotPath.tx``: the write gate and ``BEGIN IMMEDIATE``), so the write lock is held
+    for that statement only, not for the reads and the computing between them."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, write: Callable[[], AbstractAsyncContextManager[Tx]]
+    ) -> None:
+        super().__init__(conn)
+        self._write = write
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        if sql.lstrip()[:6].upper() == "SELECT":
+            return await super().fetch(sql, *args)
+        async with self._write() as tx:
+            return await tx.fetch(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._write() as tx:
+            await tx.executemany(sql, rows)
 
 
 class SATx:
