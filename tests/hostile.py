@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from tests.processes import stop
+
 CHECKS = (
     "not_a_server_error,response_schema_conformance,"
     "status_code_conformance,content_type_conformance"
@@ -134,12 +136,7 @@ def served(url: str, workdir: Path, *, log_level: str = "info") -> Iterator[Targ
             watch_file(log_path)  # the server's log lines are scanned for personal data
             yield Target(base, pos_key, admin_key, log_path)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def fuzz(

@@ -16,19 +16,14 @@ from pathlib import Path
 import pytest
 
 from kopilka.store.migrate import upgrade
+from tests.processes import stop
+from tests.services.conftest import _free_port
 
 KOPILKA = str(Path(sys.executable).with_name("kopilka"))
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _sockets_on(port: int) -> dict[int, str]:
@@ -118,11 +113,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         time.sleep(0.5)  # the last worker's socket: listening just after its log line
         yield server, port
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
 
 

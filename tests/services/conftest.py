@@ -28,6 +28,7 @@ from kopilka.services.terminals import do_add_terminal
 from kopilka.store import tables as t
 from kopilka.store.migrate import upgrade
 from tests.conftest import PG_ADMIN, Clock, Shop, _pg_admin, new_shop, pg_available
+from tests.processes import stop
 
 KOPILKA = str(Path(sys.executable).with_name("kopilka"))
 
@@ -139,12 +140,7 @@ def served_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         yield url, base
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 

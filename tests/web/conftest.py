@@ -29,6 +29,7 @@ from kopilka.services import users
 from kopilka.services.audit import CLI
 from kopilka.services.runtime import Runtime
 from tests.conftest import Shop
+from tests.processes import stop
 from tests.services.conftest import _free_port, _wait_healthy
 
 KOPILKA = str(Path(sys.executable).with_name("kopilka"))
@@ -65,12 +66,7 @@ def web_base(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         _wait_healthy(base, proc, log)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="session")

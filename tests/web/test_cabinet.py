@@ -30,6 +30,7 @@ from kopilka.services.runtime import Runtime
 from kopilka.store import tables as t
 from tests.conftest import Member, receipt
 from tests.notify.conftest import HttpReceiver
+from tests.processes import stop
 from tests.services.conftest import _free_port, _wait_healthy
 from tests.web.conftest import KOPILKA, shot
 
@@ -56,12 +57,7 @@ def cabinet_base(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         _wait_healthy(base, proc, log)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture
