@@ -647,19 +647,25 @@ class HotPath:
         async with self.read() as tx:
             yield tx
 
+    def _sqlite_path(self) -> tuple[str, bool]:
+        """The database's path, and whether it is a plain file: an in-memory database
+        (one per connection) gets no second connection and no gate."""
+        path = make_url(self.rt.url).database or ":memory:"
+        return path, not (path == ":memory:" or path.startswith("file:"))
+
     def _sqlite_conn(self) -> sqlite3.Connection:
         if self._sqlite is None:
-            path = make_url(self.rt.url).database or ":memory:"
+            path, plain = self._sqlite_path()
             self._sqlite = sqlite_connect(path)
-            if path != ":memory:" and not path.startswith("file:"):
+            if plain:
                 self._gate = WriteGate(path)
         return self._sqlite
 
     def _sqlite_reader(self) -> sqlite3.Connection:
         if self._reader is None:
-            path = make_url(self.rt.url).database or ":memory:"
-            if path == ":memory:" or path.startswith("file:"):
-                return self._sqlite_conn()  # one in-memory database per connection
+            path, plain = self._sqlite_path()
+            if not plain:
+                return self._sqlite_conn()
             self._reader = sqlite_connect(path)
         return self._reader
 
