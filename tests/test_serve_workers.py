@@ -20,6 +20,7 @@ from tests.processes import stop
 from tests.services.conftest import _free_port
 
 KOPILKA = str(Path(sys.executable).with_name("kopilka"))
+WORKERS_2 = ("--workers", "2")
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's"
@@ -82,18 +83,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
-        [
-            KOPILKA,
-            "--db",
-            url,
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "info",
-        ],
+        [KOPILKA, "--db", url, "serve", "--port", str(port), *WORKERS_2, "--log-level", "info"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -171,7 +161,7 @@ def test_a_port_in_use_is_refused_at_once(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [KOPILKA, "--db", url, "serve", "--port", str(port), "--workers", "2"],
+            [KOPILKA, "--db", url, "serve", "--port", str(port), *WORKERS_2],
             capture_output=True,
             timeout=60,
         )
