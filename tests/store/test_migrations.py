@@ -9,11 +9,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from kopilka.services.runtime import Runtime
-from kopilka.store.tables import metadata
+from kopilka.store.tables import include_object, metadata
 
 
 def _diff(conn: Connection) -> list[Any]:
-    ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+    ctx = MigrationContext.configure(
+        conn,
+        opts={"compare_type": True, "include_object": include_object(conn.dialect.name)},
+    )
     return list(compare_metadata(ctx, metadata))
 
 

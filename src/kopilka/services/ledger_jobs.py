@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.domain.ledger import ZERO, EntryKind, HoldState, plan_expire
 from kopilka.services.purchases import release_hold
@@ -118,7 +119,9 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
     Checks: balance == sum(entries.amount) == sum(lots.remaining) - debt;
     held == sum(entries.held_delta) == sum(active holds); no lot remaining < 0 or above
     its amount; debt >= 0; every entry written since migration 0024 that touches a lot
-    carries that lot's funder (ADR 0024).
+    carries that lot's funder (ADR 0024); no receipt, line, lot, hold or entry names a
+    program, partner, store, terminal, account or receipt that does not exist (the
+    references PostgreSQL does not enforce, ADR 0036).
     """
     le, lt, h, a = t.ledger_entries, t.lots, t.holds, t.accounts
     async with rt.engine.connect() as conn:
@@ -186,6 +189,7 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
                 )
             )
         ).all()
+        orphans = await _orphans(conn)
 
     def minor(x: Decimal | None) -> Decimal:  # sums keep the Money type: Decimal or None
         return ZERO if x is None else Decimal(x)
@@ -217,4 +221,28 @@ async def verify_ledger(rt: Runtime) -> list[Discrepancy]:
         )
         for x in wrong_funder
     ]
+    return out + orphans
+
+
+async def _orphans(conn: AsyncConnection) -> list[Discrepancy]:
+    """Rows whose parent is missing, per reference in ``PG_UNENFORCED_FOREIGN_KEYS``
+    (up to 100 missing parents each): "cached" how many rows name it, "recomputed" 0."""
+    out: list[Discrepancy] = []
+    for table, column, parent in t.PG_UNENFORCED_FOREIGN_KEYS.values():
+        rows = await conn.execute(
+            text(
+                f"SELECT c.{column}, count(*) FROM {table} c WHERE c.{column} IS NOT NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.id = c.{column}) "
+                f"GROUP BY c.{column} ORDER BY c.{column} LIMIT 100"
+            )
+        )
+        out += [
+            Discrepancy(
+                int(missing) if column == "account_id" else 0,
+                f"{table}.{column} names {parent} {missing}, which does not exist",
+                Decimal(n),
+                ZERO,
+            )
+            for missing, n in rows.all()
+        ]
     return out

@@ -905,7 +905,8 @@ WITH new_lot AS (
   RETURNING id, funding_partner_id, burn_partner_id
 ), lot_upd AS (
   UPDATE lots l SET remaining = l.remaining + u.delta
-  FROM unnest($9::bigint[], $10::bigint[]) AS u(id, delta) WHERE l.id = u.id
+  FROM unnest($9::bigint[], $10::bigint[]) AS u(id, delta)
+  WHERE l.program_id = $1 AND l.account_id = $2 AND l.id = u.id  -- the account's index
   RETURNING l.id
 ), ent AS (
   INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, lot_id,

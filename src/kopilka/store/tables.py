@@ -7,6 +7,9 @@ can shard them by account later (ARCHITECTURE.md, scaling).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -36,6 +39,51 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+# Foreign keys that PostgreSQL does not enforce (ADR 0036, migration 0033): those checked on
+# every POS receipt.  PostgreSQL checks a foreign key by locking the referenced row FOR
+# KEY SHARE; sixteen tills inserting rows that all name the same program, partner, store
+# and account rows turn those locks into multixacts, ~22 us a check (8 us for a line's
+# receipt), 0.25 ms of database CPU per receipt in all.  The services write these ids
+# from rows they have just read or locked, and parents are never deleted; ``kopilka
+# ledger verify`` looks for rows whose parent is missing.  SQLite keeps them (a check is
+# an in-process index probe there).  The declarations below stay, as documentation and
+# for SQLite.
+PG_UNENFORCED_FOREIGN_KEYS: dict[str, tuple[str, str, str]] = {
+    # name: (table, column, referenced table)
+    "fk_receipts_program_id_programs": ("receipts", "program_id", "programs"),
+    "fk_receipts_partner_id_partners": ("receipts", "partner_id", "partners"),
+    "fk_receipts_store_id_stores": ("receipts", "store_id", "stores"),
+    "fk_receipts_terminal_id_terminals": ("receipts", "terminal_id", "terminals"),
+    "fk_receipt_lines_receipt_pk_receipts": ("receipt_lines", "receipt_pk", "receipts"),
+    "fk_lots_program_id_programs": ("lots", "program_id", "programs"),
+    "fk_lots_account_id_accounts": ("lots", "account_id", "accounts"),
+    "fk_lots_funding_partner_id_partners": ("lots", "funding_partner_id", "partners"),
+    "fk_holds_program_id_programs": ("holds", "program_id", "programs"),
+    "fk_holds_account_id_accounts": ("holds", "account_id", "accounts"),
+    "fk_ledger_entries_program_id_programs": ("ledger_entries", "program_id", "programs"),
+    "fk_ledger_entries_account_id_accounts": ("ledger_entries", "account_id", "accounts"),
+    "fk_ledger_entries_funding_partner_id_partners": (
+        "ledger_entries",
+        "funding_partner_id",
+        "partners",
+    ),
+}
+
+
+def include_object(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic's ``include_object`` for ``dialect``: on PostgreSQL the schema comparison
+    leaves out the foreign keys it does not enforce (``PG_UNENFORCED_FOREIGN_KEYS``)."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+        return not (
+            dialect == "postgresql"
+            and type_ == "foreign_key_constraint"
+            and name in PG_UNENFORCED_FOREIGN_KEYS
+        )
+
+    return include
+
 
 # SQLite needs INTEGER (not BIGINT) for an auto-incrementing rowid primary key.
 Id = BigInteger().with_variant(Integer(), "sqlite")

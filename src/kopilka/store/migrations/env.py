@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from kopilka.store.db import create_engine
-from kopilka.store.tables import metadata
+from kopilka.store.tables import include_object, metadata
 
 config = context.config
 target_metadata = metadata
@@ -24,6 +24,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object(connection.dialect.name),
         transaction_per_migration=True,  # lets a migration step outside it (CONCURRENTLY)
     )
     with context.begin_transaction():
