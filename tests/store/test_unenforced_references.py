@@ -72,9 +72,7 @@ def test_verify_reports_rows_whose_parent_is_missing(fresh_pg: str) -> None:
 
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert broken.returncode == 1, broken.stdout + broken.stderr
-    assert "receipt_lines.receipt_pk names receipts 987654, which does not exist" in (
-        broken.stdout
-    )
+    assert "receipt_lines.receipt_pk names receipts 987654, which does not exist" in (broken.stdout)
     assert "account 424242: lots.account_id names accounts 424242, which does not exist" in (
         broken.stdout
     )
