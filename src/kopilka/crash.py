@@ -94,9 +94,11 @@ def point(site: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def on_statement(_sql: str) -> None:
-    """A hot-path statement listener (``store.raw.statement_listeners``)."""
-    point("tx.statement")
+def on_statement(sql: str) -> None:
+    """A hot-path statement listener (``store.raw.statement_listeners``); BEGIN and
+    COMMIT have sites of their own (``tx.begin``, ``tx.commit``)."""
+    if sql not in ("BEGIN", "COMMIT"):
+        point("tx.statement")
 
 
 def arm_engine(sync_engine: object) -> None:

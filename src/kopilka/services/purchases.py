@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from kopilka import crash
+from kopilka.crash import ARMED as CRASH_ARMED
 from kopilka.domain import qr
 from kopilka.domain.coupons import normalise
 from kopilka.domain.identifiers import mask_card, mask_name
@@ -58,7 +60,7 @@ from kopilka.services.coupons import (
     used_coupons,
 )
 from kopilka.services.errors import ServiceError
-from kopilka.services.levels import refresh_after_purchase
+from kopilka.services.levels import has_levels, refresh_after_purchase
 from kopilka.services.phones import to_e164
 from kopilka.services.pricing import (
     INSERT_RECEIPT_PROMOTIONS,
@@ -77,7 +79,16 @@ from kopilka.store.queries.accounts import (
     load_by_identifier,
     lot_from_row,
 )
-from kopilka.store.raw import Tx, UniqueViolation, cents, dec2, insert_rows, parse_ts, ts
+from kopilka.store.raw import (
+    Changed,
+    Tx,
+    UniqueViolation,
+    cents,
+    dec2,
+    insert_rows,
+    parse_ts,
+    ts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -686,6 +697,10 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     compiled = await rt.compiled(term.program_id)
     program = compiled.settings
     now = rt.now()
+    if not rt.sqlite and not has_levels(compiled):
+        answer = await _confirm_unlocked(rt, term, receipt_id, compiled, now)
+        if answer is not None:
+            return answer
     async with rt.hot.tx() as tx:
         rec, account = await _lock_receipt_and_account(tx, term, receipt_id)
         if rec.state == "confirmed":
@@ -740,6 +755,80 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
                 tx, compiled, program_id=term.program_id, account_id=account.id, now=now
             )
         return body
+
+
+# PostgreSQL, the unlocked confirm's read (ADR 0037): the receipt, its account with the
+# row's version (xmin) and lots, and whether the receipt's hold is still active.
+READ_FOR_CONFIRM_PG = (
+    "WITH r AS (" + LOCK_RECEIPT + ") "
+    "SELECT r.*, a.id, a.program_id, a.balance, a.held, a.debt, "
+    "ARRAY(SELECT ROW(f.id, f.remaining, f.activates_at, f.expires_at, f.burn_partner_id, "
+    "f.funding_partner_id) FROM kopilka_live_lots(a.program_id, a.id) f), a.xmin, "
+    "(SELECT min(h.id) FROM holds h WHERE h.receipt_pk = r.id AND h.state = 'active') "
+    "FROM r LEFT JOIN accounts a ON a.id = r.account_id"
+)
+
+
+async def _confirm_unlocked(
+    rt: Runtime, term: Terminal, receipt_id: str, compiled: CompiledProgram, now: datetime
+) -> bytes | None:
+    """The confirm in two round trips and no transaction (PostgreSQL, ADR 0037): read,
+    price the postings, write them in one statement guarded by what was read.  None when
+    the locking confirm must decide: the receipt is not simply calculated (a replay of a
+    confirmed one is answered here), it has coupons or gift cards, its hold is gone, or
+    the account or the receipt changed between the read and the write (nothing written).
+    """
+    async with rt.hot.read() as tx:
+        rows = await tx.fetch(READ_FOR_CONFIRM_PG, term.id, receipt_id)
+        if not rows:
+            raise ServiceError(
+                "receipt_not_found",
+                f"no receipt {receipt_id!r} at this terminal",
+                field="receipt_id",
+            )
+        x = rows[0]
+        rec = _receipt_from_row(x)
+        if rec.state == "confirmed":
+            return rec.confirm_response
+        if rec.state != "calculated":
+            return None
+        calc = orjson.loads(rec.calc_response)
+        if calc.get("coupons") or calc.get("gift_cards"):
+            return None
+        account = None
+        hold = False
+        if x[7] is not None:
+            account = AccountState(x[7], x[8], dec2(x[9]), dec2(x[10]), dec2(x[11]))
+            account.lots = [lot_from_row(r) for r in x[12]]
+            hold = views.dec(calc["points_redeemed"]) > 0
+            if hold and x[14] is None:  # released or expired since calculate
+                return None
+        if CRASH_ARMED:
+            crash.point("tx.commit")
+        try:
+            answer = await _settle(
+                tx,
+                term,
+                rec.id,
+                receipt_id,
+                calc,
+                account,
+                _priced_from_answer(calc),
+                compiled.settings,
+                now,
+                rec.occurred_at,
+                hold_id=x[14] if hold else None,
+                unit=rt.profile_cached(term.program_id).points_ru[2],
+                compiled=compiled,
+                unlocked=Unlocked(x[13] if account is not None else None, hold),
+            )
+        except (Changed, UniqueViolation):
+            # another call wrote first (the same confirm from a retry, a cancel, a burn on
+            # the account): nothing of this one was written
+            return None
+    if CRASH_ARMED:
+        crash.point("tx.committed")
+    return answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -894,8 +983,13 @@ def _lines_insert(*, receipt: str, program: str, first: int) -> str:
 # The whole confirm write on PostgreSQL in one statement (data-modifying CTEs): the new
 # lot, burned lots, ledger entries, account totals, lines, outbox and the receipt row.
 # One round trip instead of eight; every part sees the same snapshot and touches other
-# rows, and the account is already locked by the caller.
-SETTLE_PG = (
+# rows.  Locked: the caller holds the account's and the receipt's locks.  Unlocked (ADR
+# 0037): nothing is locked; the account is updated only if its row is still the version
+# the confirm read ($37, its xmin: every change of an account's lots or holds updates its
+# row), the hold and the receipt only if still active and calculated, and
+# ``kopilka_confirm_check`` undoes the whole statement when one of them was not ($38:
+# whether a hold is to be confirmed).
+_SETTLE_PG_PARTS = (
     """
 WITH new_lot AS (
   INSERT INTO lots (program_id, account_id, amount, remaining, activates_at, expires_at,
@@ -923,7 +1017,8 @@ WITH new_lot AS (
        AS e(kind, amount, held_delta, lot_id, hold_id, new_lot, funder)
   RETURNING id
 ), acc AS (
-  UPDATE accounts SET balance = $17, held = $18, debt = $19, updated_at = $8 WHERE id = $2
+  UPDATE accounts SET balance = $17, held = $18, debt = $19, updated_at = $8
+  WHERE id = $2{guard}
   RETURNING id
 ), lns AS ("""
     + _lines_insert(receipt="$6", program="$1", first=20)
@@ -931,21 +1026,54 @@ WITH new_lot AS (
 ), ob AS (
   INSERT INTO outbox (program_id, topic, payload, created_at, attempts)
   VALUES ($1, 'purchase.confirmed', $32, $8, 0) RETURNING id
+)"""
 )
+_SETTLE_PG_RECEIPT = """
 UPDATE receipts SET state = 'confirmed', confirmed_at = $8, confirm_response = $33,
        earned_lot_id = (SELECT min(id) FROM new_lot)
-WHERE id = $6
-"""
+WHERE id = $6"""
+SETTLE_PG = _SETTLE_PG_PARTS.format(guard="") + _SETTLE_PG_RECEIPT
+SETTLE_PG_UNLOCKED = (
+    _SETTLE_PG_PARTS.format(guard=" AND xmin = $37")
+    + """, hold AS (
+  UPDATE holds SET state = 'confirmed', resolved_at = $8
+  WHERE receipt_pk = $6 AND state = 'active' RETURNING id
+), rc AS ("""
+    + _SETTLE_PG_RECEIPT
+    + """ AND state = 'calculated' RETURNING id
+)
+SELECT kopilka_confirm_check((SELECT count(*) FROM acc) = 1 AND (SELECT count(*) FROM rc) = 1
+  AND (SELECT count(*) > 0 FROM hold) = $38)"""
 )
 
 # A guest's (non-member's) confirm on PostgreSQL: the lines and the receipt's state in one
-# statement (the receipt is locked by the caller).
-SETTLE_GUEST_PG = (
-    "WITH lns AS ("
-    + _lines_insert(receipt="$1", program="$2", first=3)
-    + ") UPDATE receipts SET state = 'confirmed', confirmed_at = $15, confirm_response = $16, "
+# statement (locked: the receipt is locked by the caller; unlocked: written only if still
+# calculated, else undone whole).
+_GUEST_RECEIPT = (
+    "UPDATE receipts SET state = 'confirmed', confirmed_at = $15, confirm_response = $16, "
     "earned_lot_id = NULL WHERE id = $1"
 )
+SETTLE_GUEST_PG = (
+    "WITH lns AS (" + _lines_insert(receipt="$1", program="$2", first=3) + ") " + _GUEST_RECEIPT
+)
+SETTLE_GUEST_PG_UNLOCKED = (
+    "WITH lns AS ("
+    + _lines_insert(receipt="$1", program="$2", first=3)
+    + "), rc AS ("
+    + _GUEST_RECEIPT
+    + " AND state = 'calculated' RETURNING id) "
+    "SELECT kopilka_confirm_check((SELECT count(*) FROM rc) = 1)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Unlocked:
+    """A confirm written without a transaction (ADR 0037): the account row's version
+    (``xmin``) it was computed from (None: a guest's receipt), and whether the receipt's
+    hold is to be confirmed."""
+
+    xmin: int | None
+    hold: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -1016,6 +1144,7 @@ async def _settle(
     compiled: CompiledProgram,
     offline_debt: Decimal = ZERO,
     unit: str = "баллов",
+    unlocked: Unlocked | None = None,
 ) -> bytes:
     """Write the confirmed receipt: ledger postings, lines, outbox, the receipt's state and
     stored answer.  Returns the answer.  Fails only when a one-shot purchase burns more
@@ -1026,7 +1155,9 @@ async def _settle(
     (``burn_cap``).  Earned points make one lot per funder and restriction
     (``earn_parts``): usually one.  Entries carry their lot's funder and this partner.
     ``offline_debt``: the part of an offline burn no lot covers, booked as the account's
-    debt (ADR 0030); a debt is the program's."""
+    debt (ADR 0030); a debt is the program's.  ``unlocked`` (PostgreSQL): nothing is
+    locked, the write is guarded instead and raises ``Changed`` having written nothing
+    when the account or the receipt changed since they were read (ADR 0037)."""
     activates, expires = lot_dates(occurred_at, program)
     posting = None
     balance = None
@@ -1127,14 +1258,21 @@ async def _settle(
             }
         ).decode()
     if tx.pg and posting is not None and account is not None:
-        await _settle_pg(tx, posting, account, lines, payload, answer, now)
+        await _settle_pg(tx, posting, account, lines, payload, answer, now, unlocked)
         return answer
     if tx.pg and account is None:  # a guest's receipt: lines and the receipt, one statement
         cols = [list(c) for c in zip(*lines, strict=True)]
         await tx.execute(
-            SETTLE_GUEST_PG, receipt_pk, term.program_id, cols[1], *cols[3:], now, answer
+            SETTLE_GUEST_PG if unlocked is None else SETTLE_GUEST_PG_UNLOCKED,
+            receipt_pk,
+            term.program_id,
+            cols[1],
+            *cols[3:],
+            now,
+            answer,
         )
         return answer
+    assert unlocked is None, "an unlocked confirm is PostgreSQL's"
     earned_lot_id = await posting.flush(tx) if posting is not None else None
     await insert_rows(tx, INSERT_LINES, lines)
     if payload is not None:
@@ -1151,6 +1289,7 @@ async def _settle_pg(
     payload: str | None,
     answer: bytes,
     now: datetime,
+    unlocked: Unlocked | None = None,
 ) -> None:
     """``Posting.flush`` and the rest of ``_settle`` as one statement; same guarantees."""
     assert all(x.remaining >= 0 for x in posting.lots_after()), "a lot would go negative"
@@ -1162,8 +1301,9 @@ async def _settle_pg(
     entry_cols = posting.entry_arrays()
     # Lines as column arrays (a receipt has at least one line: the edge requires it).
     cols: list[list[Any]] = [list(c) for c in zip(*lines, strict=True)]
+    guard: list[Any] = [] if unlocked is None else [unlocked.xmin, unlocked.hold]
     await tx.execute(
-        SETTLE_PG,
+        SETTLE_PG if unlocked is None else SETTLE_PG_UNLOCKED,
         account.program_id,
         account.id,
         lot_amounts,
@@ -1185,6 +1325,7 @@ async def _settle_pg(
         *entry_cols[6:],
         lot_funders,
         lot_burn_at,
+        *guard,
     )
 
 

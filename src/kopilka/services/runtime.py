@@ -40,7 +40,15 @@ from kopilka.domain.rules.model import ProgramDoc
 from kopilka.services.sms_caps import SmsCaps
 from kopilka.store import tables as t
 from kopilka.store.db import asyncpg_dsn, create_engine, is_sqlite
-from kopilka.store.raw import PgTx, SqliteSingle, SqliteTx, Tx, sqlite_connect
+from kopilka.store.raw import (
+    PgTx,
+    SqliteSingle,
+    SqliteTx,
+    Tx,
+    observe,
+    sqlite_connect,
+    statement_listeners,
+)
 
 NO_STORE = StoreContext()
 
@@ -555,6 +563,8 @@ class HotPath:
                 if gate is not None:
                     await gate.acquire()
                 try:
+                    if statement_listeners:
+                        observe("BEGIN")
                     await _begin_immediate(conn)
                     try:
                         yield SqliteTx(conn)
@@ -563,6 +573,8 @@ class HotPath:
                         raise
                     if CRASH_ARMED:
                         crash.point("tx.commit")
+                    if statement_listeners:
+                        observe("COMMIT")
                     conn.execute("COMMIT")
                 finally:
                     if gate is not None:
@@ -574,10 +586,14 @@ class HotPath:
         async with pool.acquire() as conn:
             if CRASH_ARMED:
                 crash.point("tx.begin")
+            if statement_listeners:  # the round trips a test counts (BEGIN, COMMIT)
+                observe("BEGIN")
             async with conn.transaction():
                 yield PgTx(conn)
                 if CRASH_ARMED:
                     crash.point("tx.commit")
+                if statement_listeners:
+                    observe("COMMIT")
             if CRASH_ARMED:
                 crash.point("tx.committed")
 

@@ -45,9 +45,15 @@ if crash.ARMED:  # the crash drills (KOPILKA_CRASH_POINTS): maybe die before a s
     statement_listeners.append(crash.on_statement)
 
 
-def _observe(sql: str) -> None:
+def observe(sql: str) -> None:
+    """Tell the statement listeners (tests, crash drills) of a statement."""
     for listener in statement_listeners:
         listener(sql)
+
+
+class Changed(Exception):
+    """A statement guarded by ``kopilka_confirm_check`` found the rows it was computed
+    from changed, and wrote nothing (migration 0034)."""
 
 
 class UniqueViolation(Exception):
@@ -101,7 +107,7 @@ class PgTx:
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         if statement_listeners:
-            _observe(sql)
+            observe(sql)
         try:
             rows: list[Row] = await self.conn.fetch(to_dollar(sql), *args)
         except Exception as exc:
@@ -111,7 +117,7 @@ class PgTx:
 
     async def execute(self, sql: str, *args: Any) -> None:
         if statement_listeners:
-            _observe(sql)
+            observe(sql)
         try:
             await self.conn.execute(to_dollar(sql), *args)
         except Exception as exc:
@@ -121,7 +127,7 @@ class PgTx:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             if statement_listeners:
-                _observe(sql)
+                observe(sql)
             await self.conn.executemany(to_dollar(sql), rows)
 
 
@@ -133,7 +139,7 @@ class SqliteTx:
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         if statement_listeners:
-            _observe(sql)
+            observe(sql)
         try:
             return self.conn.execute(sql, args).fetchall()
         except sqlite3.IntegrityError as exc:
@@ -147,7 +153,7 @@ class SqliteTx:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             if statement_listeners:
-                _observe(sql)
+                observe(sql)
             self.conn.executemany(sql, rows)
 
 
@@ -203,6 +209,8 @@ class SATx:
 def _reraise(exc: Exception) -> None:
     if type(exc).__name__ == "UniqueViolationError":
         raise UniqueViolation(str(exc)) from exc
+    if getattr(exc, "sqlstate", None) == "KP001":
+        raise Changed(str(exc)) from exc
 
 
 # --- values -----------------------------------------------------------------------------
