@@ -423,7 +423,10 @@ class Posting:
         )
 
     async def flush(self, tx: Tx, *, note: str | None = None) -> int | None:
-        """Write everything; returns the first new lot's id, if one was made."""
+        """Write everything; returns the first new lot's id, if one was made.
+
+        Every lot or hold change comes with an entry, and entries always update the
+        account's row: the unlocked confirm relies on that row's version (ADR 0037)."""
         acc = self.account
         remaining = {lot.id: lot.remaining for lot in acc.lots}
         for lot_id, delta in self.lot_changes.items():
