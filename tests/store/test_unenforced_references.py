@@ -17,6 +17,7 @@ from alembic import command
 
 from kopilka.store.migrate import alembic_config, upgrade
 from tests.conftest import PG_ADMIN, _pg_admin, pg_available
+from tests.services.test_ledger_verify_cli import verify
 
 
 @pytest.fixture
@@ -49,15 +50,6 @@ ORPHAN_LOT = (
 )
 
 
-def _verify(url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kopilka.cli", "--db", url, "ledger", "verify"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_verify_reports_rows_whose_parent_is_missing(fresh_pg: str) -> None:
     upgrade(fresh_pg)
     subprocess.run(
@@ -66,9 +58,9 @@ def test_verify_reports_rows_whose_parent_is_missing(fresh_pg: str) -> None:
         check=True,
         timeout=300,
     )
-    clean = _verify(fresh_pg)
+    clean = verify(fresh_pg)
     asyncio.run(_sql(fresh_pg, ORPHAN_LINE, ORPHAN_LOT))
-    broken = _verify(fresh_pg)
+    broken = verify(fresh_pg)
 
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert broken.returncode == 1, broken.stdout + broken.stderr

@@ -781,11 +781,7 @@ async def _confirm_unlocked(
     async with rt.hot.read() as tx:
         rows = await tx.fetch(READ_FOR_CONFIRM_PG, term.id, receipt_id)
         if not rows:
-            raise ServiceError(
-                "receipt_not_found",
-                f"no receipt {receipt_id!r} at this terminal",
-                field="receipt_id",
-            )
+            raise _no_receipt(receipt_id)
         x = rows[0]
         rec = _receipt_from_row(x)
         if rec.state == "confirmed":
@@ -870,9 +866,7 @@ async def _lock_receipt_and_account(
         return rec, acc
     rows = await tx.fetch(LOCK_RECEIPT_AND_ACCOUNT_PG, term.id, receipt_id)
     if not rows:
-        raise ServiceError(
-            "receipt_not_found", f"no receipt {receipt_id!r} at this terminal", field="receipt_id"
-        )
+        raise _no_receipt(receipt_id)
     x = rows[0]
     rec = _receipt_from_row(x)
     if x[7] is None:
@@ -880,6 +874,12 @@ async def _lock_receipt_and_account(
     account = AccountState(x[7], x[8], dec2(x[9]), dec2(x[10]), dec2(x[11]))
     account.lots = [lot_from_row(r) for r in x[12]]
     return rec, account
+
+
+def _no_receipt(receipt_id: str) -> ServiceError:
+    return ServiceError(
+        "receipt_not_found", f"no receipt {receipt_id!r} at this terminal", field="receipt_id"
+    )
 
 
 def _receipt_from_row(x: Any) -> LockedReceipt:
@@ -892,9 +892,7 @@ async def _locked_receipt(tx: Tx, term: Terminal, receipt_id: str) -> LockedRece
     """The receipt row, locked until the transaction ends (PostgreSQL FOR UPDATE)."""
     rows = await tx.fetch(LOCK_RECEIPT + (" FOR UPDATE" if tx.pg else ""), term.id, receipt_id)
     if not rows:
-        raise ServiceError(
-            "receipt_not_found", f"no receipt {receipt_id!r} at this terminal", field="receipt_id"
-        )
+        raise _no_receipt(receipt_id)
     return _receipt_from_row(rows[0])
 
 
