@@ -466,7 +466,8 @@ async def test_a_receipt_making_two_lots_costs_no_more_round_trips(
         assert extra == seen["at-c"][1]
     else:
         assert seen["at-a"][1] == seen["at-c"][1]
-        assert seen["at-a"][1] == ["WITH", "UPDATE", "WITH"]  # lock + lots, hold, writes
+        # read (receipt, account, lots, hold), then the guarded write (ADR 0037)
+        assert seen["at-a"][1] == ["WITH", "WITH"]
 
 
 async def test_ledger_verify_names_an_entry_whose_funder_is_not_its_lots(
