@@ -758,12 +758,16 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
 
 
 # PostgreSQL, the unlocked confirm's read (ADR 0037): the receipt, its account with the
-# row's version (xmin) and lots, and whether the receipt's hold is still active.
+# row's version (xmin) and lots, and whether the receipt's hold is still active, all in
+# the statement's one snapshot (not ``kopilka_live_lots``, whose fresh snapshot could show
+# lots already burned by a confirm that committed after this statement began, beside the
+# account row and hold from before it).
 READ_FOR_CONFIRM_PG = (
     "WITH r AS (" + LOCK_RECEIPT + ") "
     "SELECT r.*, a.id, a.program_id, a.balance, a.held, a.debt, "
-    "ARRAY(SELECT ROW(f.id, f.remaining, f.activates_at, f.expires_at, f.burn_partner_id, "
-    "f.funding_partner_id) FROM kopilka_live_lots(a.program_id, a.id) f), a.xmin, "
+    "ARRAY(SELECT ROW(l.id, l.remaining, l.activates_at, l.expires_at, l.burn_partner_id, "
+    "l.funding_partner_id) FROM lots l WHERE l.program_id = a.program_id "
+    "AND l.account_id = a.id AND l.remaining > 0 ORDER BY l.id), a.xmin, "
     "(SELECT min(h.id) FROM holds h WHERE h.receipt_pk = r.id AND h.state = 'active') "
     "FROM r LEFT JOIN accounts a ON a.id = r.account_id"
 )
@@ -818,9 +822,10 @@ async def _confirm_unlocked(
                 compiled=compiled,
                 unlocked=Unlocked(x[13] if account is not None else None, hold),
             )
-        except (Changed, UniqueViolation):
+        except (Changed, UniqueViolation, ServiceError):
             # another call wrote first (the same confirm from a retry, a cancel, a burn on
-            # the account): nothing of this one was written
+            # the account): nothing of this one was written; the locking confirm decides,
+            # and gives any refusal itself
             return None
     if CRASH_ARMED:
         crash.point("tx.committed")
@@ -986,21 +991,23 @@ def _lines_insert(*, receipt: str, program: str, first: int) -> str:
 # the confirm read ($37, its xmin: every change of an account's lots or holds updates its
 # row), the hold and the receipt only if still active and calculated, and
 # ``kopilka_confirm_check`` undoes the whole statement when one of them was not ($38:
-# whether a hold is to be confirmed).
-_SETTLE_PG_PARTS = (
-    """
-WITH new_lot AS (
+# whether a hold is to be confirmed).  Its rows are locked in the order every path takes
+# (receipt, account, then the account's lots and hold): each part waits for the one
+# before it through ``EXISTS``, evaluated before the part touches a row.
+_NEW_LOT = """new_lot AS (
   INSERT INTO lots (program_id, account_id, amount, remaining, activates_at, expires_at,
                     receipt_pk, funding_partner_id, burn_partner_id, created_at)
   SELECT $1, $2, n.amount, n.amount, $4, $5, $6, n.funder, n.burn_at, $8
   FROM unnest($3::bigint[], $35::bigint[], $36::bigint[]) AS n(amount, funder, burn_at)
   RETURNING id, funding_partner_id, burn_partner_id
-), lot_upd AS (
+)"""
+_LOT_UPD = """lot_upd AS (
   UPDATE lots l SET remaining = l.remaining + u.delta
   FROM unnest($9::bigint[], $10::bigint[]) AS u(id, delta)
-  WHERE l.program_id = $1 AND l.account_id = $2 AND l.id = u.id  -- the account's index
+  WHERE l.program_id = $1 AND l.account_id = $2 AND l.id = u.id{after}
   RETURNING l.id
-), ent AS (
+)"""
+_ENT = """ent AS (
   INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, lot_id,
                               hold_id, receipt_pk, funding_partner_id, partner_id, created_at)
   SELECT $1, $2, e.kind, e.amount, e.held_delta,
@@ -1014,32 +1021,44 @@ WITH new_lot AS (
               $16::int[], $34::bigint[])
        AS e(kind, amount, held_delta, lot_id, hold_id, new_lot, funder)
   RETURNING id
-), acc AS (
+)"""
+_ACC = """acc AS (
   UPDATE accounts SET balance = $17, held = $18, debt = $19, updated_at = $8
   WHERE id = $2{guard}
   RETURNING id
-), lns AS ("""
-    + _lines_insert(receipt="$6", program="$1", first=20)
-    + """
-), ob AS (
+)"""
+_LNS = "lns AS (" + _lines_insert(receipt="$6", program="$1", first=20) + ")"
+_OB = """ob AS (
   INSERT INTO outbox (program_id, topic, payload, created_at, attempts)
   VALUES ($1, 'purchase.confirmed', $32, $8, 0) RETURNING id
 )"""
-)
 _SETTLE_PG_RECEIPT = """
 UPDATE receipts SET state = 'confirmed', confirmed_at = $8, confirm_response = $33,
        earned_lot_id = (SELECT min(id) FROM new_lot)
 WHERE id = $6"""
-SETTLE_PG = _SETTLE_PG_PARTS.format(guard="") + _SETTLE_PG_RECEIPT
-SETTLE_PG_UNLOCKED = (
-    _SETTLE_PG_PARTS.format(guard=" AND xmin = $37")
-    + """, hold AS (
-  UPDATE holds SET state = 'confirmed', resolved_at = $8
-  WHERE receipt_pk = $6 AND state = 'active' RETURNING id
-), rc AS ("""
+SETTLE_PG = (
+    "WITH "
+    + ", ".join([_NEW_LOT, _LOT_UPD.format(after=""), _ENT, _ACC.format(guard=""), _LNS, _OB])
     + _SETTLE_PG_RECEIPT
-    + """ AND state = 'calculated' RETURNING id
 )
+SETTLE_PG_UNLOCKED = (
+    "WITH "
+    + ", ".join(
+        [
+            _NEW_LOT,
+            "rc AS (" + _SETTLE_PG_RECEIPT + " AND state = 'calculated' RETURNING id)",
+            _ACC.format(guard=" AND xmin = $37 AND EXISTS (SELECT 1 FROM rc)"),
+            _LOT_UPD.format(after=" AND EXISTS (SELECT 1 FROM acc)"),
+            """hold AS (
+  UPDATE holds SET state = 'confirmed', resolved_at = $8
+  WHERE receipt_pk = $6 AND state = 'active' AND EXISTS (SELECT 1 FROM acc) RETURNING id
+)""",
+            _ENT,
+            _LNS,
+            _OB,
+        ]
+    )
+    + """
 SELECT kopilka_confirm_check((SELECT count(*) FROM acc) = 1 AND (SELECT count(*) FROM rc) = 1
   AND (SELECT count(*) > 0 FROM hold) = $38)"""
 )
