@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from prometheus_client import Counter
 
 from kopilka import crash
 from kopilka.crash import ARMED as CRASH_ARMED
@@ -757,6 +758,15 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         return body
 
 
+# Unlocked confirms that lost a race and were done again the locking way (ADR 0037): a
+# few a day is normal (a till's retry, a cancel at the same moment); many mean accounts
+# written from several places at once.
+RELOCKED = Counter(
+    "kopilka_confirm_relocked_total",
+    "Confirms whose unlocked write found the account or receipt changed, done again locked",
+    ["reason"],
+)
+
 # PostgreSQL, the unlocked confirm's read (ADR 0037): the receipt, its account with the
 # row's version (xmin) and lots, and whether the receipt's hold is still active, all in
 # the statement's one snapshot (not ``kopilka_live_lots``, whose fresh snapshot could show
@@ -822,10 +832,17 @@ async def _confirm_unlocked(
                 compiled=compiled,
                 unlocked=Unlocked(x[13] if account is not None else None, hold),
             )
-        except (Changed, UniqueViolation, ServiceError):
+        except (Changed, UniqueViolation, ServiceError) as exc:
             # another call wrote first (the same confirm from a retry, a cancel, a burn on
             # the account): nothing of this one was written; the locking confirm decides,
             # and gives any refusal itself
+            if isinstance(exc, Changed):
+                reason = "changed"
+            elif isinstance(exc, UniqueViolation):
+                reason = "confirmed_meanwhile"
+            else:
+                reason = "refused"
+            RELOCKED.labels(reason).inc()
             return None
     if CRASH_ARMED:
         crash.point("tx.committed")
