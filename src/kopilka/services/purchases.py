@@ -696,7 +696,6 @@ async def _offline_burn(
 async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     """Burn the held points, credit the earned ones; locks the receipt and the account."""
     compiled = await rt.compiled(term.program_id)
-    program = compiled.settings
     now = rt.now()
     if not rt.sqlite and not has_levels(compiled):
         answer = await _confirm_unlocked(rt, term, receipt_id, compiled, now)
@@ -735,21 +734,8 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         if calc.get("gift_cards"):  # may refuse: hold_expired
             await giftcards.confirm_tenders(tx, receipt_pk=rec.id, now=now)
         # Past this point the confirm must succeed: only writes follow.
-        priced = _priced_from_answer(calc)
-        body = await _settle(
-            tx,
-            term,
-            rec.id,
-            receipt_id,
-            calc,
-            account,
-            priced,
-            program,
-            now,
-            rec.occurred_at,
-            hold_id=hold_id,
-            unit=rt.profile_cached(term.program_id).points_ru[2],
-            compiled=compiled,
+        body = await _settle_confirm(
+            tx, rt, term, rec, receipt_id, calc, account, compiled, now, hold_id=hold_id
         )
         if account is not None:  # tier or discount up at once (the job lowers them)
             await refresh_after_purchase(
@@ -805,31 +791,26 @@ async def _confirm_unlocked(
         calc = orjson.loads(rec.calc_response)
         if calc.get("coupons") or calc.get("gift_cards"):
             return None
-        account = None
+        account = _account_from_row(x)
         hold = False
-        if x[7] is not None:
-            account = AccountState(x[7], x[8], dec2(x[9]), dec2(x[10]), dec2(x[11]))
-            account.lots = [lot_from_row(r) for r in x[12]]
+        if account is not None:
             hold = views.dec(calc["points_redeemed"]) > 0
             if hold and x[14] is None:  # released or expired since calculate
                 return None
         if CRASH_ARMED:
             crash.point("tx.commit")
         try:
-            answer = await _settle(
+            answer = await _settle_confirm(
                 tx,
+                rt,
                 term,
-                rec.id,
+                rec,
                 receipt_id,
                 calc,
                 account,
-                _priced_from_answer(calc),
-                compiled.settings,
+                compiled,
                 now,
-                rec.occurred_at,
                 hold_id=x[14] if hold else None,
-                unit=rt.profile_cached(term.program_id).points_ru[2],
-                compiled=compiled,
                 unlocked=Unlocked(x[13] if account is not None else None, hold),
             )
         except (Changed, UniqueViolation, ServiceError) as exc:
@@ -889,13 +870,50 @@ async def _lock_receipt_and_account(
     rows = await tx.fetch(LOCK_RECEIPT_AND_ACCOUNT_PG, term.id, receipt_id)
     if not rows:
         raise _no_receipt(receipt_id)
-    x = rows[0]
-    rec = _receipt_from_row(x)
+    return _receipt_from_row(rows[0]), _account_from_row(rows[0])
+
+
+def _account_from_row(x: Any) -> AccountState | None:
+    """The account of a confirm's read (columns 7-12 of ``LOCK_RECEIPT_AND_ACCOUNT_PG`` and
+    ``READ_FOR_CONFIRM_PG``): None for a guest's receipt."""
     if x[7] is None:
-        return rec, None
+        return None
     account = AccountState(x[7], x[8], dec2(x[9]), dec2(x[10]), dec2(x[11]))
     account.lots = [lot_from_row(r) for r in x[12]]
-    return rec, account
+    return account
+
+
+async def _settle_confirm(
+    tx: Tx,
+    rt: Runtime,
+    term: Terminal,
+    rec: LockedReceipt,
+    receipt_id: str,
+    calc: dict[str, Any],
+    account: AccountState | None,
+    compiled: CompiledProgram,
+    now: datetime,
+    *,
+    hold_id: int | None,
+    unlocked: Unlocked | None = None,
+) -> bytes:
+    """``_settle`` for a confirm of a calculated receipt, locked or not."""
+    return await _settle(
+        tx,
+        term,
+        rec.id,
+        receipt_id,
+        calc,
+        account,
+        _priced_from_answer(calc),
+        compiled.settings,
+        now,
+        rec.occurred_at,
+        hold_id=hold_id,
+        unit=rt.profile_cached(term.program_id).points_ru[2],
+        compiled=compiled,
+        unlocked=unlocked,
+    )
 
 
 def _no_receipt(receipt_id: str) -> ServiceError:
