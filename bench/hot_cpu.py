@@ -5,7 +5,8 @@
 receipt's CPU cannot be seen there. This drives the same app in one process, the same
 workload as ``pos_load`` (its ``Load``: lookup -> calculate -> confirm, members and
 guests, some burning points), one till at a time, straight through ASGI (no sockets),
-against a SQLite file seeded beforehand, and reports:
+against a SQLite file (or, with ``--backend pg``, a PostgreSQL database) seeded
+beforehand, and reports:
 
 - ``--mode cpu`` (default): process CPU time per receipt (quick, still noisy);
 - ``--mode instructions``: instructions per receipt counted by valgrind's callgrind,
@@ -14,12 +15,15 @@ against a SQLite file seeded beforehand, and reports:
   start-up (imports, the app, the warm-up) cancels out. Slow (the interpreter under
   valgrind): about two minutes for 2 x 60 receipts.
 
-It counts our code, the framework, the driver and SQLite, in the server's process; on
-PostgreSQL the database's own work is elsewhere, so this is SQLite only. The output is
-printed and written to ``bench/results/hot_cpu-<mode>-<time>.json``.
+It counts our code, the framework, the driver and (SQLite) the database, in the server's
+process; with ``--backend pg`` the database's own work is in its backend, not counted:
+that is the server's side of a PostgreSQL receipt (asyncpg's encoding included). The
+output is
+printed and written to ``bench/results/hot_cpu-<backend>-<mode>-<time>.json``.
 
     .venv/bin/python bench/hot_cpu.py                       # CPU ms per receipt
     .venv/bin/python bench/hot_cpu.py --mode instructions   # instructions per receipt
+    .venv/bin/python bench/hot_cpu.py --backend pg --mode instructions
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -37,6 +43,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -44,7 +51,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "src"))
 
-from pos_load import Fixture, Load, Till, git_info, make_catalogue, seed  # noqa: E402
+from pos_load import Fixture, Load, Till, git_info, make_catalogue, pg_url, seed  # noqa: E402
 
 
 class AsgiConn:
@@ -105,17 +112,26 @@ class AsgiConn:
         return status, b"".join(parts)
 
 
-async def _seeded(path: Path, customers: int) -> Fixture:
-    url = f"sqlite:///{path}"
+async def _seeded(url: str, customers: int) -> Fixture:
     return await seed(url, customers=customers, terminals=1, rng=random.Random(1), history=2000)
 
 
-async def _drive(db: Path, fx: Fixture, warmup: int, receipts: int) -> dict[str, Any]:
+async def _pg(admin: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _drive(url: str, fx: Fixture, warmup: int, receipts: int) -> dict[str, Any]:
     from kopilka.api.app import HotFront, create_app
     from kopilka.api.observe import Observed
     from kopilka.services.runtime import Runtime
 
-    rt = Runtime.from_url(f"sqlite:///{db}")
+    rt = Runtime.from_url(url)
     app = Observed(HotFront(create_app(rt, sweep_every_s=0)))
     rng = random.Random(7)
     load = Load(
@@ -152,13 +168,21 @@ async def _drive(db: Path, fx: Fixture, warmup: int, receipts: int) -> dict[str,
 def _run(args: argparse.Namespace) -> int:
     """One measured run on a copy of the seeded file (the ``--inner`` process)."""
     fx = Fixture(**json.loads(Path(args.fixture).read_text()))
-    work = Path(tempfile.mkdtemp(prefix="kopilka-hot-"))
-    try:
-        db = work / "bench.db"
-        shutil.copy(args.db, db)
-        out = _loop_run(_drive(db, fx, args.warmup, args.receipts))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if args.db.startswith("postgresql"):  # a copy of the seeded database
+        name = f"kopilka_hot_{secrets.token_hex(4)}"
+        _loop_run(_pg(args.pg_admin, f'CREATE DATABASE "{name}" TEMPLATE "{_dbname(args.db)}"'))
+        try:
+            out = _loop_run(_drive(pg_url(args.pg_admin, name), fx, args.warmup, args.receipts))
+        finally:
+            _loop_run(_pg(args.pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        work = Path(tempfile.mkdtemp(prefix="kopilka-hot-"))
+        try:
+            db = work / "bench.db"
+            shutil.copy(args.db.removeprefix("sqlite:///"), db)
+            out = _loop_run(_drive(f"sqlite:///{db}", fx, args.warmup, args.receipts))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(out))
     return 0 if not out["errors"] else 1
 
@@ -170,6 +194,10 @@ def _loop_run(coro: Any) -> Any:
         return uvloop.run(coro)
     except ImportError:
         return asyncio.run(coro)
+
+
+def _dbname(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
 
 
 def _callgrind_total(out_file: Path) -> int:
@@ -185,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--receipts", type=int, default=None, help="measured receipts")
     p.add_argument("--warmup", type=int, default=20, help="receipts before measuring (20)")
     p.add_argument("--customers", type=int, default=200)
+    p.add_argument("--backend", choices=("sqlite", "pg"), default="sqlite")
+    p.add_argument(
+        "--pg-admin",
+        default=os.environ.get("KOPILKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="where to create the PostgreSQL databases (--backend pg)",
+    )
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)
@@ -195,16 +229,23 @@ def main(argv: list[str] | None = None) -> int:
     receipts = args.receipts or (400 if args.mode == "cpu" else 60)
 
     work = Path(tempfile.mkdtemp(prefix="kopilka-hot-seed-"))
+    seed_name = f"kopilka_hot_seed_{secrets.token_hex(4)}"
+    if args.backend == "pg":
+        _loop_run(_pg(args.pg_admin, f'CREATE DATABASE "{seed_name}"'))
+        db = pg_url(args.pg_admin, seed_name)
+    else:
+        db = f"sqlite:///{work / 'seed.db'}"
     try:
-        db = work / "seed.db"
         from kopilka.store.migrate import upgrade
 
-        upgrade(f"sqlite:///{db}")
+        upgrade(db)
         fx = _loop_run(_seeded(db, args.customers))
+        if args.backend == "pg":
+            _loop_run(_pg(db, "ANALYZE"))
         fixture = work / "fixture.json"
         fixture.write_text(json.dumps(fx.__dict__))
-        base = [sys.executable, __file__, "--inner", "--db", str(db), "--fixture", str(fixture)]
-        base += ["--warmup", str(args.warmup)]
+        base = [sys.executable, __file__, "--inner", "--db", db, "--fixture", str(fixture)]
+        base += ["--warmup", str(args.warmup), "--pg-admin", args.pg_admin]
 
         def inner(n: int, prefix: list[str]) -> dict[str, Any]:
             done = subprocess.run(
@@ -218,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         result: dict[str, Any] = {
             "bench": "hot_cpu",
             "mode": args.mode,
+            "backend": args.backend,
             "git": git_info(),
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "warmup": args.warmup,
@@ -227,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             per = sorted(r["cpu_s"] / r["receipts"] * 1000 for r in runs)
             result.update(receipts=receipts, cpu_ms_per_receipt=per, kinds=runs[0]["kinds"])
             print(
-                f"CPU per receipt (one process, SQLite, {receipts} receipts, 3 runs): "
+                f"CPU per receipt (one process, {args.backend}, {receipts} receipts, 3 runs): "
                 + ", ".join(f"{x:.3f}" for x in per)
                 + " ms"
             )
@@ -248,16 +290,18 @@ def main(argv: list[str] | None = None) -> int:
                 instructions_per_receipt=round(per_receipt),
             )
             print(
-                f"instructions per receipt (callgrind, SQLite, runs of {r1} and {r2} receipts "
+                f"instructions per receipt (callgrind, {args.backend}, runs of {r1} and {r2} receipts "
                 f"after {args.warmup} of warm-up): {per_receipt:,.0f}"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if args.backend == "pg":
+            _loop_run(_pg(args.pg_admin, f'DROP DATABASE IF EXISTS "{seed_name}" WITH (FORCE)'))
     if not args.no_save:
         out_dir = BENCH / "results"
         out_dir.mkdir(exist_ok=True)
         stamp = re.sub(r"[-:]", "", result["when"][:19])
-        path = out_dir / f"hot_cpu-{args.mode}-{stamp}Z.json"
+        path = out_dir / f"hot_cpu-{args.backend}-{args.mode}-{stamp}Z.json"
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"written {path.relative_to(BENCH.parent)}")
     return 0

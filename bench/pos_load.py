@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import orjson
 
@@ -852,8 +852,10 @@ def server_log_problems(log: Path) -> list[str]:
 # --- the database's own ceiling ---------------------------------------------------------------
 
 
-def pg_base(admin_url: str) -> str:
-    return admin_url.rsplit("/", 1)[0]
+def pg_url(admin_url: str, db_name: str) -> str:
+    """The admin URL with another database (a ``?host=/socket/dir`` query is kept)."""
+    u = urlsplit(admin_url)
+    return urlunsplit(u._replace(path=f"/{db_name}"))
 
 
 async def pg_exec(url: str, sql: str, *params: Any) -> Any:
@@ -929,7 +931,8 @@ def pg_baseline(url: str, fx: Fixture, args: Any) -> dict[str, Any]:
     u = urlsplit(url)
     cmd = [pgbench_bin(), "-n", "-c", str(args.tills), "-j", "2", "-T", str(args.baseline_s)]
     cmd += ["-D", f"term={fx.terminal_ids[0]}", "-D", f"pool={pool}", "-D", "n=0"]
-    cmd += ["-f", str(PGBENCH_SQL), "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432)]
+    host = u.hostname or dict(parse_qsl(u.query)).get("host") or "127.0.0.1"
+    cmd += ["-f", str(PGBENCH_SQL), "-h", host, "-p", str(u.port or 5432)]
     cmd += ["-U", u.username or "postgres", u.path.lstrip("/")]
     env = dict(os.environ)
     if u.password:
@@ -1125,7 +1128,7 @@ def run_backend(backend: str, args: Any) -> dict[str, Any]:
         else:
             db_name = f"kopilka_bench_{secrets.token_hex(4)}"
             run_async(pg_exec(args.pg_admin, f'CREATE DATABASE "{db_name}"'))
-            url = f"{pg_base(args.pg_admin)}/{db_name}"
+            url = pg_url(args.pg_admin, db_name)
         say(f"{backend}: database {url}")
         subprocess.run([kopilka_bin(), "--db", url, "migrate"], check=True)
         t0 = time.perf_counter()

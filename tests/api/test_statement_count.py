@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event, text, update
@@ -44,6 +45,14 @@ def counting(rt: Runtime) -> Iterator[list[str]]:
         rt.cache_ttl_s = ttl
 
 
+async def forget_calculated(rt: Runtime, shop: Any, receipt_id: str) -> None:
+    """Drop what this process's calculate kept for the confirm (ADR 0038), as when the
+    confirm reaches another worker."""
+    term = await rt.terminal_by_key(shop.key)
+    assert term is not None
+    assert rt.take_calculated(term.id, receipt_id) is not None
+
+
 def basket(n: int) -> list[tuple[str, Any, Any]]:
     return [(f"sku{i}", 1 + i % 3, "10.50") for i in range(n)]
 
@@ -63,6 +72,7 @@ async def test_calculate_and_confirm_cost_the_same_for_10_and_30_lines(
         await shop.get("/customers/lookup", params={"identifier": member.card})
 
     counts = {}
+    elsewhere = []  # PostgreSQL: confirms of receipts calculated by another process
     for n in (10, 30):
         with counting(rt) as calc:
             r = await shop.post(
@@ -72,6 +82,15 @@ async def test_calculate_and_confirm_cost_the_same_for_10_and_30_lines(
             c = await shop.post(f"/purchases/c{n}/confirm")
         assert r.status_code == 200 and c.status_code == 200, (r.text, c.text)
         counts[n] = (data_statements(calc), list(conf))
+        if not rt.sqlite:
+            r = await shop.post(
+                "/purchases/calculate", receipt(f"e{n}", member.card, *basket(n), redeem_points="5")
+            )
+            await forget_calculated(rt, shop, f"e{n}")
+            with counting(rt) as conf:
+                c = await shop.post(f"/purchases/e{n}/confirm")
+            assert r.status_code == 200 and c.status_code == 200, (r.text, c.text)
+            elsewhere.append(list(conf))
 
     assert counts[10] == counts[30]
     calc_stmts, conf_all = counts[10]
@@ -84,16 +103,18 @@ async def test_calculate_and_confirm_cost_the_same_for_10_and_30_lines(
     # confirm: receipt (locked), account (locked), its lots, hold -> confirmed, then the
     # writes: on PostgreSQL one statement (new lot, burned lots, entries, account, lines,
     # outbox, receipt); on SQLite each its own (in-process, no round trips to save)
-    # On PostgreSQL two round trips and no transaction (ADR 0037): the receipt, the
-    # account with its lots and the hold read without a lock, then one write statement
-    # that also confirms the hold, guarded by what was read.
+    # On PostgreSQL no transaction: one write statement that also confirms the hold,
+    # guarded by the account's version the calculate of this process left (ADR 0038);
+    # calculated by another process, two round trips (ADR 0037): the receipt, the account
+    # with its lots and the hold read without a lock, then the same guarded write.
     if rt.sqlite:
         reads = ["SELECT", "SELECT", "SELECT"]
         writes = ["INSERT", "UPDATE", "INSERT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
         assert conf_stmts == [*reads, "UPDATE", *writes]
         assert conf_all == ["BEGIN", *conf_stmts, "COMMIT"]
     else:
-        assert conf_all == ["WITH", "WITH"]
+        assert conf_all == ["WITH"]
+        assert elsewhere == [["WITH", "WITH"], ["WITH", "WITH"]]
 
 
 async def test_non_redeeming_calculate_is_one_read_and_one_write(
@@ -164,8 +185,16 @@ async def test_a_guests_receipt_is_one_write_to_calculate_and_two_statements_to_
     assert data_statements(calc) == ["INSERT"]
     if rt.sqlite:
         assert conf == ["BEGIN", "SELECT", "INSERT", "UPDATE", "COMMIT"]
-    else:  # read, then the guarded write: no transaction (ADR 0037)
-        assert conf == ["WITH", "WITH"]
+    else:  # the guarded write, from the calculate's answer kept here (ADR 0038)
+        assert conf == ["WITH"]
+        # calculated by another process: read, then the guarded write (ADR 0037)
+        assert (
+            await shop.post("/purchases/calculate", receipt(rid + "-e", None, *basket(3)))
+        ).is_success
+        await forget_calculated(rt, shop, rid + "-e")
+        with counting(rt) as conf_elsewhere:
+            assert (await shop.post(f"/purchases/{rid}-e/confirm")).is_success
+        assert conf_elsewhere == ["WITH", "WITH"]
     again = await shop.post(f"/purchases/{rid}/confirm")  # a retry: the same bytes, no writes
     assert again.content == c.content
     async with rt.engine.connect() as conn:  # the lines are stored for the analytics
@@ -220,3 +249,40 @@ async def test_the_number_of_promotions_does_not_change_the_statements(
     # insert), hold, hold entry, account totals; on PostgreSQL too (the one-statement
     # hold of a receipt without promotions does not carry the promotion rows)
     assert calc_stmts == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT", "INSERT", "UPDATE"]
+
+
+async def test_a_confirm_reads_again_when_the_calculates_read_is_old_or_crowded_out(
+    make_shop: Any, rt: Runtime
+) -> None:
+    """What a calculate kept for its confirm (ADR 0038) is used within
+    ``calculated_ttl_s`` and while fewer than ``calculated_max`` newer receipts were
+    calculated in this process; otherwise the confirm reads for itself.  Either way the
+    till gets the same confirmation."""
+    shop = await make_shop()
+    member = await shop.customer(points=10)
+    ttl, most = rt.calculated_ttl_s, rt.calculated_max
+    try:
+        rt.calculated_max = 2
+        for rid in ("k1", "k2", "k3"):  # k1 is crowded out by k3
+            r = await shop.post("/purchases/calculate", receipt(rid, member.card, *basket(3)))
+            assert r.status_code == 200, r.text
+        rt.calculated_ttl_s = 0.0
+        with counting(rt) as old:  # k2: kept, but too long ago
+            assert (await shop.post("/purchases/k2/confirm")).status_code == 200
+        rt.calculated_ttl_s = ttl
+        with counting(rt) as crowded:
+            assert (await shop.post("/purchases/k1/confirm")).status_code == 200
+        with counting(rt) as kept:
+            last = await shop.post("/purchases/k3/confirm")
+    finally:
+        rt.calculated_ttl_s, rt.calculated_max = ttl, most
+    assert last.status_code == 200 and last.json()["state"] == "confirmed"
+    if rt.sqlite:  # nothing is kept: the confirm locks and reads
+        assert old == crowded == kept
+    else:
+        assert (old, crowded, kept) == (["WITH", "WITH"], ["WITH", "WITH"], ["WITH"])
+    # the same basket three times: each receipt's points credited once
+    shown = last.json()["balance"]
+    earned = Decimal(last.json()["points_earned"])
+    assert earned > 0
+    assert Decimal(shown["available"]) + Decimal(shown["pending"]) == 10 + 3 * earned

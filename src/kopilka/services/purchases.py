@@ -32,6 +32,7 @@ from kopilka.domain.ledger import (
     EntryKind,
     HoldState,
     InsufficientPoints,
+    Lot,
     balance_at,
     burn_cap,
     has_restricted,
@@ -202,6 +203,7 @@ async def _priced_call(
     want = "purchase" if confirm else "calc"
     now = rt.now()
     found: list[offline.OfflineBurn] = []  # an offline burn's token, to report a reuse
+    calculated: list[Calculated] | None = None if confirm or rt.sqlite else []
     try:
         verified = (
             await giftcards.check_tenders(rt, term, list(req.gift_cards), now=now)
@@ -230,7 +232,10 @@ async def _priced_call(
                 confirm=confirm,
                 verified=verified,
                 found=found,
+                calculated=calculated,
             )
+        if calculated:  # written (committed): the confirm may start from it
+            rt.remember_calculated(term.id, req.receipt_id, calculated[0])
     except UniqueViolation:
         replay = await _replay(rt, term, req.receipt_id, digest, want=want)
         if replay is None:
@@ -302,6 +307,29 @@ async def _replay(
     return bytes(calc_response)
 
 
+@dataclass(frozen=True, slots=True)
+class Calculated:
+    """What a calculate on PostgreSQL read and wrote, kept by this process for the
+    receipt's confirm (ADR 0038): the receipt's key, time and stored answer; the account
+    ``(id, program_id, balance, held, debt, lots)`` exactly as the row version ``xmin``
+    holds it (read in one snapshot, or as the calculate's own write left it); and the
+    receipt's hold.  The confirm writes from it guarded by that version, as an unlocked
+    confirm writes from its read (ADR 0037)."""
+
+    receipt_pk: int
+    occurred_at: datetime
+    calc_response: bytes
+    account: tuple[int, int, Decimal, Decimal, Decimal, tuple[Lot, ...]] | None
+    xmin: int | None
+    hold_id: int | None = None
+
+    def account_state(self) -> AccountState | None:
+        if self.account is None:
+            return None
+        id_, program_id, balance, held, debt, lots = self.account
+        return AccountState(id_, program_id, balance, held, debt, list(lots))
+
+
 INSERT_RECEIPT = (
     "INSERT INTO receipts (program_id, partner_id, store_id, terminal_id, pos_receipt_id, "
     "account_id, customer_id, card_id, state, occurred_at, created_at, confirmed_at, "
@@ -331,7 +359,8 @@ HOLD_PG = (
     "e AS (INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, "
     "hold_id, receipt_pk, funding_partner_id, partner_id, created_at) "
     "SELECT ?, ?, 'hold', 0, ?, h.id, h.receipt_pk, NULL, ?, ? FROM h RETURNING 1) "
-    "UPDATE accounts SET held = ?, updated_at = ? WHERE id = ?"
+    "UPDATE accounts SET held = ?, updated_at = ? WHERE id = ? "
+    "RETURNING xmin, balance, held, debt, (SELECT id FROM h), (SELECT id FROM rc)"
 )
 LOCK_RECEIPT = (
     "SELECT id, state, account_id, occurred_at, calc_response, confirm_response, partner_id "
@@ -351,6 +380,7 @@ async def _calculate(
     confirm: bool,
     verified: list[giftcards.VerifiedTender],
     found: list[offline.OfflineBurn] | None = None,
+    calculated: list[Calculated] | None = None,
 ) -> bytes:
     program = compiled.settings
     occurred_at = req.occurred_at or now
@@ -514,7 +544,7 @@ async def _calculate(
         # locked); the same rows as the statements below.
         held = account.held + priced.points_redeemed
         assert held >= 0
-        await tx.execute(
+        rows = await tx.fetch(
             HOLD_PG,
             *receipt_args,
             account.program_id,
@@ -531,9 +561,51 @@ async def _calculate(
             ts(tx, now),
             account.id,
         )
+        if calculated is not None and token is None:
+            # the account row as this statement left it (locked: its lots are as read)
+            xmin, bal, held_now, debt, hold_id, pk = rows[0]
+            acc = (account.id, account.program_id, dec2(bal), dec2(held_now), dec2(debt))
+            calculated.append(
+                Calculated(
+                    int(pk),
+                    occurred_at,
+                    receipt_args[20],
+                    (*acc, tuple(account.lots)),
+                    int(xmin),
+                    int(hold_id),
+                )
+            )
         return views.dumps(calc_body)
     rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
     receipt_pk = int(rows[0][0])
+    if (
+        calculated is not None
+        and tx.pg
+        and not confirm
+        and token is None
+        and not verified
+        and not used
+        and (account is None or (account.xmin is not None and priced.points_redeemed == 0))
+    ):
+        snap = None
+        if account is not None:
+            snap = (
+                account.id,
+                account.program_id,
+                account.balance,
+                account.held,
+                account.debt,
+                tuple(account.lots),
+            )
+        calculated.append(
+            Calculated(
+                receipt_pk,
+                occurred_at,
+                receipt_args[20],
+                snap,
+                None if account is None else account.xmin,
+            )
+        )
     if burn is not None:
         burn.receipt_pk = receipt_pk
         await offline.record_burn(tx, burn, terminal_id=term.id, occurred_at=occurred_at, now=now)
@@ -698,7 +770,12 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
     compiled = await rt.compiled(term.program_id)
     now = rt.now()
     if not rt.sqlite and not has_levels(compiled):
-        answer = await _confirm_unlocked(rt, term, receipt_id, compiled, now)
+        answer = None
+        calculated = rt.take_calculated(term.id, receipt_id)
+        if calculated is not None:
+            answer = await _confirm_calculated(rt, term, receipt_id, compiled, now, calculated)
+        if answer is None:
+            answer = await _confirm_unlocked(rt, term, receipt_id, compiled, now)
         if answer is not None:
             return answer
     async with rt.hot.tx() as tx:
@@ -827,6 +904,69 @@ async def _confirm_unlocked(
             return None
     if CRASH_ARMED:
         crash.point("tx.committed")
+    return answer
+
+
+# Confirms written from what this process's calculate of the receipt read (ADR 0038):
+# "written", or "changed" (the account or the receipt changed since; nothing was written
+# and the confirm read them again).
+FROM_CALCULATE = Counter(
+    "kopilka_confirm_from_calculate_total",
+    "Confirms that started from the calculate's read kept in this process, by result",
+    ["result"],
+)
+
+
+async def _confirm_calculated(
+    rt: Runtime,
+    term: Terminal,
+    receipt_id: str,
+    compiled: CompiledProgram,
+    now: datetime,
+    calculated: Calculated,
+) -> bytes | None:
+    """The confirm in one round trip (PostgreSQL, ADR 0038): the unlocked confirm's write
+    (ADR 0037), computed from what this process's calculate read and wrote instead of a
+    read of its own, guarded the same way (the account row's version, the receipt still
+    calculated, its hold still active).  None when anything changed since: nothing was
+    written, and the confirm reads again."""
+    calc = orjson.loads(calculated.calc_response)
+    account = calculated.account_state()
+    hold = account is not None and views.dec(calc["points_redeemed"]) > 0
+    if hold and calculated.hold_id is None:
+        return None
+    rec = LockedReceipt(
+        calculated.receipt_pk,
+        "calculated",
+        None if account is None else account.id,
+        calculated.occurred_at,
+        calculated.calc_response,
+        b"",
+        term.partner_id,
+    )
+    async with rt.hot.read() as tx:
+        if CRASH_ARMED:
+            crash.point("tx.commit")
+        try:
+            answer = await _settle_confirm(
+                tx,
+                rt,
+                term,
+                rec,
+                receipt_id,
+                calc,
+                account,
+                compiled,
+                now,
+                hold_id=calculated.hold_id if hold else None,
+                unlocked=Unlocked(calculated.xmin, hold),
+            )
+        except (Changed, UniqueViolation, ServiceError):
+            FROM_CALCULATE.labels("changed").inc()
+            return None
+    if CRASH_ARMED:
+        crash.point("tx.committed")
+    FROM_CALCULATE.labels("written").inc()
     return answer
 
 

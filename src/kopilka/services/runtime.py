@@ -119,6 +119,27 @@ class Runtime:
     replica_url: str | None = None
     replica_max_lag_s: float = 5.0
     _report_engine: AsyncEngine | None = None
+    # (terminal id, receipt id) -> (when, what this process's calculate read and wrote),
+    # for the confirm that follows it (ADR 0038); the oldest dropped first, none used
+    # after ``calculated_ttl_s``.
+    _calculated: dict[tuple[int, str], tuple[float, Any]] = field(default_factory=dict)
+    calculated_max: int = 2000
+    calculated_ttl_s: float = 600.0
+
+    def remember_calculated(self, terminal_id: int, receipt_id: str, entry: Any) -> None:
+        """Keep a calculate's read for its confirm (bounded: the oldest entry goes)."""
+        memo = self._calculated
+        memo[(terminal_id, receipt_id)] = (time.monotonic(), entry)
+        if len(memo) > self.calculated_max:
+            del memo[next(iter(memo))]
+
+    def take_calculated(self, terminal_id: int, receipt_id: str) -> Any:
+        """The calculate's read for this confirm, once (None: not calculated here, or too
+        long ago)."""
+        kept = self._calculated.pop((terminal_id, receipt_id), None)
+        if kept is None or time.monotonic() - kept[0] > self.calculated_ttl_s:
+            return None
+        return kept[1]
 
     @property
     def hot(self) -> HotPath:

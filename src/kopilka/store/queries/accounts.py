@@ -44,6 +44,10 @@ class AccountState:
     rfm_segment: str | None = None
     birthday: Any = None  # date (or ISO text on SQLite)
     phone: str | None = None
+    # PostgreSQL: the account row's version (xmin) in the snapshot its lots were read in,
+    # when read without a lock (``BY_IDENTIFIER_PG``): what an unlocked confirm's write
+    # is guarded by (ADR 0037, 0038).  None elsewhere.
+    xmin: int | None = None
 
 
 _ACCOUNT = "a.id, a.program_id, a.balance, a.held, a.debt"
@@ -64,6 +68,11 @@ BY_IDENTIFIER = (
     f"SELECT {_ACCOUNT}, {_LOTS}, {_CARD} {_BY_IDENTIFIER_FROM}{_LOTS_JOIN} "
     "WHERE i.program_id = ? AND i.value IN (?, ?) ORDER BY i.kind, l.id"
 )
+# PostgreSQL: the same and the account row's version, read in the same snapshot as the lots.
+BY_IDENTIFIER_PG = (
+    f"SELECT {_ACCOUNT}, {_LOTS}, {_CARD}, a.xmin {_BY_IDENTIFIER_FROM}{_LOTS_JOIN} "
+    "WHERE i.program_id = ? AND i.value IN (?, ?) ORDER BY i.kind, l.id"
+)
 BY_ID = f"SELECT {_ACCOUNT}, {_LOTS} FROM accounts a {_LOTS_JOIN} WHERE a.id = ? ORDER BY l.id"
 # Locking reads take the account row first and read its lots in a second statement: in
 # PostgreSQL's READ COMMITTED a statement that waited for a row lock sees the locked row's
@@ -81,7 +90,7 @@ LOTS_OF = (
 FOR_UPDATE = " FOR UPDATE OF a"
 
 
-def _fold(rows: Sequence[Any], *, with_card: bool) -> AccountState | None:
+def _fold(rows: Sequence[Any], *, with_card: bool, with_xmin: bool = False) -> AccountState | None:
     if not rows:
         return None
     r0 = rows[0]
@@ -92,6 +101,8 @@ def _fold(rows: Sequence[Any], *, with_card: bool) -> AccountState | None:
         state.tier, state.tags, state.rfm_segment = r0[17], r0[19], r0[20]
         state.discount_percent = None if r0[18] is None else dec2(r0[18])
         state.birthday, state.phone = r0[21], r0[22]
+        if with_xmin:  # BY_IDENTIFIER_PG
+            state.xmin = int(r0[23])
         rows = [r for r in rows if r[11] == state.card_id]
     for r in rows:
         if r[5] is not None:
@@ -105,7 +116,9 @@ async def load_by_identifier(
     """One statement: identifier -> card -> customer -> account, with the account's lots."""
     v = list(values)[:2]
     if not lock:
-        return _fold(await tx.fetch(BY_IDENTIFIER, program_id, v[0], v[-1]), with_card=True)
+        sql = BY_IDENTIFIER_PG if tx.pg else BY_IDENTIFIER
+        rows = await tx.fetch(sql, program_id, v[0], v[-1])
+        return _fold(rows, with_card=True, with_xmin=tx.pg)
     sql = LOCK_BY_IDENTIFIER + (FOR_UPDATE if tx.pg else "")
     state = _fold(await tx.fetch(sql, program_id, v[0], v[-1]), with_card=True)
     if state is not None:
