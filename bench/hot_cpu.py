@@ -290,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                 instructions_per_receipt=round(per_receipt),
             )
             print(
-                f"instructions per receipt (callgrind, {args.backend}, runs of {r1} and {r2} receipts "
-                f"after {args.warmup} of warm-up): {per_receipt:,.0f}"
+                f"instructions per receipt (callgrind, {args.backend}, runs of {r1} and {r2} "
+                f"receipts after {args.warmup} of warm-up): {per_receipt:,.0f}"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
