@@ -184,3 +184,72 @@ async def test_a_guests_receipt_confirmed_meanwhile_answers_the_first_confirm_on
             )
         ).scalar_one()
     assert lines_stored == 20
+
+
+async def test_a_burning_calculate_whose_account_changed_before_its_write_is_done_locked(
+    make_shop: MakeShop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tills burn the same account at the same moment (ADR 0038): the other till's
+    hold lands between this calculate's unlocked read and its guarded write.  The guarded
+    write writes nothing (no receipt, hold or entry of this call), the calculate is done
+    again with the account locked, and refuses: 60 of 100 are held by the other till.
+    On SQLite the other till simply holds first."""
+    shop = await make_shop(burn_max_percent="100")
+    member = await shop.customer(points=100)
+    term = await shop.rt.terminal_by_key(shop.key)
+    assert term is not None
+    ran: list[str] = []
+
+    async def other() -> None:
+        body = receipt("b1", member.card, ("a", 1, "100.00"), redeem_points="60")
+        first = await shop.post("/purchases/calculate", body)
+        assert first.status_code == 200, first.text
+
+    real = purchases._calc_answer
+
+    async def hook() -> None:
+        if not ran:
+            ran.append("between the read and the write")
+            await other()
+
+    def calc_answer(*args: Any, **kw: Any) -> Any:
+        pending.append(hook())
+        return real(*args, **kw)
+
+    # _calc_answer is synchronous: its hook runs where the calculate awaits next (the write)
+    pending: list[Any] = []
+    real_fetch = None
+    if not shop.rt.sqlite:
+        from kopilka.store import raw
+
+        real_fetch = raw.PgTx.fetch
+
+        async def fetch(self: Any, sql: str, *args: Any) -> Any:
+            while pending:
+                await pending.pop()
+            assert real_fetch is not None
+            return await real_fetch(self, sql, *args)
+
+        monkeypatch.setattr(purchases, "_calc_answer", calc_answer)
+        monkeypatch.setattr(raw.PgTx, "fetch", fetch)
+    else:
+        ran.append("before the calculate")
+        await other()
+    before = REGISTRY.get_sample_value("kopilka_calculate_relocked_total") or 0.0
+
+    mine = await shop.post(
+        "/purchases/calculate",
+        receipt("b2", member.card, ("a", 1, "100.00"), redeem_points="60"),
+    )
+
+    assert len(ran) == 1
+    assert mine.status_code == 422 and mine.json()["field"] == "redeem_points", mine.text
+    assert await shop.balance(member) == balance("40.00", held="60.00")
+    async with shop.rt.engine.connect() as conn:  # nothing of the refused calculate
+        rows = await conn.execute(
+            select(t.receipts.c.pos_receipt_id).where(t.receipts.c.account_id == member.account_id)
+        )
+        assert sorted(r[0] for r in rows) == ["b1"]
+    grown = (REGISTRY.get_sample_value("kopilka_calculate_relocked_total") or 0.0) - before
+    assert grown == (0 if shop.rt.sqlite else 1)
+    assert await discrepancies(shop) == []

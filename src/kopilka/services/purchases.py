@@ -179,6 +179,14 @@ def lot_dates(occurred_at: datetime, program: ProgramSettings) -> tuple[datetime
 # --- calculate -------------------------------------------------------------------------
 
 
+# Calculates holding points whose unlocked write found the account changed since it was
+# read (ADR 0038), done again with the account locked.
+CALC_RELOCKED = Counter(
+    "kopilka_calculate_relocked",
+    "Calculates holding points whose guarded write found the account changed, done again locked",
+)
+
+
 async def do_calculate(rt: Runtime, term: Terminal, req: PurchaseRequest) -> bytes:
     """Price the receipt, hold the redeemed points, store the answer; one transaction."""
     return await _priced_call(rt, term, req, confirm=False)
@@ -220,20 +228,52 @@ async def _priced_call(
             or bool(req.basket.coupons)
             or bool(verified)
         )
-        async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
-            answer = await _calculate(
-                tx,
-                rt,
-                term,
-                req,
-                compiled,
-                digest,
-                now,
-                confirm=confirm,
-                verified=verified,
-                found=found,
-                calculated=calculated,
-            )
+        answer = None
+        if (
+            not rt.sqlite
+            and not confirm
+            and _redeems(req.basket.redeem_points)
+            and not compiled.promotions
+            and not req.basket.coupons
+            and not verified
+            and req.offline_token is None
+        ):
+            # Burning points: read without a lock, hold guarded by the account's version
+            # (ADR 0038): two round trips instead of BEGIN, lock, lots, write, COMMIT.
+            try:
+                async with rt.hot.single() as tx:
+                    answer = await _calculate(
+                        tx,
+                        rt,
+                        term,
+                        req,
+                        compiled,
+                        digest,
+                        now,
+                        confirm=False,
+                        verified=verified,
+                        calculated=calculated,
+                        unlocked=True,
+                    )
+            except Changed:  # another till wrote the account meanwhile: nothing written
+                CALC_RELOCKED.inc()
+                if calculated:
+                    calculated.clear()
+        if answer is None:
+            async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
+                answer = await _calculate(
+                    tx,
+                    rt,
+                    term,
+                    req,
+                    compiled,
+                    digest,
+                    now,
+                    confirm=confirm,
+                    verified=verified,
+                    found=found,
+                    calculated=calculated,
+                )
         if calculated:  # written (committed): the confirm may start from it
             rt.remember_calculated(term.id, req.receipt_id, calculated[0])
     except UniqueViolation:
@@ -352,15 +392,28 @@ FINISH_RECEIPT = (
     "UPDATE receipts SET state = ?, confirmed_at = ?, confirm_response = ?, earned_lot_id = ? "
     "WHERE id = ?"
 )
-HOLD_PG = (
+_HOLD_PG_ROWS = (
     "WITH rc AS (" + INSERT_RECEIPT + "), "
     "h AS (INSERT INTO holds (program_id, account_id, receipt_pk, amount, state, created_at, "
     "expires_at) SELECT ?, ?, rc.id, ?, 'active', ?, ? FROM rc RETURNING id, receipt_pk), "
     "e AS (INSERT INTO ledger_entries (program_id, account_id, kind, amount, held_delta, "
     "hold_id, receipt_pk, funding_partner_id, partner_id, created_at) "
-    "SELECT ?, ?, 'hold', 0, ?, h.id, h.receipt_pk, NULL, ?, ? FROM h RETURNING 1) "
-    "UPDATE accounts SET held = ?, updated_at = ? WHERE id = ? "
+    "SELECT ?, ?, 'hold', 0, ?, h.id, h.receipt_pk, NULL, ?, ? FROM h RETURNING 1)"
+)
+HOLD_PG = (
+    _HOLD_PG_ROWS + " UPDATE accounts SET held = ?, updated_at = ? WHERE id = ? "
     "RETURNING xmin, balance, held, debt, (SELECT id FROM h), (SELECT id FROM rc)"
+)
+# PostgreSQL, a calculate that holds points without a lock (ADR 0038): the same rows as
+# HOLD_PG, the account updated only in the version its lots were read in (``xmin``), the
+# whole statement undone (KP001) if it changed meanwhile.
+HOLD_PG_GUARDED = (
+    _HOLD_PG_ROWS
+    + ", acc AS (UPDATE accounts SET held = ?, updated_at = ? WHERE id = ? AND xmin = ? "
+    "RETURNING xmin, balance, held, debt) "
+    "SELECT kopilka_confirm_check((SELECT count(*) FROM acc) = 1), (SELECT xmin FROM acc), "
+    "(SELECT balance FROM acc), (SELECT held FROM acc), (SELECT debt FROM acc), "
+    "(SELECT id FROM h), (SELECT id FROM rc)"
 )
 LOCK_RECEIPT = (
     "SELECT id, state, account_id, occurred_at, calc_response, confirm_response, partner_id "
@@ -381,7 +434,11 @@ async def _calculate(
     verified: list[giftcards.VerifiedTender],
     found: list[offline.OfflineBurn] | None = None,
     calculated: list[Calculated] | None = None,
+    unlocked: bool = False,
 ) -> bytes:
+    """``unlocked`` (PostgreSQL, a calculate that may hold points; ADR 0038): read the
+    account without a lock and write the hold guarded by the row's version; raises
+    ``Changed``, having written nothing, when the account changed between the two."""
     program = compiled.settings
     occurred_at = req.occurred_at or now
     account: AccountState | None = None
@@ -396,7 +453,7 @@ async def _calculate(
             tx,
             program_id=term.program_id,
             values=identifier_values(req.identifier),
-            lock=redeeming or confirm,
+            lock=(redeeming or confirm) and not unlocked,
         )
         if account is None:
             raise ServiceError(
@@ -544,8 +601,9 @@ async def _calculate(
         # locked); the same rows as the statements below.
         held = account.held + priced.points_redeemed
         assert held >= 0
+        guard = [account.xmin] if unlocked else []
         rows = await tx.fetch(
-            HOLD_PG,
+            HOLD_PG_GUARDED if unlocked else HOLD_PG,
             *receipt_args,
             account.program_id,
             account.id,
@@ -560,10 +618,12 @@ async def _calculate(
             c(held),
             ts(tx, now),
             account.id,
+            *guard,
         )
         if calculated is not None and token is None:
-            # the account row as this statement left it (locked: its lots are as read)
-            xmin, bal, held_now, debt, hold_id, pk = rows[0]
+            # the account row as this statement left it (locked, or unchanged since its
+            # lots were read: guarded): its lots are as read
+            xmin, bal, held_now, debt, hold_id, pk = rows[0][-6:]
             acc = (account.id, account.program_id, dec2(bal), dec2(held_now), dec2(debt))
             calculated.append(
                 Calculated(
@@ -576,6 +636,8 @@ async def _calculate(
                 )
             )
         return views.dumps(calc_body)
+    if unlocked and holding:  # the general path's hold needs the lock: take it
+        raise Changed("a hold written by the general path")
     rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
     receipt_pk = int(rows[0][0])
     if (
