@@ -936,37 +936,77 @@ async def _confirm_unlocked(
             hold = views.dec(calc["points_redeemed"]) > 0
             if hold and x[14] is None:  # released or expired since calculate
                 return None
-        if CRASH_ARMED:
-            crash.point("tx.commit")
-        try:
-            answer = await _settle_confirm(
-                tx,
-                rt,
-                term,
-                rec,
-                receipt_id,
-                calc,
-                account,
-                compiled,
-                now,
-                hold_id=x[14] if hold else None,
-                unlocked=Unlocked(x[13] if account is not None else None, hold),
-            )
-        except (Changed, UniqueViolation, ServiceError) as exc:
+        answer = await _settle_guarded(
+            tx,
+            rt,
+            term,
+            rec,
+            receipt_id,
+            calc,
+            account,
+            compiled,
+            now,
+            hold_id=x[14] if hold else None,
+            unlocked=Unlocked(x[13] if account is not None else None, hold),
+        )
+        if isinstance(answer, Lost):
             # another call wrote first (the same confirm from a retry, a cancel, a burn on
             # the account): nothing of this one was written; the locking confirm decides,
             # and gives any refusal itself
-            if isinstance(exc, Changed):
-                reason = "changed"
-            elif isinstance(exc, UniqueViolation):
-                reason = "confirmed_meanwhile"
-            else:
-                reason = "refused"
-            RELOCKED.labels(reason).inc()
+            RELOCKED.labels(answer.reason).inc()
             return None
     if CRASH_ARMED:
         crash.point("tx.committed")
     return answer
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """An unlocked confirm's write that wrote nothing: ``changed`` (the account, the
+    receipt or its hold changed since the read), ``confirmed_meanwhile`` (the same
+    confirm finished first), ``refused`` (pricing refused)."""
+
+    reason: str
+
+
+async def _settle_guarded(
+    tx: Tx,
+    rt: Runtime,
+    term: Terminal,
+    rec: LockedReceipt,
+    receipt_id: str,
+    calc: dict[str, Any],
+    account: AccountState | None,
+    compiled: CompiledProgram,
+    now: datetime,
+    *,
+    hold_id: int | None,
+    unlocked: Unlocked,
+) -> bytes | Lost:
+    """``_settle_confirm`` written unlocked (ADR 0037, 0038): the answer, or why nothing
+    was written."""
+    if CRASH_ARMED:
+        crash.point("tx.commit")
+    try:
+        return await _settle_confirm(
+            tx,
+            rt,
+            term,
+            rec,
+            receipt_id,
+            calc,
+            account,
+            compiled,
+            now,
+            hold_id=hold_id,
+            unlocked=unlocked,
+        )
+    except Changed:
+        return Lost("changed")
+    except UniqueViolation:
+        return Lost("confirmed_meanwhile")
+    except ServiceError:
+        return Lost("refused")
 
 
 # Confirms written from what this process's calculate of the receipt read (ADR 0038):
@@ -1007,25 +1047,22 @@ async def _confirm_calculated(
         term.partner_id,
     )
     async with rt.hot.read() as tx:
-        if CRASH_ARMED:
-            crash.point("tx.commit")
-        try:
-            answer = await _settle_confirm(
-                tx,
-                rt,
-                term,
-                rec,
-                receipt_id,
-                calc,
-                account,
-                compiled,
-                now,
-                hold_id=calculated.hold_id if hold else None,
-                unlocked=Unlocked(calculated.xmin, hold),
-            )
-        except (Changed, UniqueViolation, ServiceError):
-            FROM_CALCULATE.labels("changed").inc()
-            return None
+        answer = await _settle_guarded(
+            tx,
+            rt,
+            term,
+            rec,
+            receipt_id,
+            calc,
+            account,
+            compiled,
+            now,
+            hold_id=calculated.hold_id if hold else None,
+            unlocked=Unlocked(calculated.xmin, hold),
+        )
+    if isinstance(answer, Lost):  # whatever the reason, the confirm reads again
+        FROM_CALCULATE.labels("changed").inc()
+        return None
     if CRASH_ARMED:
         crash.point("tx.committed")
     FROM_CALCULATE.labels("written").inc()

@@ -130,7 +130,7 @@ class Runtime:
         """Keep a calculate's read for its confirm (bounded: the oldest entry goes)."""
         memo = self._calculated
         memo[(terminal_id, receipt_id)] = (time.monotonic(), entry)
-        if len(memo) > self.calculated_max:
+        while len(memo) > self.calculated_max:
             del memo[next(iter(memo))]
 
     def take_calculated(self, terminal_id: int, receipt_id: str) -> Any:
