@@ -1239,13 +1239,41 @@ def _line_rows(
     ]
 
 
+# The answer's fixed-point fields of a line, stored as integer minor units.
+_LINE_MINOR = (
+    "quantity",
+    "price",
+    "amount",
+    "discount",
+    "points_redeemed",
+    "redeemed_value",
+    "to_pay",
+    "points_earned",
+)
+
+
+def _line_columns_pg(lines: list[dict[str, Any]]) -> list[Any]:
+    """``_lines_insert``'s twelve parameters: the index, SKU, name and category as arrays,
+    and the eight fixed-point fields as array literals in text, ``{15000,990}``: the
+    answer's "150.00" without its point is its minor units (``_minor``), and PostgreSQL
+    parses a literal in C where asyncpg would encode 160 integers one by one."""
+    cols: list[Any] = [
+        [x["index"] for x in lines],
+        [x["sku"] for x in lines],
+        [x["name"] for x in lines],
+        [x["category"] for x in lines],
+    ]
+    for key in _LINE_MINOR:
+        cols.append("{" + ",".join([x[key].replace(".", "") for x in lines]) + "}")
+    return cols
+
+
 def _lines_insert(*, receipt: str, program: str, first: int) -> str:
-    """The receipt's lines inserted from twelve column arrays, parameters ``$first`` on
-    (``_line_rows`` without its receipt and program columns): shared by the member's and
-    the guest's confirm statements."""
+    """The receipt's lines inserted from twelve columns, parameters ``$first`` on
+    (``_line_columns_pg``): shared by the member's and the guest's confirm statements."""
     p = [f"${first + i}" for i in range(12)]
-    types = ["int", "text", "text", "text"] + ["bigint"] * 8
-    arrays = ", ".join(f"{x}::{t}[]" for x, t in zip(p, types, strict=True))
+    types = ["int[]", "text[]", "text[]", "text[]"] + ["text::bigint[]"] * 8
+    arrays = ", ".join(f"{x}::{t}" for x, t in zip(p, types, strict=True))
     return (
         "INSERT INTO receipt_lines (receipt_pk, idx, program_id, sku, name, category, "
         "quantity, price, amount, discount, points_redeemed, redeemed_value, to_pay, "
@@ -1533,7 +1561,6 @@ async def _settle(
         if extra in calc:
             body[extra] = calc[extra]
     answer = views.dumps(body)
-    lines = _line_rows(receipt_pk, term.program_id, calc["lines"])
     payload = None
     if account is not None:
         payload = orjson.dumps(
@@ -1549,21 +1576,21 @@ async def _settle(
             }
         ).decode()
     if tx.pg and posting is not None and account is not None:
-        await _settle_pg(tx, posting, account, lines, payload, answer, now, unlocked)
+        cols = _line_columns_pg(calc["lines"])
+        await _settle_pg(tx, posting, account, cols, payload, answer, now, unlocked)
         return answer
     if tx.pg and account is None:  # a guest's receipt: lines and the receipt, one statement
-        cols = [list(c) for c in zip(*lines, strict=True)]
         await tx.execute(
             SETTLE_GUEST_PG if unlocked is None else SETTLE_GUEST_PG_UNLOCKED,
             receipt_pk,
             term.program_id,
-            cols[1],
-            *cols[3:],
+            *_line_columns_pg(calc["lines"]),
             now,
             answer,
         )
         return answer
     assert unlocked is None, "an unlocked confirm is PostgreSQL's"
+    lines = _line_rows(receipt_pk, term.program_id, calc["lines"])
     earned_lot_id = await posting.flush(tx) if posting is not None else None
     await insert_rows(tx, INSERT_LINES, lines)
     if payload is not None:
@@ -1576,7 +1603,7 @@ async def _settle_pg(
     tx: Tx,
     posting: Posting,
     account: AccountState,
-    lines: list[tuple[Any, ...]],
+    line_cols: list[Any],
     payload: str | None,
     answer: bytes,
     now: datetime,
@@ -1590,8 +1617,6 @@ async def _settle_pg(
     assert len({(x.activates_at, x.expires_at) for x in lots}) <= 1
     lot_amounts, lot_funders, lot_burn_at = posting.new_lot_arrays()
     entry_cols = posting.entry_arrays()
-    # Lines as column arrays (a receipt has at least one line: the edge requires it).
-    cols: list[list[Any]] = [list(c) for c in zip(*lines, strict=True)]
     guard: list[Any] = [] if unlocked is None else [unlocked.xmin, unlocked.hold]
     await tx.execute(
         SETTLE_PG if unlocked is None else SETTLE_PG_UNLOCKED,
@@ -1609,8 +1634,7 @@ async def _settle_pg(
         cents(account.balance),
         cents(account.held),
         cents(account.debt),
-        *[list(c) for c in cols[1:2]],
-        *[list(c) for c in cols[3:]],
+        *line_cols,
         payload,
         answer,
         *entry_cols[6:],
