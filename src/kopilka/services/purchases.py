@@ -876,6 +876,7 @@ async def do_confirm(rt: Runtime, term: Terminal, receipt_id: str) -> bytes:
         body = await _settle_confirm(
             tx, rt, term, rec, receipt_id, calc, account, compiled, now, hold_id=hold_id
         )
+        assert isinstance(body, bytes)  # locked: a refusal raises
         if account is not None:  # tier or discount up at once (the job lowers them)
             await refresh_after_purchase(
                 tx, compiled, program_id=term.program_id, account_id=account.id, now=now
@@ -936,7 +937,7 @@ async def _confirm_unlocked(
             hold = views.dec(calc["points_redeemed"]) > 0
             if hold and x[14] is None:  # released or expired since calculate
                 return None
-        answer = await _settle_guarded(
+        answer = await _settle_confirm(
             tx,
             rt,
             term,
@@ -967,46 +968,6 @@ class Lost:
     confirm finished first), ``refused`` (pricing refused)."""
 
     reason: str
-
-
-async def _settle_guarded(
-    tx: Tx,
-    rt: Runtime,
-    term: Terminal,
-    rec: LockedReceipt,
-    receipt_id: str,
-    calc: dict[str, Any],
-    account: AccountState | None,
-    compiled: CompiledProgram,
-    now: datetime,
-    *,
-    hold_id: int | None,
-    unlocked: Unlocked,
-) -> bytes | Lost:
-    """``_settle_confirm`` written unlocked (ADR 0037, 0038): the answer, or why nothing
-    was written."""
-    if CRASH_ARMED:
-        crash.point("tx.commit")
-    try:
-        return await _settle_confirm(
-            tx,
-            rt,
-            term,
-            rec,
-            receipt_id,
-            calc,
-            account,
-            compiled,
-            now,
-            hold_id=hold_id,
-            unlocked=unlocked,
-        )
-    except Changed:
-        return Lost("changed")
-    except UniqueViolation:
-        return Lost("confirmed_meanwhile")
-    except ServiceError:
-        return Lost("refused")
 
 
 # Confirms written from what this process's calculate of the receipt read (ADR 0038):
@@ -1047,7 +1008,7 @@ async def _confirm_calculated(
         term.partner_id,
     )
     async with rt.hot.read() as tx:
-        answer = await _settle_guarded(
+        answer = await _settle_confirm(
             tx,
             rt,
             term,
@@ -1135,24 +1096,36 @@ async def _settle_confirm(
     *,
     hold_id: int | None,
     unlocked: Unlocked | None = None,
-) -> bytes:
-    """``_settle`` for a confirm of a calculated receipt, locked or not."""
-    return await _settle(
-        tx,
-        term,
-        rec.id,
-        receipt_id,
-        calc,
-        account,
-        _priced_from_answer(calc),
-        compiled.settings,
-        now,
-        rec.occurred_at,
-        hold_id=hold_id,
-        unit=rt.profile_cached(term.program_id).points_ru[2],
-        compiled=compiled,
-        unlocked=unlocked,
-    )
+) -> bytes | Lost:
+    """``_settle`` for a confirm of a calculated receipt.  Locked: the answer (a refusal
+    raises).  ``unlocked`` (ADR 0037, 0038): the answer, or why nothing was written."""
+    if unlocked is not None and CRASH_ARMED:
+        crash.point("tx.commit")
+    try:
+        return await _settle(
+            tx,
+            term,
+            rec.id,
+            receipt_id,
+            calc,
+            account,
+            _priced_from_answer(calc),
+            compiled.settings,
+            now,
+            rec.occurred_at,
+            hold_id=hold_id,
+            unit=rt.profile_cached(term.program_id).points_ru[2],
+            compiled=compiled,
+            unlocked=unlocked,
+        )
+    except (Changed, UniqueViolation, ServiceError) as exc:
+        if unlocked is None:
+            raise
+        if isinstance(exc, Changed):
+            return Lost("changed")
+        if isinstance(exc, UniqueViolation):
+            return Lost("confirmed_meanwhile")
+        return Lost("refused")
 
 
 def _no_receipt(receipt_id: str) -> ServiceError:
