@@ -602,6 +602,8 @@ async def _calculate(
         held = account.held + priced.points_redeemed
         assert held >= 0
         guard = [account.xmin] if unlocked else []
+        if unlocked and CRASH_ARMED:  # the write is the commit (no transaction)
+            crash.point("tx.commit")
         rows = await tx.fetch(
             HOLD_PG_GUARDED if unlocked else HOLD_PG,
             *receipt_args,
@@ -620,6 +622,8 @@ async def _calculate(
             account.id,
             *guard,
         )
+        if unlocked and CRASH_ARMED:
+            crash.point("tx.committed")
         if calculated is not None and token is None:
             # the account row as this statement left it (locked, or unchanged since its
             # lots were read: guarded): its lots are as read
@@ -1187,31 +1191,6 @@ def _minor(text: str) -> int:
     return int(text.replace(".", ""))
 
 
-def _line_rows(
-    receipt_pk: int, program_id: int, lines: list[dict[str, Any]]
-) -> list[tuple[Any, ...]]:
-    m = _minor
-    return [
-        (
-            receipt_pk,
-            x["index"],
-            program_id,
-            x["sku"],
-            x["name"],
-            x["category"],
-            m(x["quantity"]),
-            m(x["price"]),
-            m(x["amount"]),
-            m(x["discount"]),
-            m(x["points_redeemed"]),
-            m(x["redeemed_value"]),
-            m(x["to_pay"]),
-            m(x["points_earned"]),
-        )
-        for x in lines
-    ]
-
-
 # The answer's fixed-point fields of a line, stored as integer minor units.
 _LINE_MINOR = (
     "quantity",
@@ -1223,6 +1202,24 @@ _LINE_MINOR = (
     "to_pay",
     "points_earned",
 )
+
+
+def _line_rows(
+    receipt_pk: int, program_id: int, lines: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """``INSERT_LINES``'s rows (SQLite): the answer's fixed-point fields as integers."""
+    return [
+        (
+            receipt_pk,
+            x["index"],
+            program_id,
+            x["sku"],
+            x["name"],
+            x["category"],
+            *[_minor(x[k]) for k in _LINE_MINOR],
+        )
+        for x in lines
+    ]
 
 
 def _line_columns_pg(lines: list[dict[str, Any]]) -> list[Any]:
