@@ -228,8 +228,10 @@ async def _priced_call(
             or bool(req.basket.coupons)
             or bool(verified)
         )
-        answer = None
-        if (
+        # Burning points on PostgreSQL: first without a lock, the hold guarded by the
+        # account's version (ADR 0038): two round trips instead of BEGIN, lock, lots,
+        # write, COMMIT; done again locked if another till wrote the account meanwhile.
+        guarded = (
             not rt.sqlite
             and not confirm
             and _redeems(req.basket.redeem_points)
@@ -237,11 +239,10 @@ async def _priced_call(
             and not req.basket.coupons
             and not verified
             and req.offline_token is None
-        ):
-            # Burning points: read without a lock, hold guarded by the account's version
-            # (ADR 0038): two round trips instead of BEGIN, lock, lots, write, COMMIT.
+        )
+        for unlocked in (True, False) if guarded else (False,):
             try:
-                async with rt.hot.single() as tx:
+                async with rt.hot.tx() if moves_points and not unlocked else rt.hot.single() as tx:
                     answer = await _calculate(
                         tx,
                         rt,
@@ -250,30 +251,17 @@ async def _priced_call(
                         compiled,
                         digest,
                         now,
-                        confirm=False,
+                        confirm=confirm,
                         verified=verified,
+                        found=found,
                         calculated=calculated,
-                        unlocked=True,
+                        unlocked=unlocked,
                     )
-            except Changed:  # another till wrote the account meanwhile: nothing written
+                break
+            except Changed:  # unlocked, and the account changed: nothing was written
+                if not unlocked:
+                    raise
                 CALC_RELOCKED.inc()
-                if calculated:
-                    calculated.clear()
-        if answer is None:
-            async with rt.hot.tx() if moves_points else rt.hot.single() as tx:
-                answer = await _calculate(
-                    tx,
-                    rt,
-                    term,
-                    req,
-                    compiled,
-                    digest,
-                    now,
-                    confirm=confirm,
-                    verified=verified,
-                    found=found,
-                    calculated=calculated,
-                )
         if calculated:  # written (committed): the confirm may start from it
             rt.remember_calculated(term.id, req.receipt_id, calculated[0])
     except UniqueViolation:
