@@ -53,6 +53,15 @@ async def forget_calculated(rt: Runtime, shop: Any, receipt_id: str) -> None:
     assert rt.take_calculated(term.id, receipt_id) is not None
 
 
+async def forget_looked_up(rt: Runtime, shop: Any, identifier: str) -> None:
+    """Drop what this process's lookup kept for the calculate (ADR 0040), as when the
+    calculate reaches another worker (PostgreSQL; SQLite keeps nothing)."""
+    term = await rt.terminal_by_key(shop.key)
+    assert term is not None
+    kept = rt.take_looked_up(term.program_id, (identifier,))
+    assert (kept is None) == rt.sqlite
+
+
 def basket(n: int) -> list[tuple[str, Any, Any]]:
     return [(f"sku{i}", 1 + i % 3, "10.50") for i in range(n)]
 
@@ -70,6 +79,7 @@ async def test_calculate_and_confirm_cost_the_same_for_10_and_30_lines(
     member = await shop.customer(points=1000)
     with counting(rt):  # warm the caches
         await shop.get("/customers/lookup", params={"identifier": member.card})
+    await forget_looked_up(rt, shop, member.card)  # calculates without a lookup first
 
     counts = {}
     elsewhere = []  # PostgreSQL: confirms of receipts calculated by another process
@@ -120,6 +130,17 @@ async def test_calculate_and_confirm_cost_the_same_for_10_and_30_lines(
         assert conf_all == ["WITH"]
         assert elsewhere == [["WITH", "WITH"], ["WITH", "WITH"]]
 
+    # After the till's lookup on the same process, PostgreSQL's burning calculate is the
+    # guarded write alone: the lookup's read is checked by it (ADR 0040).
+    await shop.get("/customers/lookup", params={"identifier": member.card})
+    with counting(rt) as calc:
+        r = await shop.post(
+            "/purchases/calculate",
+            receipt("after-lookup", member.card, *basket(20), redeem_points="5"),
+        )
+    assert r.status_code == 200, r.text
+    assert calc == (counts[10][0] if rt.sqlite else ["WITH"])
+
 
 async def test_non_redeeming_calculate_is_one_read_and_one_write(
     make_shop: Any, rt: Runtime
@@ -128,12 +149,22 @@ async def test_non_redeeming_calculate_is_one_read_and_one_write(
     member = await shop.customer(points=10)
     with counting(rt):
         await shop.get("/customers/lookup", params={"identifier": member.card})
+    await forget_looked_up(rt, shop, member.card)
 
     with counting(rt) as seen:
         r = await shop.post("/purchases/calculate", receipt("c1", member.card, *basket(20)))
-
     assert r.status_code == 200
     assert data_statements(seen) == ["SELECT", "INSERT"]
+
+    # right after the till's lookup on the same process: PostgreSQL writes at once, the
+    # insert guarded by the versions the lookup read (ADR 0040)
+    await shop.get("/customers/lookup", params={"identifier": member.card})
+    with counting(rt) as seen:
+        r = await shop.post("/purchases/calculate", receipt("c2", member.card, *basket(20)))
+    assert r.status_code == 200
+    assert (data_statements(seen) if rt.sqlite else seen) == (
+        ["SELECT", "INSERT"] if rt.sqlite else ["INSERT"]
+    )
 
 
 async def test_the_lookup_reads_the_customer_and_recent_receipts_in_one_statement_on_pg(

@@ -45,17 +45,18 @@ async def check_lookup(rt: Runtime, term: Terminal, identifier: str) -> dict[str
     """Everything the cashier needs before the sale; reads only."""
     now = rt.now()
     compiled = await rt.compiled(term.program_id)
+    values = identifier_values(identifier)
     async with rt.hot.lookup() as tx:  # the replica, when there is one (ADR 0032)
         # The account with its lots, the customer's own fields and the last five receipts
         # (one statement on PostgreSQL, two on SQLite): one row per receipt (the
         # customer's fields repeated), or one row of NULLs if none.
-        acc, rows = await load_for_lookup(
-            tx, program_id=term.program_id, values=identifier_values(identifier)
-        )
+        acc, rows = await load_for_lookup(tx, program_id=term.program_id, values=values)
         if acc is None:
             raise ServiceError(
                 "unknown_identifier", "no customer with this identifier", field="identifier"
             )
+        if acc.customer_xmin is not None:  # PostgreSQL: for the calculate (ADR 0040)
+            rt.remember_looked_up(term.program_id, tuple(values), acc)
         # What can be burned at this till (ADR 0024); the holds-by-partner read only
         # for an account with lots restricted to one partner.
         holds = await held_at(tx, acc)

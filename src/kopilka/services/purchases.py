@@ -187,6 +187,15 @@ CALC_RELOCKED = Counter(
 )
 
 
+# Calculates that started from the account their till's lookup read in this process
+# (ADR 0040), by result: written, or changed since the lookup (then read again).
+CALC_FROM_LOOKUP = Counter(
+    "kopilka_calculate_from_lookup",
+    "Calculates that started from the lookup's read kept in this process, by result",
+    ["result"],
+)
+
+
 async def do_calculate(rt: Runtime, term: Terminal, req: PurchaseRequest) -> bytes:
     """Price the receipt, hold the redeemed points, store the answer; one transaction."""
     return await _priced_call(rt, term, req, confirm=False)
@@ -240,7 +249,18 @@ async def _priced_call(
             and not verified
             and req.offline_token is None
         )
-        for unlocked in (True, False) if guarded else (False,):
+        # A member's calculate after the till's lookup on this process, burning nothing or
+        # guarded: no read, the write checks that nothing the lookup read has changed
+        # (ADR 0040); if something has, the calculate reads as below.
+        looked_up = None
+        if req.identifier is not None and not rt.sqlite and (guarded or not moves_points):
+            looked_up = rt.take_looked_up(term.program_id, tuple(identifier_values(req.identifier)))
+        attempts: list[tuple[bool, AccountState | None]] = [(guarded, None)]
+        if looked_up is not None:
+            attempts.insert(0, (True, looked_up))
+        if guarded:
+            attempts.append((False, None))
+        for n, (unlocked, kept) in enumerate(attempts, 1):
             try:
                 async with rt.hot.tx() if moves_points and not unlocked else rt.hot.single() as tx:
                     answer = await _calculate(
@@ -256,12 +276,24 @@ async def _priced_call(
                         found=found,
                         calculated=calculated,
                         unlocked=unlocked,
+                        looked_up=kept,
                     )
+                if kept is not None:
+                    CALC_FROM_LOOKUP.labels("written").inc()
                 break
             except Changed:  # unlocked, and the account changed: nothing was written
-                if not unlocked:
+                if n == len(attempts):
                     raise
-                CALC_RELOCKED.inc()
+                if kept is not None:
+                    CALC_FROM_LOOKUP.labels("changed").inc()
+                elif unlocked:
+                    CALC_RELOCKED.inc()
+            except ServiceError:
+                # A refusal from the lookup's read (a card blocked then, points short
+                # then) may be stale: only a read of its own may refuse (nothing written).
+                if kept is None:
+                    raise
+                CALC_FROM_LOOKUP.labels("refused").inc()
         if calculated:  # written (committed): the confirm may start from it
             rt.remember_calculated(term.id, req.receipt_id, calculated[0])
     except UniqueViolation:
@@ -392,17 +424,37 @@ HOLD_PG = (
     _HOLD_PG_ROWS + " UPDATE accounts SET held = ?, updated_at = ? WHERE id = ? "
     "RETURNING xmin, balance, held, debt, (SELECT id FROM h), (SELECT id FROM rc)"
 )
+
+
 # PostgreSQL, a calculate that holds points without a lock (ADR 0038): the same rows as
 # HOLD_PG, the account updated only in the version its lots were read in (``xmin``), the
 # whole statement undone (KP001) if it changed meanwhile.
-HOLD_PG_GUARDED = (
-    _HOLD_PG_ROWS
-    + ", acc AS (UPDATE accounts SET held = ?, updated_at = ? WHERE id = ? AND xmin = ? "
-    "RETURNING xmin, balance, held, debt) "
-    "SELECT kopilka_confirm_check((SELECT count(*) FROM acc) = 1), (SELECT xmin FROM acc), "
-    "(SELECT balance FROM acc), (SELECT held FROM acc), (SELECT debt FROM acc), "
-    "(SELECT id FROM h), (SELECT id FROM rc)"
+def _hold_pg_guarded(also: str = "") -> str:
+    return (
+        _HOLD_PG_ROWS
+        + ", acc AS (UPDATE accounts SET held = ?, updated_at = ? WHERE id = ? AND xmin = ?"
+        f"{also} RETURNING xmin, balance, held, debt) "
+        "SELECT kopilka_confirm_check((SELECT count(*) FROM acc) = 1), (SELECT xmin FROM acc), "
+        "(SELECT balance FROM acc), (SELECT held FROM acc), (SELECT debt FROM acc), "
+        "(SELECT id FROM h), (SELECT id FROM rc)"
+    )
+
+
+HOLD_PG_GUARDED = _hold_pg_guarded()
+# PostgreSQL, a calculate starting from the account its till's lookup read (ADR 0040):
+# the identifier still leads to the same card, and the card, the customer and the account
+# are the row versions the lookup read (``xmin``; the account's covers its lots and holds,
+# as for ADR 0037), or the statement is undone (KP001) and the calculate reads for itself.
+# Parameters: program, the identifier's two values, card, and the three versions.
+_AS_LOOKED_UP = (
+    "EXISTS (SELECT 1 FROM (SELECT c.id, a.xmin, c.xmin, cu.xmin FROM identifiers i "
+    "JOIN cards c ON c.id = i.card_id JOIN accounts a ON a.id = c.account_id "
+    "JOIN customers cu ON cu.id = c.customer_id WHERE i.program_id = ? AND i.value IN (?, ?) "
+    "ORDER BY i.kind LIMIT 1) g (card, ax, cx, cux) "
+    "WHERE g.card = ? AND g.ax = ? AND g.cx = ? AND g.cux = ?)"
 )
+INSERT_RECEIPT_AS_LOOKED_UP = INSERT_RECEIPT + f", kopilka_confirm_check({_AS_LOOKED_UP})"
+HOLD_PG_AS_LOOKED_UP = _hold_pg_guarded(f" AND {_AS_LOOKED_UP}")
 LOCK_RECEIPT = (
     "SELECT id, state, account_id, occurred_at, calc_response, confirm_response, partner_id "
     "FROM receipts WHERE terminal_id = ? AND pos_receipt_id = ?"
@@ -423,6 +475,7 @@ async def _calculate(
     found: list[offline.OfflineBurn] | None = None,
     calculated: list[Calculated] | None = None,
     unlocked: bool = False,
+    looked_up: AccountState | None = None,
 ) -> bytes:
     """``unlocked`` (PostgreSQL, a calculate that may hold points; ADR 0038): read the
     account without a lock and write the hold guarded by the row's version; raises
@@ -435,7 +488,14 @@ async def _calculate(
         token = await _offline_token(tx, term, req, occurred_at, confirm=confirm)
         if req.identifier is None:  # the token names the card
             req = replace(req, identifier=token.card_number)
-    if req.identifier is not None:
+    as_looked_up: list[Any] = []  # the guard's parameters (ADR 0040)
+    if looked_up is not None:  # the lookup's read, checked by the write (ADR 0040)
+        assert req.identifier is not None and unlocked and not confirm
+        account = replace(looked_up, lots=list(looked_up.lots))
+        v = identifier_values(req.identifier)
+        as_looked_up = [term.program_id, v[0], v[-1], account.card_id, account.xmin]
+        as_looked_up += [account.card_xmin, account.customer_xmin]
+    elif req.identifier is not None:
         redeeming = _redeems(req.basket.redeem_points)
         account = await load_by_identifier(
             tx,
@@ -443,6 +503,7 @@ async def _calculate(
             values=identifier_values(req.identifier),
             lock=(redeeming or confirm) and not unlocked,
         )
+    if req.identifier is not None:
         if account is None:
             raise ServiceError(
                 "unknown_identifier", "no customer with this identifier", field="identifier"
@@ -593,7 +654,7 @@ async def _calculate(
         if unlocked and CRASH_ARMED:  # the write is the commit (no transaction)
             crash.point("tx.commit")
         rows = await tx.fetch(
-            HOLD_PG_GUARDED if unlocked else HOLD_PG,
+            (HOLD_PG_AS_LOOKED_UP if as_looked_up else HOLD_PG_GUARDED) if unlocked else HOLD_PG,
             *receipt_args,
             account.program_id,
             account.id,
@@ -609,6 +670,7 @@ async def _calculate(
             ts(tx, now),
             account.id,
             *guard,
+            *as_looked_up,
         )
         if unlocked and CRASH_ARMED:
             crash.point("tx.committed")
@@ -630,7 +692,10 @@ async def _calculate(
         return views.dumps(calc_body)
     if unlocked and holding:  # the general path's hold needs the lock: take it
         raise Changed("a hold written by the general path")
-    rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
+    if as_looked_up:
+        rows = await tx.fetch(INSERT_RECEIPT_AS_LOOKED_UP, *receipt_args, *as_looked_up)
+    else:
+        rows = await tx.fetch(INSERT_RECEIPT, *receipt_args)
     receipt_pk = int(rows[0][0])
     if (
         calculated is not None

@@ -125,18 +125,35 @@ class Runtime:
     _calculated: dict[tuple[int, str], tuple[float, Any]] = field(default_factory=dict)
     calculated_max: int = 2000
     calculated_ttl_s: float = 600.0
+    # (program id, identifier values) -> (when, the account a lookup read), for the
+    # calculate that follows it at the same till (ADR 0040); the same bounds.
+    _looked_up: dict[tuple[int, tuple[str, ...]], tuple[float, Any]] = field(default_factory=dict)
 
     def remember_calculated(self, terminal_id: int, receipt_id: str, entry: Any) -> None:
         """Keep a calculate's read for its confirm (bounded: the oldest entry goes)."""
-        memo = self._calculated
-        memo[(terminal_id, receipt_id)] = (time.monotonic(), entry)
-        while len(memo) > self.calculated_max:
-            del memo[next(iter(memo))]
+        self._remember(self._calculated, (terminal_id, receipt_id), entry)
 
     def take_calculated(self, terminal_id: int, receipt_id: str) -> Any:
         """The calculate's read for this confirm, once (None: not calculated here, or too
         long ago)."""
-        kept = self._calculated.pop((terminal_id, receipt_id), None)
+        return self._take(self._calculated, (terminal_id, receipt_id))
+
+    def remember_looked_up(self, program_id: int, values: tuple[str, ...], entry: Any) -> None:
+        """Keep a lookup's read of an account for the calculate that follows it."""
+        self._remember(self._looked_up, (program_id, values), entry)
+
+    def take_looked_up(self, program_id: int, values: tuple[str, ...]) -> Any:
+        """The lookup's read for this identifier, once (None: not looked up here lately)."""
+        return self._take(self._looked_up, (program_id, values))
+
+    def _remember(self, memo: dict[Any, tuple[float, Any]], key: Any, entry: Any) -> None:
+        memo.pop(key, None)  # a key kept again is the newest
+        memo[key] = (time.monotonic(), entry)
+        while len(memo) > self.calculated_max:
+            del memo[next(iter(memo))]
+
+    def _take(self, memo: dict[Any, tuple[float, Any]], key: Any) -> Any:
+        kept = memo.pop(key, None)
         if kept is None or time.monotonic() - kept[0] > self.calculated_ttl_s:
             return None
         return kept[1]

@@ -48,6 +48,11 @@ class AccountState:
     # when read without a lock (``BY_IDENTIFIER_PG``): what an unlocked confirm's write
     # is guarded by (ADR 0037, 0038).  None elsewhere.
     xmin: int | None = None
+    # PostgreSQL, read by the till's lookup (``LOOKUP_PG``): the card's and the customer's
+    # row versions besides the account's: what a calculate starting from the lookup's
+    # read is guarded by (ADR 0040).  None elsewhere.
+    card_xmin: int | None = None
+    customer_xmin: int | None = None
 
 
 _ACCOUNT = "a.id, a.program_id, a.balance, a.held, a.debt"
@@ -143,15 +148,15 @@ _X_CARD = (
 LOOKUP_PG = (
     f"WITH x AS (SELECT {_ACCOUNT}, c.id AS card_id, c.number, c.status, c.customer_id, "
     "cu.first_name, cu.last_name, a.tier, a.discount_percent, cu.tags, cu.rfm_segment, "
-    "cu.birthday, cu.phone, cu.phone_confirmed_at "
-    f"{_BY_IDENTIFIER_FROM}WHERE i.program_id = ? AND i.value IN (?, ?) "
+    "cu.birthday, cu.phone, cu.phone_confirmed_at, a.xmin AS a_xmin, c.xmin AS c_xmin, "
+    f"cu.xmin AS cu_xmin {_BY_IDENTIFIER_FROM}WHERE i.program_id = ? AND i.value IN (?, ?) "
     "ORDER BY i.kind LIMIT 1), "
     "rec AS (SELECT ARRAY(SELECT ROW(r.pos_receipt_id, r.occurred_at, r.to_pay, "
     "r.points_earned, r.points_redeemed, s.name) FROM x JOIN receipts r "
     "ON r.program_id = x.program_id AND r.account_id = x.id AND r.state = 'confirmed' "
     "LEFT JOIN stores s ON s.id = r.store_id ORDER BY r.occurred_at DESC LIMIT 5) AS recent) "
     f"SELECT x.id, x.program_id, x.balance, x.held, x.debt, {_LOTS}, {_X_CARD}, "
-    "x.phone_confirmed_at, rec.recent FROM x CROSS JOIN rec "
+    "x.phone_confirmed_at, rec.recent, x.a_xmin, x.c_xmin, x.cu_xmin FROM x CROSS JOIN rec "
     "LEFT JOIN lots l ON l.program_id = x.program_id AND l.account_id = x.id "
     "AND l.remaining > 0 ORDER BY l.id"
 )
@@ -176,6 +181,8 @@ async def load_for_lookup(
         return None, []
     # after _ACCOUNT (0-4), _LOTS (5-10) and the card's columns (11-22; birthday is 21)
     birthday, confirmed_at, recent = rows[0][21], rows[0][23], rows[0][24]
+    # the rows' versions, in the snapshot the lots were read in (ADR 0040)
+    acc.xmin, acc.card_xmin, acc.customer_xmin = (int(x) for x in rows[0][25:28])
     if not recent:
         return acc, [(birthday, confirmed_at, None, None, None, None, None, None)]
     return acc, [(birthday, confirmed_at, *r) for r in recent]
