@@ -447,11 +447,9 @@ HOLD_PG_GUARDED = _hold_pg_guarded()
 # as for ADR 0037), or the statement is undone (KP001) and the calculate reads for itself.
 # Parameters: program, the identifier's two values, card, and the three versions.
 _AS_LOOKED_UP = (
-    "EXISTS (SELECT 1 FROM (SELECT c.id, a.xmin, c.xmin, cu.xmin FROM identifiers i "
-    "JOIN cards c ON c.id = i.card_id JOIN accounts a ON a.id = c.account_id "
-    "JOIN customers cu ON cu.id = c.customer_id WHERE i.program_id = ? AND i.value IN (?, ?) "
-    "ORDER BY i.kind LIMIT 1) g (card, ax, cx, cux) "
-    "WHERE g.card = ? AND g.ax = ? AND g.cx = ? AND g.cux = ?)"
+    "(SELECT card_id FROM identifiers WHERE program_id = ? AND value IN (?, ?) "
+    "ORDER BY kind LIMIT 1) = ? AND (SELECT xmin FROM accounts WHERE id = ?) = ? "
+    "AND (SELECT xmin FROM cards WHERE id = ?) = ? AND (SELECT xmin FROM customers WHERE id = ?) = ?"
 )
 INSERT_RECEIPT_AS_LOOKED_UP = INSERT_RECEIPT + f", kopilka_confirm_check({_AS_LOOKED_UP})"
 HOLD_PG_AS_LOOKED_UP = _hold_pg_guarded(f" AND {_AS_LOOKED_UP}")
@@ -493,8 +491,9 @@ async def _calculate(
         assert req.identifier is not None and unlocked and not confirm
         account = replace(looked_up, lots=list(looked_up.lots))
         v = identifier_values(req.identifier)
-        as_looked_up = [term.program_id, v[0], v[-1], account.card_id, account.xmin]
-        as_looked_up += [account.card_xmin, account.customer_xmin]
+        as_looked_up = [term.program_id, v[0], v[-1], account.card_id, account.id]
+        as_looked_up += [account.xmin, account.card_id, account.card_xmin]
+        as_looked_up += [account.customer_id, account.customer_xmin]
     elif req.identifier is not None:
         redeeming = _redeems(req.basket.redeem_points)
         account = await load_by_identifier(
