@@ -449,7 +449,8 @@ HOLD_PG_GUARDED = _hold_pg_guarded()
 _AS_LOOKED_UP = (
     "(SELECT card_id FROM identifiers WHERE program_id = ? AND value IN (?, ?) "
     "ORDER BY kind LIMIT 1) = ? AND (SELECT xmin FROM accounts WHERE id = ?) = ? "
-    "AND (SELECT xmin FROM cards WHERE id = ?) = ? AND (SELECT xmin FROM customers WHERE id = ?) = ?"
+    "AND (SELECT xmin FROM cards WHERE id = ?) = ? "
+    "AND (SELECT xmin FROM customers WHERE id = ?) = ?"
 )
 INSERT_RECEIPT_AS_LOOKED_UP = INSERT_RECEIPT + f", kopilka_confirm_check({_AS_LOOKED_UP})"
 HOLD_PG_AS_LOOKED_UP = _hold_pg_guarded(f" AND {_AS_LOOKED_UP}")
