@@ -55,6 +55,16 @@ async def looked_up(shop: Shop, identifier: str) -> None:
     assert r.status_code == 200, r.text
 
 
+async def member_after_lookup(
+    make_shop: MakeShop, points: int, **settings: str
+) -> tuple[Shop, Member]:
+    """A program, a member with ``points``, and the till's lookup of the member's card."""
+    shop = await make_shop(**settings)
+    member = await shop.customer(points=points)
+    await looked_up(shop, member.card)
+    return shop, member
+
+
 async def test_with_nothing_changed_the_calculate_answers_as_one_that_reads(
     make_shop: MakeShop,
 ) -> None:
@@ -78,9 +88,7 @@ async def test_with_nothing_changed_the_calculate_answers_as_one_that_reads(
 
 
 async def test_a_card_blocked_after_the_lookup_is_refused(make_shop: MakeShop) -> None:
-    shop = await make_shop()
-    member = await shop.customer(points=50)
-    await looked_up(shop, member.card)
+    shop, member = await member_after_lookup(make_shop, 50)
 
     await ca.block_card(shop.rt, support(shop), shop.program_id, member.card, reason="stolen")
     counts = Counts()
@@ -94,9 +102,9 @@ async def test_a_card_blocked_after_the_lookup_is_refused(make_shop: MakeShop) -
 async def test_points_credited_after_the_lookup_are_burned_and_shown(
     make_shop: MakeShop,
 ) -> None:
-    shop = await make_shop(burn_max_percent="100", earn_percent="10")
-    member = await shop.customer(points=100)
-    await looked_up(shop, member.card)
+    shop, member = await member_after_lookup(
+        make_shop, 100, burn_max_percent="100", earn_percent="10"
+    )
 
     await do_adjust(shop.rt, member.account_id, Decimal(25), program_id=shop.program_id)
     counts = Counts()
@@ -119,9 +127,9 @@ async def test_points_credited_after_the_lookup_are_burned_and_shown(
 async def test_a_burning_calculate_with_nothing_changed_holds_from_the_lookups_read(
     make_shop: MakeShop,
 ) -> None:
-    shop = await make_shop(burn_max_percent="100", earn_percent="10")
-    member = await shop.customer(points=100)
-    await looked_up(shop, member.card)
+    shop, member = await member_after_lookup(
+        make_shop, 100, burn_max_percent="100", earn_percent="10"
+    )
 
     counts = Counts()
     r = await shop.post(
@@ -181,9 +189,7 @@ async def test_a_phone_moved_to_a_new_card_after_the_lookup_names_the_new_card(
 async def test_points_credited_after_the_lookup_show_in_a_calculate_burning_nothing(
     make_shop: MakeShop,
 ) -> None:
-    shop = await make_shop(earn_percent="10")
-    member = await shop.customer(points=100)
-    await looked_up(shop, member.card)
+    shop, member = await member_after_lookup(make_shop, 100, earn_percent="10")
 
     await do_adjust(shop.rt, member.account_id, Decimal(25), program_id=shop.program_id)
     counts = Counts()
@@ -214,9 +220,7 @@ async def test_a_card_unblocked_after_the_lookup_is_served(make_shop: MakeShop) 
 async def test_points_spent_elsewhere_after_the_lookup_refuse_with_todays_balance(
     make_shop: MakeShop,
 ) -> None:
-    shop = await make_shop(burn_max_percent="100")
-    member = await shop.customer(points=100)
-    await looked_up(shop, member.card)
+    shop, member = await member_after_lookup(make_shop, 100, burn_max_percent="100")
 
     await do_adjust(shop.rt, member.account_id, Decimal(-70), program_id=shop.program_id)
     r = await shop.post(
