@@ -188,7 +188,8 @@ CALC_RELOCKED = Counter(
 
 
 # Calculates that started from the account their till's lookup read in this process
-# (ADR 0040), by result: written, or changed since the lookup (then read again).
+# (ADR 0040), by result: written; changed since the lookup, or refused from the lookup's
+# read (in both, nothing written and read again).
 CALC_FROM_LOOKUP = Counter(
     "kopilka_calculate_from_lookup",
     "Calculates that started from the lookup's read kept in this process, by result",
@@ -253,8 +254,9 @@ async def _priced_call(
         # guarded: no read, the write checks that nothing the lookup read has changed
         # (ADR 0040); if something has, the calculate reads as below.
         looked_up = None
-        if req.identifier is not None and not rt.sqlite and (guarded or not moves_points):
-            looked_up = rt.take_looked_up(term.program_id, tuple(identifier_values(req.identifier)))
+        values = identifier_values(req.identifier) if req.identifier is not None else None
+        if values is not None and not rt.sqlite and (guarded or not moves_points):
+            looked_up = rt.take_looked_up(term.program_id, tuple(values))
         attempts: list[tuple[bool, AccountState | None]] = [(guarded, None)]
         if looked_up is not None:
             attempts.insert(0, (True, looked_up))
@@ -277,6 +279,7 @@ async def _priced_call(
                         calculated=calculated,
                         unlocked=unlocked,
                         looked_up=kept,
+                        values=values,
                     )
                 if kept is not None:
                     CALC_FROM_LOOKUP.labels("written").inc()
@@ -445,7 +448,8 @@ HOLD_PG_GUARDED = _hold_pg_guarded()
 # the identifier still leads to the same card, and the card, the customer and the account
 # are the row versions the lookup read (``xmin``; the account's covers its lots and holds,
 # as for ADR 0037), or the statement is undone (KP001) and the calculate reads for itself.
-# Parameters: program, the identifier's two values, card, and the three versions.
+# Parameters: program, the identifier's two values, the card; then the account, the card
+# and the customer, each with its version.
 _AS_LOOKED_UP = (
     "(SELECT card_id FROM identifiers WHERE program_id = ? AND value IN (?, ?) "
     "ORDER BY kind LIMIT 1) = ? AND (SELECT xmin FROM accounts WHERE id = ?) = ? "
@@ -475,6 +479,7 @@ async def _calculate(
     calculated: list[Calculated] | None = None,
     unlocked: bool = False,
     looked_up: AccountState | None = None,
+    values: list[str] | None = None,
 ) -> bytes:
     """``unlocked`` (PostgreSQL, a calculate that may hold points; ADR 0038): read the
     account without a lock and write the hold guarded by the row's version; raises
@@ -487,20 +492,22 @@ async def _calculate(
         token = await _offline_token(tx, term, req, occurred_at, confirm=confirm)
         if req.identifier is None:  # the token names the card
             req = replace(req, identifier=token.card_number)
+    if req.identifier is not None and values is None:  # the offline token's card
+        values = identifier_values(req.identifier)
     as_looked_up: list[Any] = []  # the guard's parameters (ADR 0040)
     if looked_up is not None:  # the lookup's read, checked by the write (ADR 0040)
         assert req.identifier is not None and unlocked and not confirm
         account = replace(looked_up, lots=list(looked_up.lots))
-        v = identifier_values(req.identifier)
-        as_looked_up = [term.program_id, v[0], v[-1], account.card_id, account.id]
+        assert values is not None
+        as_looked_up = [term.program_id, values[0], values[-1], account.card_id, account.id]
         as_looked_up += [account.xmin, account.card_id, account.card_xmin]
         as_looked_up += [account.customer_id, account.customer_xmin]
-    elif req.identifier is not None:
+    elif values is not None:
         redeeming = _redeems(req.basket.redeem_points)
         account = await load_by_identifier(
             tx,
             program_id=term.program_id,
-            values=identifier_values(req.identifier),
+            values=values,
             lock=(redeeming or confirm) and not unlocked,
         )
     if req.identifier is not None:
